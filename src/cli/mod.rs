@@ -1,0 +1,81 @@
+//! Command-line interface: clap structs, validated into configs, dispatched to
+//! the library. `anyhow` lives here and in `main.rs` only.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+pub mod common;
+pub mod eval;
+pub mod importance;
+pub mod info;
+pub mod latents;
+pub mod mount;
+pub mod pack;
+pub mod sample;
+pub mod train;
+pub mod unpack;
+pub mod verify;
+
+/// Importance-driven learned compression for 3D scientific volumes.
+///
+/// Pack volumes into one `.idl` container with a learned codec that keeps the
+/// regions you mark important sharp, then mount the container and open the
+/// volumes in ParaView or VTK as if they were never compressed.
+#[derive(Parser, Debug)]
+#[command(name = "idlat", version, about, long_about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    Pack(pack::Args),
+    Unpack(unpack::Args),
+    Info(info::Args),
+    Verify(verify::Args),
+    Eval(eval::Args),
+    Mount(mount::Args),
+    Train(train::Args),
+    Importance(importance::Args),
+    Latents(latents::Args),
+    Sample(sample::Args),
+}
+
+/// A subcommand whose issue has not landed yet: exit 2, never fake output.
+#[derive(Debug, thiserror::Error)]
+#[error("not implemented yet")]
+pub struct NotImplemented;
+
+/// Outcome of a subcommand: `Ok(code)` for a normal exit (e.g. verify's 1 on corruption).
+pub type CmdResult = anyhow::Result<ExitCode>;
+
+pub fn run(cli: Cli) -> CmdResult {
+    match cli.command {
+        Command::Pack(a) => pack::run(a),
+        Command::Unpack(a) => unpack::run(a),
+        Command::Info(a) => info::run(a),
+        Command::Verify(a) => verify::run(a),
+        Command::Eval(a) => eval::run(a),
+        Command::Mount(a) => mount::run(a),
+        Command::Train(a) => train::run(a),
+        Command::Importance(a) => importance::run(a),
+        Command::Latents(a) => latents::run(a),
+        Command::Sample(a) => sample::run(a),
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) if e.is::<NotImplemented>() => {
+            eprintln!("idlat: not implemented yet");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("idlat: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

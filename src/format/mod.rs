@@ -1,0 +1,1 @@
+//! The `.idl` container (spec/FORMAT.md). No libtorch here.

@@ -1,0 +1,15 @@
+//! idlat: importance-driven learned compression of 3D scientific volumes.
+//!
+//! Layers (dependencies point one way, see ARCHITECTURE.md):
+//! `cli` → `fs` (FUSE view, block cache) → `codec` (pure-Rust entropy coding,
+//! tch models) → `format` (the `.idl` container, no libtorch).
+//! `importance`, `sample` and `io` are leaf utilities used by `cli` and `codec`.
+
+pub mod cli;
+pub mod codec;
+pub mod format;
+pub mod fs;
+pub mod importance;
+pub mod io;
+pub mod sample;
+pub mod volume;

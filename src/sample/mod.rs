@@ -1,0 +1,1 @@
+//! Deterministic synthetic stand-ins for the paper's datasets.
