@@ -35,16 +35,20 @@ pub fn read_volume(path: &Path, _opts: &ReadOptions) -> Result<Volume, IoError> 
 /// Writes `path` (little-endian f32, x fastest) and a MetaImage header beside it
 /// (`path` with extension `.mhd`). Returns the header path.
 pub fn write_raw_mhd(path: &Path, vol: &Volume) -> Result<PathBuf, IoError> {
-    let os = |p: &Path| move |source| IoError::Os { path: p.to_owned(), source };
     let mut bytes = Vec::with_capacity(vol.data.len() * 4);
     for v in &vol.data {
         bytes.extend_from_slice(&v.to_le_bytes());
     }
-    std::fs::write(path, &bytes).map_err(os(path))?;
+    std::fs::write(path, &bytes).map_err(|e| os_err(path, e))?;
     let mhd = path.with_extension("mhd");
     let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("data.raw");
-    std::fs::write(&mhd, mhd_header(vol, file_name)).map_err(os(&mhd))?;
+    std::fs::write(&mhd, mhd_header(vol, file_name)).map_err(|e| os_err(&mhd, e))?;
     Ok(mhd)
+}
+
+/// Wraps an OS error with the file it concerns.
+pub fn os_err(path: &Path, source: std::io::Error) -> IoError {
+    IoError::Os { path: path.to_owned(), source }
 }
 
 /// MetaImage header for little-endian f32 data in `data_file`.
