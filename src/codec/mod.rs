@@ -1,1 +1,42 @@
-//! The IDLat codec.
+//! The IDLat codec (paper sections 3 and 5; DESIGN sections 3 and 4).
+//!
+//! - `profile`: architecture hyper-parameters and the latent-halo tiling.
+//! - `tables`, `hyper`: pure-Rust, deterministic entropy coding (constriction
+//!   ANS) with probabilities from integer tables and a Rust hyper-decoder.
+//! - `modelfile`: safetensors model files, content-hashed.
+//! - `net`, `engine`, `train` (feature `torch`): the tch networks, batched
+//!   inference on CPU or CUDA, and training.
+//! - `blocks`: volume ↔ blocks (windows with halo, normalisation, block kinds).
+
+pub mod blocks;
+pub mod hyper;
+pub mod modelfile;
+pub mod profile;
+pub mod tables;
+
+#[cfg(feature = "torch")]
+pub mod engine;
+#[cfg(feature = "torch")]
+pub mod net;
+#[cfg(feature = "torch")]
+pub mod train;
+
+/// Which device decoding would use, for `idlat info --device`.
+pub fn device_description() -> String {
+    #[cfg(feature = "torch")]
+    {
+        match engine::select_device(engine::DeviceChoice::Auto) {
+            Ok(d) => format!(
+                "{} (CUDA available: {}, cuDNN: {})",
+                engine::describe(d),
+                tch::Cuda::is_available(),
+                tch::Cuda::cudnn_is_available()
+            ),
+            Err(e) => e,
+        }
+    }
+    #[cfg(not(feature = "torch"))]
+    {
+        "none: built without the `torch` feature (neural blocks cannot be decoded)".to_string()
+    }
+}

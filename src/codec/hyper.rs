@@ -1,0 +1,235 @@
+//! The hyper-decoder h_s in plain Rust, and the per-block entropy coder.
+//!
+//! h_s turns the decoded side info z_hat into a mean and a scale-table index
+//! for every latent y. Both the packer and every decoder run exactly this code,
+//! in a fixed summation order with no fused or reordered float operations, so
+//! they derive bit-identical probabilities on any machine, thread count or
+//! device (DESIGN section 4). libtorch evaluates the same network only while
+//! training, where small differences do not matter.
+//!
+//! Network (weights in torch layout): ConvTranspose3d(nz→nh, k2, s2) → ReLU →
+//! Conv1x1(nh→nh) → ReLU → Conv1x1(nh→2m); channels `0..m` are means, `m..2m`
+//! natural-log scales.
+
+use super::modelfile::{ModelError, ModelFile};
+use super::profile::Profile;
+use super::tables::{self, Model, ALPHABET, SCALE_COUNT, SYMBOL_RADIUS};
+use constriction::stream::{stack::DefaultAnsCoder, Decode};
+use constriction::UnwrapInfallible;
+
+/// Everything the entropy-coding half of the codec needs; pure Rust.
+pub struct EntropyCodec {
+    pub profile: Profile,
+    w0: Vec<f32>, // [nz][nh][2][2][2]
+    b0: Vec<f32>,
+    w1: Vec<f32>, // [nh][nh]
+    b1: Vec<f32>,
+    w2: Vec<f32>, // [2m][nh]
+    b2: Vec<f32>,
+    bounds: Vec<f32>,
+    y_models: Vec<Model>,
+    z_models: Vec<Model>,
+}
+
+/// A block's entropy-decoded latents.
+pub struct Latents {
+    /// Dequantised y, `[m][L][L][L]`, L = latent core.
+    pub y_hat: Vec<f32>,
+    /// Side-info symbols, `[nz][G][G][G]`.
+    pub z: Vec<i32>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error("{stream} stream length {len} is not a multiple of 4")]
+    Misaligned { stream: &'static str, len: usize },
+    #[error("{stream} stream is empty or ends with a zero word (not an ANS stream)")]
+    Invalid { stream: &'static str },
+    #[error("{stream} stream has {left} unread bits after the last symbol (corrupt)")]
+    Trailing { stream: &'static str, left: usize },
+}
+
+pub const H_S_TCONV: &str = "h_s.0";
+pub const H_S_MID: &str = "h_s.2";
+pub const H_S_OUT: &str = "h_s.4";
+
+impl EntropyCodec {
+    pub fn from_model(mf: &ModelFile) -> Result<EntropyCodec, ModelError> {
+        let p = mf.profile.clone();
+        let (nz, nh, m) = (p.nz, p.nh, p.m);
+        let tab = |name: &str, rows: usize| -> Result<Vec<Model>, ModelError> {
+            let t = mf.i32s(name, rows * ALPHABET)?;
+            t.chunks(ALPHABET)
+                .map(|row| {
+                    let row: Vec<u32> = row.iter().map(|&v| v as u32).collect();
+                    tables::model_from_fixed(&row).map_err(|msg| ModelError::Tensor { name: name.into(), msg })
+                })
+                .collect()
+        };
+        Ok(EntropyCodec {
+            w0: mf.f32s(&format!("{H_S_TCONV}.weight"), nz * nh * 8)?.to_vec(),
+            b0: mf.f32s(&format!("{H_S_TCONV}.bias"), nh)?.to_vec(),
+            w1: mf.f32s(&format!("{H_S_MID}.weight"), nh * nh)?.to_vec(),
+            b1: mf.f32s(&format!("{H_S_MID}.bias"), nh)?.to_vec(),
+            w2: mf.f32s(&format!("{H_S_OUT}.weight"), 2 * m * nh)?.to_vec(),
+            b2: mf.f32s(&format!("{H_S_OUT}.bias"), 2 * m)?.to_vec(),
+            bounds: mf.f32s("tables.log_scale_bounds", SCALE_COUNT - 1)?.to_vec(),
+            y_models: tab("tables.y", SCALE_COUNT)?,
+            z_models: tab("tables.z", nz)?,
+            profile: p,
+        })
+    }
+
+    /// h_s: side-info symbols → (means, scale-table indices), both `[m][L][L][L]`.
+    pub fn hyper_decode(&self, z: &[i32]) -> (Vec<f32>, Vec<u8>) {
+        let p = &self.profile;
+        let (nz, nh, m, g) = (p.nz, p.nh, p.m, p.z_grid());
+        let l = 2 * g; // tconv k2 s2 output edge
+        let lc = p.latent_core();
+        let nvox = l * l * l;
+        // Transposed conv, kernel 2 stride 2: each input voxel feeds a disjoint 2x2x2 cell.
+        let mut h = vec![0f32; nh * nvox];
+        for co in 0..nh {
+            for v in 0..nvox {
+                h[co * nvox + v] = self.b0[co];
+            }
+        }
+        for ci in 0..nz {
+            for gz in 0..g {
+                for gy in 0..g {
+                    for gx in 0..g {
+                        let zin = z[((ci * g + gz) * g + gy) * g + gx] as f32;
+                        if zin == 0.0 {
+                            continue;
+                        }
+                        for co in 0..nh {
+                            let w = &self.w0[(ci * nh + co) * 8..(ci * nh + co) * 8 + 8];
+                            for k in 0..8 {
+                                let (a, b, c) = (k >> 2, (k >> 1) & 1, k & 1);
+                                let v = ((2 * gz + a) * l + 2 * gy + b) * l + 2 * gx + c;
+                                h[co * nvox + v] += zin * w[k];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        relu(&mut h);
+        let h = pointwise(&h, &self.w1, &self.b1, nh, nh, nvox);
+        let mut h = h;
+        relu(&mut h);
+        let out = pointwise(&h, &self.w2, &self.b2, nh, 2 * m, nvox);
+        // Crop to the latent core (l == lc unless the core is odd).
+        let n = lc * lc * lc;
+        let mut mean = vec![0f32; m * n];
+        let mut idx = vec![0u8; m * n];
+        for c in 0..m {
+            for zz in 0..lc {
+                for yy in 0..lc {
+                    for xx in 0..lc {
+                        let src = (zz * l + yy) * l + xx;
+                        let dst = c * n + (zz * lc + yy) * lc + xx;
+                        mean[dst] = out[c * nvox + src];
+                        idx[dst] = tables::scale_index(&self.bounds, out[(m + c) * nvox + src]) as u8;
+                    }
+                }
+            }
+        }
+        (mean, idx)
+    }
+
+    /// Codes one block. `z` are the rounded hyper-latents (clamped here), `y`
+    /// the analysis output. Returns (z stream, y stream, y_hat).
+    pub fn encode(&self, z: &[i32], y: &[f32]) -> (Vec<u8>, Vec<u8>, Vec<f32>) {
+        let p = &self.profile;
+        let zc: Vec<i32> = z.iter().map(|&s| s.clamp(-SYMBOL_RADIUS, SYMBOL_RADIUS)).collect();
+        let gz3 = p.z_grid().pow(3);
+        let mut zc_coder = DefaultAnsCoder::new();
+        zc_coder
+            .encode_symbols_reverse(
+                zc.iter().enumerate().map(|(i, &s)| ((s + SYMBOL_RADIUS) as usize, &self.z_models[i / gz3])),
+            )
+            .expect("clamped symbols are inside every table");
+        let (mean, idx) = self.hyper_decode(&zc);
+        let mut y_hat = vec![0f32; y.len()];
+        let mut syms = vec![0usize; y.len()];
+        for i in 0..y.len() {
+            let q = (y[i] - mean[i]).round();
+            let q = if q.is_finite() { (q as i32).clamp(-SYMBOL_RADIUS, SYMBOL_RADIUS) } else { 0 };
+            syms[i] = (q + SYMBOL_RADIUS) as usize;
+            y_hat[i] = q as f32 + mean[i];
+        }
+        let mut yc = DefaultAnsCoder::new();
+        yc.encode_symbols_reverse(syms.iter().zip(&idx).map(|(&s, &k)| (s, &self.y_models[k as usize])))
+            .expect("clamped symbols are inside every table");
+        (words_to_bytes(zc_coder.into_compressed().unwrap_infallible()), words_to_bytes(yc.into_compressed().unwrap_infallible()), y_hat)
+    }
+
+    /// Decodes one block's streams; garbage gives an error, never a panic or a hang
+    /// (the symbol count is fixed by the profile).
+    pub fn decode(&self, z_bytes: &[u8], y_bytes: &[u8]) -> Result<Latents, StreamError> {
+        let p = &self.profile;
+        let gz3 = p.z_grid().pow(3);
+        let mut zc = coder_from("z", z_bytes)?;
+        let mut z = Vec::with_capacity(p.z_symbols());
+        for i in 0..p.z_symbols() {
+            let s = zc.decode_symbol(&self.z_models[i / gz3]).unwrap_infallible();
+            z.push(s as i32 - SYMBOL_RADIUS);
+        }
+        check_drained("z", &zc)?;
+        let (mean, idx) = self.hyper_decode(&z);
+        let mut yc = coder_from("y", y_bytes)?;
+        let mut y_hat = Vec::with_capacity(p.y_symbols());
+        for i in 0..p.y_symbols() {
+            let s = yc.decode_symbol(&self.y_models[idx[i] as usize]).unwrap_infallible();
+            y_hat.push((s as i32 - SYMBOL_RADIUS) as f32 + mean[i]);
+        }
+        check_drained("y", &yc)?;
+        Ok(Latents { y_hat, z })
+    }
+}
+
+fn relu(v: &mut [f32]) {
+    for x in v {
+        if *x < 0.0 {
+            *x = 0.0;
+        }
+    }
+}
+
+/// 1x1x1 convolution over `[cin][n]` with torch weights `[cout][cin]`.
+fn pointwise(x: &[f32], w: &[f32], b: &[f32], cin: usize, cout: usize, n: usize) -> Vec<f32> {
+    let mut out = vec![0f32; cout * n];
+    for co in 0..cout {
+        let o = &mut out[co * n..(co + 1) * n];
+        o.fill(b[co]);
+        for ci in 0..cin {
+            let wv = w[co * cin + ci];
+            let xi = &x[ci * n..(ci + 1) * n];
+            for v in 0..n {
+                o[v] += wv * xi[v];
+            }
+        }
+    }
+    out
+}
+
+fn words_to_bytes(words: Vec<u32>) -> Vec<u8> {
+    words.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+
+fn coder_from(stream: &'static str, bytes: &[u8]) -> Result<DefaultAnsCoder, StreamError> {
+    if bytes.len() % 4 != 0 {
+        return Err(StreamError::Misaligned { stream, len: bytes.len() });
+    }
+    let words: Vec<u32> = bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    DefaultAnsCoder::from_compressed(words).map_err(|_| StreamError::Invalid { stream })
+}
+
+fn check_drained(stream: &'static str, c: &DefaultAnsCoder) -> Result<(), StreamError> {
+    if c.is_empty() {
+        Ok(())
+    } else {
+        Err(StreamError::Trailing { stream, left: c.num_valid_bits() })
+    }
+}
