@@ -80,11 +80,9 @@ impl Engine {
     pub fn synthesise(&self, windows: &[f32], b: usize) -> Vec<f32> {
         let p = &self.profile;
         let lw = p.latent_window() as i64;
-        let (c, hv) = (p.core as i64, p.halo_vox() as i64);
         tch::no_grad(|| {
             let y = Tensor::from_slice(windows).view([b as i64, p.m as i64, lw, lw, lw]).to_device(self.device);
-            let x = self.nets.synthesis(&y);
-            to_f32(&x.narrow(2, hv, c).narrow(3, hv, c).narrow(4, hv, c).contiguous())
+            to_f32(&self.nets.synthesis(&y))
         })
     }
 }

@@ -39,18 +39,36 @@ impl Sft {
     }
 }
 
+/// The networks of either architecture; h_a/h_s are shared.
 #[derive(Debug)]
 pub struct Nets {
     pub profile: Profile,
-    cond: Vec<nn::Conv3D>,
-    enc: Vec<nn::Conv3D>,
-    enc_sft: Vec<Sft>,
-    enc_out: nn::Conv3D,
+    hyper: Hyper,
+    body: Body,
+}
+
+#[derive(Debug)]
+enum Body {
+    Fast(FastNets),
+    Paper(PaperNets),
+}
+
+#[derive(Debug)]
+struct Hyper {
     ha0: nn::Conv3D,
     ha1: nn::Conv3D,
     hs0: nn::ConvTranspose3D,
     hs2: nn::Conv3D,
     hs4: nn::Conv3D,
+}
+
+#[derive(Debug)]
+struct FastNets {
+    profile: Profile,
+    cond: Vec<nn::Conv3D>,
+    enc: Vec<nn::Conv3D>,
+    enc_sft: Vec<Sft>,
+    enc_out: nn::Conv3D,
     tg0: nn::Conv3D,
     tg1: nn::Conv3D,
     dec_sft: Sft,
@@ -78,10 +96,10 @@ pub fn gaussian_bits(x: &Tensor, mean: &Tensor, scale: &Tensor) -> Tensor {
     -(p.clamp_min(1e-9).log2())
 }
 
-impl Nets {
-    pub fn new(vs: &nn::Path, profile: &Profile) -> Nets {
+impl FastNets {
+    fn new(vs: &nn::Path, profile: &Profile) -> FastNets {
         let p = profile;
-        let (m, nz, nh, ce, cc, sh) = (p.m as i64, p.nz as i64, p.nh as i64, p.enc_ch as i64, p.cond_ch as i64, p.sft_hidden);
+        let (m, ce, cc, sh) = (p.m as i64, p.enc_ch as i64, p.cond_ch as i64, p.sft_hidden);
         let s2k5 = nn::ConvConfig { stride: 2, padding: 2, ..Default::default() };
         let s2k3 = nn::ConvConfig { stride: 2, padding: 1, ..Default::default() };
         let k3 = nn::ConvConfig { padding: 1, ..Default::default() };
@@ -95,13 +113,6 @@ impl Nets {
             .map(|i| Sft::new(&ga / format!("sft{i}"), cc as usize, sh, if i == 2 { m as usize } else { ce as usize }, if i == 2 { 3 } else { 1 }))
             .collect();
         let enc_out = nn::conv3d(&ga / "out", m, m, 1, Default::default());
-        let ha = vs / "h_a";
-        let ha0 = nn::conv3d(&ha / "0", m, nh, 3, k3);
-        let ha1 = nn::conv3d(&ha / "1", nh, nz, 2, nn::ConvConfig { stride: 2, ..Default::default() });
-        let hs = vs / "h_s";
-        let hs0 = nn::conv_transpose3d(&hs / "0", nz, nh, 2, nn::ConvTransposeConfig { stride: 2, ..Default::default() });
-        let hs2 = nn::conv3d(&hs / "2", nh, nh, 1, Default::default());
-        let hs4 = nn::conv3d(&hs / "4", nh, 2 * m, 1, Default::default());
         let gs = vs / "g_s";
         let tg0 = nn::conv3d(&gs / "tg0", m, cc, 1, Default::default());
         let tg1 = nn::conv3d(&gs / "tg1", cc, cc, 1, Default::default());
@@ -110,14 +121,10 @@ impl Nets {
         let ch = [m, p.dec_ch[0] as i64, p.dec_ch[1] as i64, p.dec_ch[2] as i64];
         let dec = (0..3).map(|i| nn::conv_transpose3d(&gs / format!("up{i}"), ch[i], ch[i + 1], 4, up)).collect();
         let dec_out = nn::conv3d(&gs / "out", ch[3], 1, 3, k3);
-        // h_s's names are fixed: the Rust twin reads them from the model file.
-        debug_assert_eq!(H_S_TCONV, "h_s.0");
-        let _ = (H_S_MID, H_S_OUT);
-        Nets { profile: p.clone(), cond, enc, enc_sft, enc_out, ha0, ha1, hs0, hs2, hs4, tg0, tg1, dec_sft, dec, dec_out }
+        FastNets { profile: p.clone(), cond, enc, enc_sft, enc_out, tg0, tg1, dec_sft, dec, dec_out }
     }
 
-    /// g_a: x and importance `[B,1,W,W,W]` → y `[B,M,Lw,Lw,Lw]`.
-    pub fn analysis(&self, x: &Tensor, imp: &Tensor) -> Tensor {
+    fn analysis(&self, x: &Tensor, imp: &Tensor) -> Tensor {
         let mut c = imp.shallow_clone();
         let mut h = x.shallow_clone();
         for i in 0..3 {
@@ -131,29 +138,221 @@ impl Nets {
         self.enc_out.forward(&h)
     }
 
-    /// h_a: latent core `[B,M,L,L,L]` → z `[B,nz,G,G,G]`.
+    /// g_s: latent window `[B,M,Lw,Lw,Lw]` → block cores `[B,1,C,C,C]`.
+    ///
+    /// Each stage only computes what the kept core depends on: the halo ring
+    /// is needed for context, not as output, so feature maps are cropped to
+    /// the receptive field of the core before each upsampling (about 2x less
+    /// work than decoding the whole window). Cropping is exact: the dropped
+    /// outputs are exactly those that would not reach the core.
+    fn synthesis(&self, y: &Tensor) -> Tensor {
+        let p = &self.profile;
+        let t = self.tg1.forward(&self.tg0.forward(y).leaky_relu()).leaky_relu();
+        let mut h = self.dec_sft.forward(y, &t);
+        let plan = crop_plan(p.halo_vox as i64, p.core as i64, p.latent_window() as i64);
+        let mut start = 0i64; // global index (at the current resolution) of h's first element
+        for (d, &(lo, hi)) in self.dec.iter().zip(&plan) {
+            h = narrow3(&h, lo - start, hi - lo + 1);
+            h = d.forward(&h).leaky_relu();
+            start = 2 * lo;
+        }
+        let (hv, c) = (p.halo_vox as i64, p.core as i64);
+        let h = narrow3(&h, hv - 1 - start, c + 2);
+        narrow3(&self.dec_out.forward(&h), 1, c)
+    }
+}
+
+impl Nets {
+    pub fn new(vs: &nn::Path, profile: &Profile) -> Nets {
+        let p = profile;
+        let (m, nz, nh) = (p.m as i64, p.nz as i64, p.nh as i64);
+        let k3 = nn::ConvConfig { padding: 1, ..Default::default() };
+        let ha = vs / "h_a";
+        let hs = vs / "h_s";
+        // h_s's names are fixed: the Rust twin (hyper.rs) reads them from the model file.
+        let _ = (H_S_TCONV, H_S_MID, H_S_OUT);
+        let hyper = Hyper {
+            ha0: nn::conv3d(&ha / "0", m, nh, 3, k3),
+            ha1: nn::conv3d(&ha / "1", nh, nz, 2, nn::ConvConfig { stride: 2, ..Default::default() }),
+            hs0: nn::conv_transpose3d(&hs / "0", nz, nh, 2, nn::ConvTransposeConfig { stride: 2, ..Default::default() }),
+            hs2: nn::conv3d(&hs / "2", nh, nh, 1, Default::default()),
+            hs4: nn::conv3d(&hs / "4", nh, 2 * m, 1, Default::default()),
+        };
+        let body = if p.arch == "paper" { Body::Paper(PaperNets::new(vs, p)) } else { Body::Fast(FastNets::new(vs, p)) };
+        Nets { profile: p.clone(), hyper, body }
+    }
+
+    /// g_a: x and importance `[B,1,W,W,W]` → y `[B,M,Lw,Lw,Lw]`.
+    pub fn analysis(&self, x: &Tensor, imp: &Tensor) -> Tensor {
+        match &self.body {
+            Body::Fast(n) => n.analysis(x, imp),
+            Body::Paper(n) => n.analysis(x, imp),
+        }
+    }
+
+    /// g_s: latent window `[B,M,Lw,Lw,Lw]` → block cores `[B,1,C,C,C]`.
+    pub fn synthesis(&self, y: &Tensor) -> Tensor {
+        match &self.body {
+            Body::Fast(n) => n.synthesis(y),
+            Body::Paper(n) => n.synthesis(y),
+        }
+    }
+
+    /// h_a: stored latents `[B,M,L,L,L]` → z `[B,nz,G,G,G]` (odd L padded by one).
     pub fn hyper_analysis(&self, y: &Tensor) -> Tensor {
-        self.ha1.forward(&self.ha0.forward(&y.abs()).leaky_relu())
+        let l = y.size()[2];
+        let y = if l % 2 == 1 { y.constant_pad_nd([0, 1, 0, 1, 0, 1]) } else { y.shallow_clone() };
+        self.hyper.ha1.forward(&self.hyper.ha0.forward(&y.abs()).leaky_relu())
     }
 
     /// h_s (training twin of the Rust one): z → (mean, log-scale), each `[B,M,L,L,L]`.
     pub fn hyper_synthesis(&self, z: &Tensor) -> (Tensor, Tensor) {
-        let h = self.hs0.forward(z).relu();
-        let h = self.hs2.forward(&h).relu();
-        let o = self.hs4.forward(&h);
+        let h = self.hyper.hs0.forward(z).relu();
+        let h = self.hyper.hs2.forward(&h).relu();
+        let l = self.profile.latent_core() as i64;
+        let o = narrow3(&self.hyper.hs4.forward(&h), 0, l);
         let m = self.profile.m as i64;
         (o.narrow(1, 0, m), o.narrow(1, m, m))
     }
+}
 
-    /// g_s: latent window `[B,M,Lw,Lw,Lw]` → reconstruction `[B,1,W,W,W]`.
-    pub fn synthesis(&self, y: &Tensor) -> Tensor {
-        let t = self.tg1.forward(&self.tg0.forward(y).leaky_relu()).leaky_relu();
-        let mut h = self.dec_sft.forward(y, &t);
-        for d in &self.dec {
-            h = d.forward(&h).leaky_relu();
-        }
-        self.dec_out.forward(&h)
+/// Generalised divisive normalisation (Ballé): x / sqrt(beta + gamma * x^2),
+/// or its inverse x * sqrt(...) in the decoder.
+#[derive(Debug)]
+struct Gdn {
+    conv: nn::Conv3D,
+    inverse: bool,
+}
+
+impl Gdn {
+    fn new(p: nn::Path, ch: i64, inverse: bool) -> Gdn {
+        let mut conv = nn::conv3d(p, ch, ch, 1, nn::ConvConfig { bs_init: nn::Init::Const(1.0), ..Default::default() });
+        tch::no_grad(|| {
+            let eye = Tensor::eye(ch, (Kind::Float, conv.ws.device())) * 0.1;
+            conv.ws.copy_(&eye.view([ch, ch, 1, 1, 1]));
+        });
+        Gdn { conv, inverse }
     }
+
+    fn forward(&self, x: &Tensor) -> Tensor {
+        // |weights| and a floor on the bias keep the denominator positive.
+        let w = self.conv.ws.abs();
+        let b = self.conv.bs.as_ref().expect("gdn has a bias").clamp_min(1e-6);
+        let norm = x.square().conv3d(&w, Some(&b), [1, 1, 1], [0, 0, 0], [1, 1, 1], 1).sqrt();
+        if self.inverse { x * norm } else { x / norm }
+    }
+}
+
+/// SFT whose condition is resized to the feature map (reference behaviour).
+fn sft_pooled(s: &Sft, x: &Tensor, c: &Tensor) -> Tensor {
+    let size = x.size();
+    s.forward(x, &c.adaptive_avg_pool3d([size[2], size[3], size[4]]))
+}
+
+/// The reference architecture (Shen et al.): full-resolution SFT after every
+/// GDN stage in g_a, and in g_s SFT conditioned on a T_g branch over y_hat.
+#[derive(Debug)]
+struct PaperNets {
+    cond0: (nn::Conv3D, nn::Conv3D),
+    cond: Vec<(nn::Conv3D, nn::Conv3D)>,
+    enc: Vec<(nn::Conv3D, Gdn, Sft)>,
+    enc_out: nn::Conv3D,
+    tg0: (nn::Conv3D, nn::Conv3D),
+    tg: Vec<(nn::ConvTranspose3D, nn::Conv3D)>,
+    dec: Vec<(nn::ConvTranspose3D, Gdn, Sft)>,
+    dec_out: nn::Conv3D,
+    halo: i64,
+    core: i64,
+}
+
+impl PaperNets {
+    fn new(vs: &nn::Path, p: &Profile) -> PaperNets {
+        let (m, n, cc, sh) = (p.m as i64, p.enc_ch as i64, p.cond_ch as i64, p.sft_hidden);
+        let k3 = nn::ConvConfig { padding: 1, ..Default::default() };
+        let k3s2 = nn::ConvConfig { padding: 1, stride: 2, ..Default::default() };
+        let k5 = nn::ConvConfig { padding: 2, ..Default::default() };
+        let k5s2 = nn::ConvConfig { padding: 2, stride: 2, ..Default::default() };
+        let up = nn::ConvTransposeConfig { stride: 2, padding: 1, ..Default::default() };
+        let ga = vs / "g_a";
+        let gs = vs / "g_s";
+        let cond0 = (nn::conv3d(&ga / "c0a", 1, 2 * cc, 3, k3), nn::conv3d(&ga / "c0b", 2 * cc, cc, 3, k3));
+        let cond = (1..4)
+            .map(|i| (nn::conv3d(&ga / format!("c{i}a"), cc, cc, 3, k3s2), nn::conv3d(&ga / format!("c{i}b"), cc, cc, 1, Default::default())))
+            .collect();
+        let chans = [1, n / 4, n / 2, n];
+        let enc = (0..3)
+            .map(|i| {
+                let cfg = if i == 0 { k5 } else { k5s2 };
+                (
+                    nn::conv3d(&ga / format!("conv{i}"), chans[i], chans[i + 1], 5, cfg),
+                    Gdn::new(&ga / format!("gdn{i}"), chans[i + 1], false),
+                    Sft::new(&ga / format!("sft{i}"), cc as usize, sh, chans[i + 1] as usize, 3),
+                )
+            })
+            .collect();
+        let enc_out = nn::conv3d(&ga / "out", n, m, 5, k5s2);
+        let tg0 = (nn::conv3d(&gs / "t0a", m, 2 * cc, 3, k3), nn::conv3d(&gs / "t0b", 2 * cc, cc, 3, k3));
+        let tg = (1..3)
+            .map(|i| (nn::conv_transpose3d(&gs / format!("t{i}a"), cc, cc, 4, up), nn::conv3d(&gs / format!("t{i}b"), cc, cc, 1, Default::default())))
+            .collect();
+        let dch = [m, n, n, n / 2];
+        let dec = (0..3)
+            .map(|i| {
+                (
+                    nn::conv_transpose3d(&gs / format!("up{i}"), dch[i], dch[i + 1], 4, up),
+                    Gdn::new(&gs / format!("igdn{i}"), dch[i + 1], true),
+                    Sft::new(&gs / format!("sft{i}"), cc as usize, sh, dch[i + 1] as usize, 3),
+                )
+            })
+            .collect();
+        let dec_out = nn::conv3d(&gs / "out", n / 2, 1, 5, k5);
+        PaperNets { cond0, cond, enc, enc_out, tg0, tg, dec, dec_out, halo: p.halo_vox as i64, core: p.core as i64 }
+    }
+
+    fn analysis(&self, x: &Tensor, imp: &Tensor) -> Tensor {
+        let mut c = self.cond0.1.forward(&self.cond0.0.forward(imp).leaky_relu());
+        let mut h = x.shallow_clone();
+        for (i, (conv, gdn, sft)) in self.enc.iter().enumerate() {
+            if i > 0 {
+                c = self.cond[i - 1].1.forward(&self.cond[i - 1].0.forward(&c).leaky_relu());
+            }
+            h = sft_pooled(sft, &gdn.forward(&conv.forward(&h)), &c);
+        }
+        self.enc_out.forward(&h)
+    }
+
+    fn synthesis(&self, y: &Tensor) -> Tensor {
+        let mut w = self.tg0.1.forward(&self.tg0.0.forward(y).leaky_relu());
+        let mut h = y.shallow_clone();
+        for (i, (up, gdn, sft)) in self.dec.iter().enumerate() {
+            if i > 0 {
+                w = self.tg[i - 1].1.forward(&self.tg[i - 1].0.forward(&w).leaky_relu());
+            }
+            h = sft_pooled(sft, &gdn.forward(&up.forward(&h)), &w);
+        }
+        narrow3(&self.dec_out.forward(&h), self.halo, self.core)
+    }
+}
+
+fn narrow3(t: &Tensor, start: i64, len: i64) -> Tensor {
+    t.narrow(2, start, len).narrow(3, start, len).narrow(4, start, len)
+}
+
+/// Input index ranges each of the three k4-s2-p1 upsampling stages needs so
+/// that the final k3 conv can produce voxels `hv..hv+core`. A transposed conv
+/// output `o` reads inputs `i` with `o = 2i - 1 + k`, `k` in 0..4.
+pub fn crop_plan(hv: i64, core: i64, lw: i64) -> [(i64, i64); 3] {
+    let mut plan = [(0, 0); 3];
+    let (mut a, mut b) = (hv - 1, hv + core); // needed at the last stage's output
+    let mut size = lw * 8;
+    for s in (0..3).rev() {
+        size /= 2;
+        let lo = ((a - 2) as f64 / 2.0).ceil() as i64;
+        let hi = (b + 1).div_euclid(2);
+        plan[s] = (lo.max(0), hi.min(size - 1));
+        (a, b) = plan[s];
+    }
+    plan
 }
 
 impl ZDensity {

@@ -16,11 +16,17 @@ use serde::{Deserialize, Serialize};
 pub struct Profile {
     /// Profile name: `fast` (default) or `paper`.
     pub name: String,
+    /// Network family: `fast` (cropped latent-halo decoder) or `paper`
+    /// (the reference architecture: GDN, SFT at every stage, self-contained blocks).
+    pub arch: String,
     /// Block core edge in voxels.
     pub core: usize,
+    /// Voxels of real neighbouring data the analysis sees on each side.
+    pub halo_vox: usize,
     /// Latent stride (product of the analysis transform's stride-2 stages).
     pub stride: usize,
-    /// Latents of neighbouring blocks used around a block at decode time.
+    /// Latent ring (per side) taken from neighbouring blocks at decode time;
+    /// 0 means a block stores all latents of its window and decodes alone.
     pub latent_halo: usize,
     /// Latent channels (M).
     pub m: usize,
@@ -41,7 +47,9 @@ impl Profile {
     pub fn fast() -> Profile {
         Profile {
             name: "fast".into(),
+            arch: "fast".into(),
             core: 32,
+            halo_vox: 8,
             stride: 8,
             latent_halo: 1,
             m: 32,
@@ -54,14 +62,17 @@ impl Profile {
         }
     }
 
-    /// Geometry close to the paper's (16^3 core, 4-voxel halo, N = M = 16,
-    /// condition width 16, SFT hidden 32), on the same tiling scheme.
+    /// The reference architecture: 24^3 input, 16^3 core, 4-voxel halo,
+    /// N = M = 16, condition width 16, SFT hidden 32, GDN; each block stores
+    /// the 3^3 latents of its whole window and decodes alone.
     pub fn paper() -> Profile {
         Profile {
             name: "paper".into(),
+            arch: "paper".into(),
             core: 16,
+            halo_vox: 4,
             stride: 8,
-            latent_halo: 1,
+            latent_halo: 0,
             m: 16,
             nz: 16,
             nh: 32,
@@ -80,24 +91,28 @@ impl Profile {
         }
     }
 
-    /// Stored latents per axis per block.
-    pub fn latent_core(&self) -> usize {
-        self.core / self.stride
-    }
-
     /// Latents per axis the synthesis transform sees for one block.
     pub fn latent_window(&self) -> usize {
-        self.latent_core() + 2 * self.latent_halo
+        self.window() / self.stride
     }
 
-    /// Voxel halo the analysis transform sees on each side.
-    pub fn halo_vox(&self) -> usize {
-        self.latent_halo * self.stride
+    /// Stored latents per axis per block.
+    pub fn latent_core(&self) -> usize {
+        self.latent_window() - 2 * self.latent_halo
     }
 
     /// Edge of the analysis input and of the synthesis output, in voxels.
     pub fn window(&self) -> usize {
-        self.core + 2 * self.halo_vox()
+        self.core + 2 * self.halo_vox
+    }
+
+    /// Checks the geometry is one the networks support.
+    pub fn validate(&self) -> Result<(), String> {
+        let ok = self.stride == 8
+            && self.window() % 8 == 0
+            && self.latent_window() > 2 * self.latent_halo
+            && (self.arch == "paper" || (self.arch == "fast" && self.halo_vox == self.latent_halo * self.stride));
+        if ok { Ok(()) } else { Err(format!("unsupported profile geometry: {self:?}")) }
     }
 
     /// Hyper-latent grid edge per block (one stride-2 stage over the latent core).

@@ -177,7 +177,7 @@ fn make_batch(windows: &[Vec<f32>], idx: &[usize], w: usize, rng: &mut ChaCha8Rn
 }
 
 fn core_of(t: &Tensor, p: &Profile) -> Tensor {
-    let (h, c) = (p.halo_vox() as i64, p.core as i64);
+    let (h, c) = (p.halo_vox as i64, p.core as i64);
     t.narrow(2, h, c).narrow(3, h, c).narrow(4, h, c)
 }
 
@@ -189,7 +189,7 @@ fn forward(nets: &Nets, zd: &ZDensity, b: &Batch, cfg: &TrainConfig) -> (Tensor,
     let xc = core_of(&b.x, p);
     let voxels = (b.x.size()[0] * (p.core as i64).pow(3)) as f64;
     if cfg.baseline {
-        let xh = core_of(&nets.synthesis(&y), p);
+        let xh = nets.synthesis(&y);
         let mse = (&xc - xh).square().mean(Kind::Float);
         return (mse.shallow_clone(), Tensor::zeros([], (Kind::Float, cfg.device)), mse);
     }
@@ -203,7 +203,7 @@ fn forward(nets: &Nets, zd: &ZDensity, b: &Batch, cfg: &TrainConfig) -> (Tensor,
     let pad = [h, h, h, h, h, h];
     let mask = Tensor::ones_like(&yc).constant_pad_nd(pad);
     let y_win = ste_round(&y) * (1.0 - &mask) + yc_hat.constant_pad_nd(pad);
-    let xh = core_of(&nets.synthesis(&y_win), p);
+    let xh = nets.synthesis(&y_win);
     let w = (core_of(&b.imp, p) * cfg.a).exp();
     let err = (&xc - &xh).square();
     let bpv = (bits_y + bits_z) / voxels;
@@ -244,7 +244,7 @@ pub fn validate(mf: &ModelFile, device: Device, windows: &[Vec<f32>], seed: u64)
         let rec = engine.synthesise(&full, 1);
         let mut orig = vec![0f32; p.core.pow(3)];
         let mut impc = vec![0f32; p.core.pow(3)];
-        let hv = p.halo_vox() as isize;
+        let hv = p.halo_vox as isize;
         extract_window(win, [w, w, w], [hv, hv, hv], p.core, &mut orig);
         extract_window(&imp, [w, w, w], [hv, hv, hv], p.core, &mut impc);
         for i in 0..orig.len() {
@@ -352,7 +352,7 @@ mod tests {
     use crate::volume::VolumeInfo;
 
     pub fn tiny_profile() -> Profile {
-        Profile { name: "tiny".into(), core: 16, stride: 8, latent_halo: 1, m: 4, nz: 4, nh: 8, enc_ch: 4, cond_ch: 4, sft_hidden: 4, dec_ch: [4, 4, 4] }
+        Profile { name: "tiny".into(), arch: "fast".into(), core: 16, halo_vox: 8, stride: 8, latent_halo: 1, m: 4, nz: 4, nh: 8, enc_ch: 4, cond_ch: 4, sft_hidden: 4, dec_ch: [4, 4, 4] }
     }
 
     fn smooth(dims: [usize; 3], f: f32) -> Volume {
