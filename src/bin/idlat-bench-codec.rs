@@ -9,14 +9,6 @@ use idlat::codec::profile::Profile;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-fn untrained(p: &Profile) -> idlat::codec::modelfile::ModelFile {
-    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-    let vsd = tch::nn::VarStore::new(tch::Device::Cpu);
-    let _n = net::Nets::new(&vs.root(), p);
-    let zd = net::ZDensity::new(&vsd.root(), p.nz);
-    net::export(p, &vs, &zd, BTreeMap::new())
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let device = select_device(args.get(1).map(|s| s.parse().expect("device")).unwrap_or(DeviceChoice::Auto)).expect("device");
@@ -24,7 +16,7 @@ fn main() {
     println!("device: {}", describe(device));
     let mut synth = BTreeMap::new();
     for p in [Profile::fast(), Profile::paper()] {
-        let mf = untrained(&p);
+        let mf = net::untrained(&p, 1);
         let e = Engine::load(&mf, device).expect("load");
         let batch = (32768 / p.core.pow(3)).max(1) * 8; // same voxel count per batch for both
         let lw = p.latent_window();

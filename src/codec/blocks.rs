@@ -71,6 +71,18 @@ pub fn crop_core(block: &[f32], core: usize, size: [usize; 3]) -> Vec<f32> {
     out
 }
 
+/// Copies the clipped block at `origin` (`size`) out of a volume (x fastest).
+pub fn gather(vol: &[f32], dims: Dims, origin: [usize; 3], size: [usize; 3], out: &mut [f32]) {
+    let [nx, ny, _] = dims;
+    for z in 0..size[2] {
+        for y in 0..size[1] {
+            let s = ((origin[2] + z) * ny + origin[1] + y) * nx + origin[0];
+            let d = (z * size[1] + y) * size[0];
+            out[d..d + size[0]].copy_from_slice(&vol[s..s + size[0]]);
+        }
+    }
+}
+
 /// Writes a clipped block (x fastest, `size`) into the volume buffer at `origin`.
 pub fn scatter(vol: &mut [f32], dims: Dims, origin: [usize; 3], size: [usize; 3], block: &[f32]) {
     let [nx, ny, _] = dims;

@@ -19,6 +19,8 @@ pub mod engine;
 #[cfg(feature = "torch")]
 pub mod net;
 #[cfg(feature = "torch")]
+pub mod pipeline;
+#[cfg(feature = "torch")]
 pub mod train;
 
 /// Which device decoding would use, for `idlat info --device`.

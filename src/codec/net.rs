@@ -401,6 +401,16 @@ pub fn export(profile: &Profile, vs: &nn::VarStore, zd: &ZDensity, meta: BTreeMa
     mf
 }
 
+/// A freshly initialised (untrained) model: tests and speed benchmarks.
+pub fn untrained(profile: &Profile, seed: i64) -> ModelFile {
+    tch::manual_seed(seed);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let vsd = nn::VarStore::new(Device::Cpu);
+    let _nets = Nets::new(&vs.root(), profile);
+    let zd = ZDensity::new(&vsd.root(), profile.nz);
+    export(profile, &vs, &zd, BTreeMap::new())
+}
+
 /// Copies a model file's weights into a VarStore built with `Nets::new`.
 pub fn import(vs: &mut nn::VarStore, mf: &ModelFile) -> Result<(), String> {
     tch::no_grad(|| {

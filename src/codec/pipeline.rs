@@ -1,0 +1,354 @@
+//! Volume-level encoding and batched block decoding.
+//!
+//! Encoding walks blocks in id order (x fastest), classifies each (constant,
+//! lossless, neural), runs the analysis transform over batches of halo
+//! windows, and entropy-codes the batch's blocks in parallel (rayon); results
+//! reach the caller's sink in block order, so the container writer streams.
+//!
+//! Decoding takes any set of block ids: it entropy-decodes those blocks and
+//! their neural neighbours (for the latent ring) in parallel, assembles latent
+//! windows, and runs the synthesis transform in batches. A block's output
+//! depends only on stored bits, never on which other blocks share its batch.
+
+use super::blocks::{block_counts, block_extent, crop_core, extract_window, latent_window, Norm};
+use super::engine::Engine;
+use super::hyper::{EntropyCodec, Latents};
+use super::modelfile::ModelFile;
+use crate::volume::Dims;
+use rayon::prelude::*;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use tch::Device;
+
+/// One encoded block, before container framing.
+#[derive(Clone, Debug, PartialEq)]
+pub enum BlockData {
+    /// Every voxel has this value (data units).
+    Constant(f32),
+    /// Exact samples of the clipped block extent (data units, x fastest).
+    Lossless(Vec<f32>),
+    /// Side-info and latent ANS streams.
+    Neural { z: Vec<u8>, y: Vec<u8> },
+}
+
+/// Access to one volume's stored blocks (implemented over a container).
+pub trait BlockStore: Sync {
+    /// The (z, y) streams of a neural block; Ok(None) if the block is not neural.
+    fn neural_streams(&self, block: usize) -> Result<Option<(&[u8], &[u8])>, String>;
+    /// A non-neural block decoded to its clipped extent (data units, x fastest).
+    fn simple_block(&self, block: usize) -> Result<Vec<f32>, String>;
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct EncodeOptions {
+    /// Windows per analysis batch.
+    pub batch: usize,
+    /// Store every block exactly (zstd) instead of with the network.
+    pub lossless: bool,
+}
+
+impl Default for EncodeOptions {
+    fn default() -> Self {
+        EncodeOptions { batch: 8, lossless: false }
+    }
+}
+
+/// The codec bound to a model and a device.
+pub struct Codec {
+    pub model: ModelFile,
+    pub entropy: EntropyCodec,
+    /// libtorch modules are not Sync; one batch runs at a time (it uses every
+    /// core anyway), which also makes `Codec` shareable by the FUSE threads.
+    engine: Mutex<Engine>,
+}
+
+impl Codec {
+    pub fn load(model: ModelFile, device: Device) -> Result<Codec, String> {
+        model.profile.validate()?;
+        let entropy = EntropyCodec::from_model(&model).map_err(|e| e.to_string())?;
+        let engine = Engine::load(&model, device)?;
+        Ok(Codec { model, entropy, engine: Mutex::new(engine) })
+    }
+
+    fn engine(&self) -> std::sync::MutexGuard<'_, Engine> {
+        // A panic inside libtorch poisons the lock; the engine holds no partial state.
+        self.engine.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn device(&self) -> Device {
+        self.engine().device
+    }
+
+    pub fn core(&self) -> usize {
+        self.model.profile.core
+    }
+
+    /// Encodes a volume (data units) with importance `imp` (same length, [0,1]).
+    /// `sink(block_id, data)` is called in block order.
+    pub fn encode_volume<E>(
+        &self,
+        data: &[f32],
+        dims: Dims,
+        imp: &[f32],
+        norm: Norm,
+        opts: EncodeOptions,
+        mut sink: impl FnMut(usize, BlockData) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let p = &self.model.profile;
+        let core = p.core;
+        let counts = block_counts(dims, core);
+        let nblocks = counts[0] * counts[1] * counts[2];
+        let (lo, hi) = crate::volume::value_range(data);
+        let tol = (hi - lo).abs() * 1e-6;
+        let xn: Vec<f32> = data.iter().map(|&v| norm.forward(v)).collect();
+        let w = p.window();
+        let hv = p.halo_vox as isize;
+        let coords = |id: usize| [id % counts[0], (id / counts[0]) % counts[1], id / (counts[0] * counts[1])];
+        let mut pending: Vec<(usize, Option<BlockData>)> = Vec::new();
+        let flush = |pending: &mut Vec<(usize, Option<BlockData>)>, sink: &mut dyn FnMut(usize, BlockData) -> Result<(), E>| -> Result<(), E> {
+            let neural: Vec<usize> = pending.iter().filter(|(_, d)| d.is_none()).map(|(id, _)| *id).collect();
+            let mut coded: HashMap<usize, BlockData> = HashMap::new();
+            if !neural.is_empty() {
+                let mut xs = vec![0f32; neural.len() * w * w * w];
+                let mut is = vec![0f32; neural.len() * w * w * w];
+                for (k, &id) in neural.iter().enumerate() {
+                    let b = coords(id);
+                    let start = [0, 1, 2].map(|a| (b[a] * core) as isize - hv);
+                    extract_window(&xn, dims, start, w, &mut xs[k * w * w * w..(k + 1) * w * w * w]);
+                    extract_window(imp, dims, start, w, &mut is[k * w * w * w..(k + 1) * w * w * w]);
+                }
+                let (y, z) = self.engine().analyse(&xs, &is, neural.len());
+                let (ny, nz) = (p.y_symbols(), p.z_symbols());
+                let entropy = &self.entropy; // tch handles are not Sync; the coder is
+                let out: Vec<BlockData> = (0..neural.len())
+                    .into_par_iter()
+                    .map(|k| {
+                        let (zb, yb, _) = entropy.encode(&z[k * nz..(k + 1) * nz], &y[k * ny..(k + 1) * ny]);
+                        BlockData::Neural { z: zb, y: yb }
+                    })
+                    .collect();
+                coded.extend(neural.iter().copied().zip(out));
+            }
+            for (id, d) in pending.drain(..) {
+                let d = d.unwrap_or_else(|| coded.remove(&id).expect("coded above"));
+                sink(id, d)?;
+            }
+            Ok(())
+        };
+        for id in 0..nblocks {
+            let (o, s) = block_extent(dims, core, coords(id));
+            let mut block = vec![0f32; s[0] * s[1] * s[2]];
+            super::blocks::gather(data, dims, o, s, &mut block);
+            let (blo, bhi) = crate::volume::value_range(&block);
+            let d = if opts.lossless {
+                Some(BlockData::Lossless(block))
+            } else if bhi - blo <= tol && block.iter().all(|v| v.is_finite()) {
+                Some(BlockData::Constant(if blo == bhi { blo } else { 0.5 * (blo + bhi) }))
+            } else {
+                None
+            };
+            let is_neural = d.is_none();
+            pending.push((id, d));
+            let queued = pending.iter().filter(|(_, d)| d.is_none()).count();
+            if (is_neural && queued >= opts.batch.max(1)) || pending.len() >= 4096 {
+                flush(&mut pending, &mut sink)?;
+            }
+        }
+        flush(&mut pending, &mut sink)
+    }
+
+    /// Decodes `blocks` of one volume; each result is the clipped extent in data units.
+    /// `batch` bounds the synthesis batch (memory), not the result.
+    pub fn decode_blocks(&self, store: &dyn BlockStore, dims: Dims, norm: Norm, blocks: &[usize], batch: usize) -> Vec<Result<Vec<f32>, String>> {
+        let p = &self.model.profile;
+        let core = p.core;
+        let counts = block_counts(dims, core);
+        let coords = |id: usize| [id % counts[0], (id / counts[0]) % counts[1], id / (counts[0] * counts[1])];
+        let id_of = |b: [usize; 3]| (b[2] * counts[1] + b[1]) * counts[0] + b[0];
+        // Blocks whose latents are needed: the requested ones and their neighbours.
+        let mut need: Vec<usize> = Vec::new();
+        let h = p.latent_halo as isize;
+        for &id in blocks {
+            let b = coords(id);
+            for dz in -h..=h {
+                for dy in -h..=h {
+                    for dx in -h..=h {
+                        let n = [b[0] as isize + dx, b[1] as isize + dy, b[2] as isize + dz];
+                        if (0..3).all(|a| n[a] >= 0 && (n[a] as usize) < counts[a]) {
+                            need.push(id_of([n[0] as usize, n[1] as usize, n[2] as usize]));
+                        }
+                    }
+                }
+            }
+        }
+        need.sort_unstable();
+        need.dedup();
+        let entropy = &self.entropy;
+        let lat: HashMap<usize, Result<Option<Latents>, String>> = need
+            .par_iter()
+            .map(|&id| {
+                let r = store.neural_streams(id).and_then(|s| match s {
+                    Some((z, y)) => entropy.decode(z, y).map(Some).map_err(|e| format!("block {id}: {e}")),
+                    None => Ok(None),
+                });
+                (id, r)
+            })
+            .collect();
+        let mut results: Vec<Option<Result<Vec<f32>, String>>> = vec![None; blocks.len()];
+        let mut neural: Vec<usize> = Vec::new(); // indices into `blocks`
+        for (k, &id) in blocks.iter().enumerate() {
+            match lat.get(&id) {
+                Some(Ok(Some(_))) => neural.push(k),
+                Some(Ok(None)) => results[k] = Some(store.simple_block(id)),
+                Some(Err(e)) => results[k] = Some(Err(e.clone())),
+                None => results[k] = Some(Err(format!("block {id} is outside the volume"))),
+            }
+        }
+        let (m, l, lw) = (p.m, p.latent_core(), p.latent_window());
+        let wlen = m * lw * lw * lw;
+        for chunk in neural.chunks(batch.max(1)) {
+            let mut win = vec![0f32; chunk.len() * wlen];
+            for (j, &k) in chunk.iter().enumerate() {
+                let b = coords(blocks[k]);
+                let get = |nb: [usize; 3]| match lat.get(&id_of(nb)) {
+                    Some(Ok(Some(t))) => Some(&t.y_hat[..]),
+                    _ => None,
+                };
+                latent_window(b, counts, m, l, p.latent_halo, get, &mut win[j * wlen..(j + 1) * wlen]);
+            }
+            let out = self.engine().synthesise(&win, chunk.len());
+            for (j, &k) in chunk.iter().enumerate() {
+                let (_, s) = block_extent(dims, core, coords(blocks[k]));
+                let mut v = crop_core(&out[j * core.pow(3)..(j + 1) * core.pow(3)], core, s);
+                for x in &mut v {
+                    *x = norm.inverse(*x);
+                }
+                results[k] = Some(Ok(v));
+            }
+        }
+        results.into_iter().map(|r| r.expect("every block got a result")).collect()
+    }
+
+    /// Entropy-decodes one block's latents only (no synthesis): latent analysis uses this.
+    pub fn latents(&self, z: &[u8], y: &[u8]) -> Result<Latents, String> {
+        self.entropy.decode(z, y).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::net::untrained;
+    use crate::codec::profile::Profile;
+
+    struct Mem {
+        blocks: Vec<BlockData>,
+        dims: Dims,
+        core: usize,
+    }
+
+    impl BlockStore for Mem {
+        fn neural_streams(&self, b: usize) -> Result<Option<(&[u8], &[u8])>, String> {
+            match self.blocks.get(b) {
+                Some(BlockData::Neural { z, y }) => Ok(Some((z, y))),
+                Some(_) => Ok(None),
+                None => Err("no such block".into()),
+            }
+        }
+        fn simple_block(&self, b: usize) -> Result<Vec<f32>, String> {
+            let counts = block_counts(self.dims, self.core);
+            let c = [b % counts[0], (b / counts[0]) % counts[1], b / (counts[0] * counts[1])];
+            let (_, s) = block_extent(self.dims, self.core, c);
+            match &self.blocks[b] {
+                BlockData::Constant(v) => Ok(vec![*v; s[0] * s[1] * s[2]]),
+                BlockData::Lossless(v) => Ok(v.clone()),
+                _ => Err("neural".into()),
+            }
+        }
+    }
+
+    fn tiny() -> Profile {
+        Profile { name: "tiny".into(), arch: "fast".into(), core: 16, halo_vox: 8, stride: 8, latent_halo: 1, m: 4, nz: 4, nh: 8, enc_ch: 4, cond_ch: 4, sft_hidden: 4, dec_ch: [4, 4, 4] }
+    }
+
+    fn volume(dims: Dims) -> Vec<f32> {
+        let mut v = Vec::new();
+        for z in 0..dims[2] {
+            for y in 0..dims[1] {
+                for x in 0..dims[0] {
+                    // A constant slab at the top exercises the constant kind.
+                    v.push(if z >= 32 { 3.0 } else { ((x as f32) * 0.3).sin() * 5.0 + (y * z) as f32 * 0.01 });
+                }
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn decode_is_independent_of_batching_and_threads() {
+        let codec = Codec::load(untrained(&tiny(), 7), Device::Cpu).unwrap();
+        let dims = [37, 23, 40];
+        let data = volume(dims);
+        let imp: Vec<f32> = (0..data.len()).map(|i| (i % 7) as f32 / 7.0).collect();
+        let (lo, hi) = crate::volume::value_range(&data);
+        let norm = Norm::from_range(lo, hi);
+        let mut blocks = Vec::new();
+        codec
+            .encode_volume(&data, dims, &imp, norm, EncodeOptions { batch: 3, lossless: false }, |id, d| {
+                assert_eq!(id, blocks.len());
+                blocks.push(d);
+                Ok::<_, ()>(())
+            })
+            .unwrap();
+        assert!(blocks.iter().any(|b| matches!(b, BlockData::Constant(v) if *v == 3.0)));
+        assert!(blocks.iter().any(|b| matches!(b, BlockData::Neural { .. })));
+        let store = Mem { blocks, dims, core: 16 };
+        let all: Vec<usize> = (0..store.blocks.len()).collect();
+        let reference = codec.decode_blocks(&store, dims, norm, &all, 256);
+        // Latent symbols: entropy decoding is pure Rust, so identical bits under any pool size.
+        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        for (id, b) in store.blocks.iter().enumerate() {
+            if let BlockData::Neural { z, y } = b {
+                let a = codec.latents(z, y).unwrap();
+                let c = one.install(|| codec.latents(z, y).unwrap());
+                assert_eq!(a.y_hat.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), c.y_hat.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), "block {id}");
+            }
+        }
+        for batch in [1, 7] {
+            let mut order = all.clone();
+            order.reverse();
+            let got = one.install(|| codec.decode_blocks(&store, dims, norm, &order, batch));
+            for (k, &id) in order.iter().enumerate() {
+                let (a, b) = (reference[id].as_ref().unwrap(), got[k].as_ref().unwrap());
+                assert_eq!(a.len(), b.len());
+                let diff = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+                assert!(diff <= 1e-4 * (hi - lo), "block {id} batch {batch}: {diff}");
+            }
+        }
+        // The constant slab decodes exactly.
+        for (id, b) in store.blocks.iter().enumerate() {
+            if matches!(b, BlockData::Constant(_)) {
+                assert!(reference[id].as_ref().unwrap().iter().all(|&v| v == 3.0));
+            }
+        }
+    }
+
+    #[test]
+    fn corrupt_stream_fails_only_its_block() {
+        let codec = Codec::load(untrained(&tiny(), 3), Device::Cpu).unwrap();
+        let dims = [32, 32, 16];
+        let data = volume(dims);
+        let imp = vec![0.5f32; data.len()];
+        let norm = Norm::from_range(-6.0, 6.0);
+        let mut blocks = Vec::new();
+        codec.encode_volume(&data, dims, &imp, norm, EncodeOptions::default(), |_, d| { blocks.push(d); Ok::<_, ()>(()) }).unwrap();
+        if let BlockData::Neural { y, .. } = &mut blocks[1] {
+            y.truncate(y.len().saturating_sub(4));
+            y.push(0x55);
+        }
+        let store = Mem { blocks, dims, core: 16 };
+        let r = codec.decode_blocks(&store, dims, norm, &[0, 1, 2, 3], 4);
+        assert!(r[1].is_err(), "the damaged block must fail");
+        assert!(r[0].is_ok() && r[2].is_ok() && r[3].is_ok());
+    }
+}
