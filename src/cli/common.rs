@@ -30,3 +30,85 @@ pub enum DeviceArg {
     Cpu,
     Cuda,
 }
+
+impl InputArgs {
+    /// Checked read options.
+    pub fn read_options(&self) -> anyhow::Result<crate::io::ReadOptions> {
+        Ok(crate::io::ReadOptions {
+            dims: self.dims.as_deref().map(crate::volume::parse_dims).transpose().map_err(anyhow::Error::msg)?,
+            dtype: self.dtype.as_deref().map(str::parse).transpose().map_err(anyhow::Error::msg)?,
+            endian: self.endian.as_deref().map(str::parse).transpose().map_err(anyhow::Error::msg)?,
+            header_bytes: self.header_bytes,
+            missing: self.missing,
+        })
+    }
+}
+
+/// A progress bar on stderr, hidden with --quiet or when stderr is not a terminal.
+pub fn progress(len: u64, quiet: bool, what: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if quiet || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!("{what} {{bar:30}} {{pos}}/{{len}} [{{elapsed_precise}}<{{eta_precise}}] {{msg}}"))
+            .expect("static template"),
+    );
+    bar
+}
+
+#[cfg(feature = "torch")]
+pub fn device(d: DeviceArg) -> anyhow::Result<tch::Device> {
+    use crate::codec::engine::{select_device, DeviceChoice};
+    select_device(match d {
+        DeviceArg::Auto => DeviceChoice::Auto,
+        DeviceArg::Cpu => DeviceChoice::Cpu,
+        DeviceArg::Cuda => DeviceChoice::Cuda,
+    })
+    .map_err(anyhow::Error::msg)
+}
+
+/// Parses `a-b` or `a,b,c` or `a` into a list of integers.
+fn parse_list(s: &str) -> anyhow::Result<Vec<u64>> {
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        if let Some((a, b)) = part.split_once('-') {
+            let (a, b): (u64, u64) = (a.trim().parse()?, b.trim().parse()?);
+            anyhow::ensure!(a <= b && b - a < 10_000, "bad range '{part}'");
+            out.extend(a..=b);
+        } else {
+            out.push(part.trim().parse()?);
+        }
+    }
+    Ok(out)
+}
+
+/// Training inputs: files read like `pack` inputs plus generated samples.
+pub fn load_training_volumes(
+    inputs: &[String],
+    input: &InputArgs,
+    samples: &[String],
+    sample_dims: &str,
+) -> anyhow::Result<Vec<crate::volume::Volume>> {
+    use anyhow::Context;
+    let opts = input.read_options()?;
+    let mut vols = Vec::new();
+    for p in inputs {
+        vols.push(crate::io::read_volume(std::path::Path::new(p), &opts)?);
+    }
+    let dims = crate::volume::parse_dims(sample_dims).map_err(anyhow::Error::msg)?;
+    for spec in samples {
+        let parts: Vec<&str> = spec.split(':').collect();
+        anyhow::ensure!(parts.len() == 3, "--sample '{spec}': expected KIND:SEEDS:STEPS, e.g. vortex:1-3:0-2");
+        let kind: crate::sample::Kind = parts[0].parse().map_err(|e| anyhow::anyhow!("--sample '{spec}': {e}"))?;
+        let seeds = parse_list(parts[1]).with_context(|| format!("--sample '{spec}': seeds"))?;
+        let steps = parse_list(parts[2]).with_context(|| format!("--sample '{spec}': steps"))?;
+        for seed in seeds {
+            for &step in &steps {
+                vols.push(crate::sample::generate(kind, dims, seed, step as usize));
+            }
+        }
+    }
+    Ok(vols)
+}

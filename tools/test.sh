@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole test suite: set-up (idempotent), Rust unit and integration tests
+# (these include real FUSE mounts and the Python/VTK/ParaView client tests),
+# the Python reader cross-check, and a short fuzz smoke run in CI.
+# Prints one closing line "N passed, N failed" summing every test binary.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+tools/setup.sh
+export IDLAT_VENV=${IDLAT_VENV:-$ROOT/.venv}
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+# Release mode: reuses set-up's build and keeps the numeric tests fast.
+cargo test --release --all-targets 2>&1 | tee "$log" || status=$?
+if [ -x tools/fuzz_smoke.sh ] && { [ "${CI:-}" = true ] || [ "${IDLAT_FUZZ:-0}" = 1 ]; }; then
+  tools/fuzz_smoke.sh "${IDLAT_FUZZ_SECONDS:-20}" || status=1
+fi
+passed=$(grep -Eo 'test result: [A-Za-z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed' "$log" | awk '{s+=$1} END {print s+0}')
+echo
+echo "$passed passed, $failed failed"
+if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then echo "test run failed before completing (see above)" >&2; fi
+exit "$status"
