@@ -11,5 +11,6 @@ pub mod format;
 pub mod fs;
 pub mod importance;
 pub mod io;
+pub mod metrics;
 pub mod sample;
 pub mod volume;

@@ -12,6 +12,8 @@ pub mod blocks;
 pub mod hyper;
 pub mod modelfile;
 pub mod profile;
+#[cfg(feature = "torch")]
+pub mod rate;
 pub mod tables;
 
 #[cfg(feature = "torch")]

@@ -92,12 +92,28 @@ impl Codec {
         imp: &[f32],
         norm: Norm,
         opts: EncodeOptions,
+        sink: impl FnMut(usize, BlockData) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let counts = block_counts(dims, self.core());
+        let all: Vec<usize> = (0..counts[0] * counts[1] * counts[2]).collect();
+        self.encode_blocks(data, dims, imp, norm, opts, &all, sink)
+    }
+
+    /// Encodes the listed blocks only (rate control probes a subsample this way).
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_blocks<E>(
+        &self,
+        data: &[f32],
+        dims: Dims,
+        imp: &[f32],
+        norm: Norm,
+        opts: EncodeOptions,
+        ids: &[usize],
         mut sink: impl FnMut(usize, BlockData) -> Result<(), E>,
     ) -> Result<(), E> {
         let p = &self.model.profile;
         let core = p.core;
         let counts = block_counts(dims, core);
-        let nblocks = counts[0] * counts[1] * counts[2];
         let (lo, hi) = crate::volume::value_range(data);
         let tol = (hi - lo).abs() * 1e-6;
         let xn: Vec<f32> = data.iter().map(|&v| norm.forward(v)).collect();
@@ -135,7 +151,7 @@ impl Codec {
             }
             Ok(())
         };
-        for id in 0..nblocks {
+        for &id in ids {
             let (o, s) = block_extent(dims, core, coords(id));
             let mut block = vec![0f32; s[0] * s[1] * s[2]];
             super::blocks::gather(data, dims, o, s, &mut block);

@@ -1,0 +1,146 @@
+//! Rate control: a global importance scale s (I' = clamp(s * I, 0, 1)) found by
+//! bisection on a subsample of blocks so that the estimated ratio or the
+//! estimated importance-weighted PSNR meets the user's target; the full pack
+//! then runs once with that scale.
+
+use super::blocks::{block_counts, block_extent, gather, Norm};
+use super::pipeline::{BlockData, BlockStore, Codec, EncodeOptions};
+use crate::volume::Dims;
+use std::collections::HashMap;
+
+/// What the user asked for.
+#[derive(Clone, Copy, Debug)]
+pub enum Target {
+    /// Original bytes / stored bytes at least this.
+    Ratio(f64),
+    /// Importance-weighted PSNR (dB) at least this.
+    WPsnr(f64),
+}
+
+/// Outcome of the search on the subsample.
+#[derive(Clone, Copy, Debug)]
+pub struct Choice {
+    pub scale: f32,
+    pub est_ratio: f64,
+    pub est_wpsnr: f64,
+    /// False when no scale in the search range meets the target; `scale` is then the closest.
+    pub met: bool,
+}
+
+/// Evenly spaced block ids, at most `n`.
+pub fn subsample(nblocks: usize, n: usize) -> Vec<usize> {
+    if nblocks <= n {
+        return (0..nblocks).collect();
+    }
+    (0..n).map(|i| i * nblocks / n).collect()
+}
+
+struct Probe {
+    blocks: HashMap<usize, BlockData>,
+}
+
+impl BlockStore for Probe {
+    fn neural_streams(&self, b: usize) -> Result<Option<(&[u8], &[u8])>, String> {
+        Ok(match self.blocks.get(&b) {
+            Some(BlockData::Neural { z, y }) => Some((z, y)),
+            _ => None,
+        })
+    }
+    fn simple_block(&self, _b: usize) -> Result<Vec<f32>, String> {
+        Err("probe decodes neural blocks only".into())
+    }
+}
+
+/// Estimated (ratio, wPSNR) of packing with importance scale `s`, from the sample blocks.
+/// Ratio counts payload bytes against f32 input; a neural block's latent ring
+/// uses only sampled neighbours, a slight pessimism.
+#[allow(clippy::too_many_arguments)]
+pub fn probe(codec: &Codec, data: &[f32], dims: Dims, imp: &[f32], norm: Norm, sample: &[usize], s: f32, with_quality: bool) -> (f64, f64) {
+    let scaled: Vec<f32> = imp.iter().map(|&v| (v * s).clamp(0.0, 1.0)).collect();
+    let mut blocks = HashMap::new();
+    let mut bytes = 0usize;
+    let mut voxels = 0usize;
+    let core = codec.core();
+    let counts = block_counts(dims, core);
+    let coords = |id: usize| [id % counts[0], (id / counts[0]) % counts[1], id / (counts[0] * counts[1])];
+    codec
+        .encode_blocks(data, dims, &scaled, norm, EncodeOptions::default(), sample, |id, d| {
+            bytes += match &d {
+                BlockData::Constant(_) => 4,
+                BlockData::Lossless(v) => v.len() * 4,
+                BlockData::Neural { z, y } => z.len() + y.len(),
+            } + 16; // index entry and framing
+            let (_, sz) = block_extent(dims, core, coords(id));
+            voxels += sz[0] * sz[1] * sz[2];
+            blocks.insert(id, d);
+            Ok::<_, ()>(())
+        })
+        .expect("probe sink cannot fail");
+    let ratio = (voxels * 4) as f64 / bytes.max(1) as f64;
+    if !with_quality {
+        return (ratio, f64::NAN);
+    }
+    let store = Probe { blocks };
+    let neural: Vec<usize> = sample.iter().copied().filter(|b| matches!(store.blocks.get(b), Some(BlockData::Neural { .. }))).collect();
+    let dec = codec.decode_blocks(&store, dims, norm, &neural, 16);
+    let (mut wse, mut wsum) = (0f64, 0f64);
+    for (k, &id) in neural.iter().enumerate() {
+        let Ok(rec) = &dec[k] else { continue };
+        let (o, sz) = block_extent(dims, core, coords(id));
+        let mut orig = vec![0f32; rec.len()];
+        let mut w = vec![0f32; rec.len()];
+        gather(data, dims, o, sz, &mut orig);
+        gather(imp, dims, o, sz, &mut w);
+        for i in 0..rec.len() {
+            let e = (orig[i] - rec[i]) as f64;
+            wse += w[i] as f64 * e * e;
+            wsum += w[i] as f64;
+        }
+    }
+    let (lo, hi) = crate::volume::value_range(data);
+    let v = (hi - lo) as f64;
+    let wpsnr = if wsum > 0.0 && wse > 0.0 { 10.0 * (v * v / (wse / wsum)).log10() } else { f64::INFINITY };
+    (ratio, wpsnr)
+}
+
+/// Bisection over log2(s) in [-6, 3] (ratio falls and wPSNR rises with s).
+pub fn search(codec: &Codec, data: &[f32], dims: Dims, imp: &[f32], norm: Norm, target: Target, sample: &[usize]) -> Choice {
+    let quality = matches!(target, Target::WPsnr(_));
+    let eval = |ls: f64| {
+        let s = 2f64.powf(ls) as f32;
+        let (r, q) = probe(codec, data, dims, imp, norm, sample, s, quality);
+        (s, r, q)
+    };
+    let meets = |r: f64, q: f64| match target {
+        Target::Ratio(t) => r >= t,
+        Target::WPsnr(t) => q >= t,
+    };
+    // Meeting the target gets easier as s falls for a ratio, harder for quality.
+    let (lo, hi) = (-6.0f64, 3.0f64);
+    let (s_lo, r_lo, q_lo) = eval(lo);
+    let (s_hi, r_hi, q_hi) = eval(hi);
+    match target {
+        Target::Ratio(_) if !meets(r_lo, q_lo) => return Choice { scale: s_lo, est_ratio: r_lo, est_wpsnr: q_lo, met: false },
+        Target::Ratio(_) if meets(r_hi, q_hi) => return Choice { scale: s_hi, est_ratio: r_hi, est_wpsnr: q_hi, met: true },
+        Target::WPsnr(_) if !meets(r_hi, q_hi) => return Choice { scale: s_hi, est_ratio: r_hi, est_wpsnr: q_hi, met: false },
+        Target::WPsnr(_) if meets(r_lo, q_lo) => return Choice { scale: s_lo, est_ratio: r_lo, est_wpsnr: q_lo, met: true },
+        _ => {}
+    }
+    // Invariant: the target is met at `good` and not at `bad`.
+    let (mut good, mut bad) = match target {
+        Target::Ratio(_) => (lo, hi),
+        Target::WPsnr(_) => (hi, lo),
+    };
+    let mut best = if matches!(target, Target::Ratio(_)) { (s_lo, r_lo, q_lo) } else { (s_hi, r_hi, q_hi) };
+    for _ in 0..9 {
+        let mid = 0.5 * (good + bad);
+        let (s, r, q) = eval(mid);
+        if meets(r, q) {
+            good = mid;
+            best = (s, r, q);
+        } else {
+            bad = mid;
+        }
+    }
+    Choice { scale: best.0, est_ratio: best.1, est_wpsnr: best.2, met: true }
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Recipe of the shipped default model (models/idlat-fast.safetensors).
+# Trains on generated samples only: seeds 101-103 of each kind, several time
+# steps. Benchmarks and tests use other seeds (1-9), so they are held out.
+# About 40 minutes on a 2-core CPU; pass extra flags to override (e.g. --steps 200).
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+tools/setup.sh
+PROFILE=${PROFILE:-fast}
+OUT=${OUT:-models/idlat-$PROFILE.safetensors}
+mkdir -p "$(dirname "$OUT")"
+exec target/release/idlat train \
+  --profile "$PROFILE" \
+  --sample vortex:101-103:0-2 --sample nyx:101-103:0-1 --sample isabel:101-103:0-1 \
+  --sample-dims 96x96x96 \
+  --steps 5000 --batch 8 --blocks 1500 --lr 1e-3 --lambda 30 --a 6 \
+  --validate-every 250 --seed 1 --device auto \
+  -o "$OUT" --force "$@"
