@@ -104,10 +104,9 @@ pub fn load_training_volumes(
         let kind: crate::sample::Kind = parts[0].parse().map_err(|e| anyhow::anyhow!("--sample '{spec}': {e}"))?;
         let seeds = parse_list(parts[1]).with_context(|| format!("--sample '{spec}': seeds"))?;
         let steps = parse_list(parts[2]).with_context(|| format!("--sample '{spec}': steps"))?;
+        let steps: Vec<usize> = steps.iter().map(|&s| s as usize).collect();
         for seed in seeds {
-            for &step in &steps {
-                vols.push(crate::sample::generate(kind, dims, seed, step as usize));
-            }
+            vols.extend(crate::sample::generate_series(kind, dims, seed, &steps));
         }
     }
     Ok(vols)
