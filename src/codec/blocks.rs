@@ -29,9 +29,12 @@ impl Norm {
     }
 }
 
-/// Number of blocks per axis.
+pub use crate::format::grid::{gather, scatter};
+use crate::format::BlockGrid;
+
+/// Number of blocks per axis for cubic blocks of edge `core`.
 pub fn block_counts(dims: Dims, core: usize) -> [usize; 3] {
-    [dims[0].div_ceil(core), dims[1].div_ceil(core), dims[2].div_ceil(core)]
+    BlockGrid::cubic(dims, core).counts()
 }
 
 /// Copies the `w`^3 window whose first voxel is `start` (may be negative or
@@ -55,8 +58,8 @@ pub fn extract_window(data: &[f32], dims: Dims, start: [isize; 3], w: usize, out
 
 /// Clipped extent of block `b` (block coords): (voxel origin, size).
 pub fn block_extent(dims: Dims, core: usize, b: [usize; 3]) -> ([usize; 3], [usize; 3]) {
-    let o = [b[0] * core, b[1] * core, b[2] * core];
-    (o, [core.min(dims[0] - o[0]), core.min(dims[1] - o[1]), core.min(dims[2] - o[2])])
+    let g = BlockGrid::cubic(dims, core);
+    g.extent(g.id(b))
 }
 
 /// Copies the clipped part of a decoded `core`^3 block into a clipped-extent buffer (x fastest).
@@ -69,30 +72,6 @@ pub fn crop_core(block: &[f32], core: usize, size: [usize; 3]) -> Vec<f32> {
         }
     }
     out
-}
-
-/// Copies the clipped block at `origin` (`size`) out of a volume (x fastest).
-pub fn gather(vol: &[f32], dims: Dims, origin: [usize; 3], size: [usize; 3], out: &mut [f32]) {
-    let [nx, ny, _] = dims;
-    for z in 0..size[2] {
-        for y in 0..size[1] {
-            let s = ((origin[2] + z) * ny + origin[1] + y) * nx + origin[0];
-            let d = (z * size[1] + y) * size[0];
-            out[d..d + size[0]].copy_from_slice(&vol[s..s + size[0]]);
-        }
-    }
-}
-
-/// Writes a clipped block (x fastest, `size`) into the volume buffer at `origin`.
-pub fn scatter(vol: &mut [f32], dims: Dims, origin: [usize; 3], size: [usize; 3], block: &[f32]) {
-    let [nx, ny, _] = dims;
-    for z in 0..size[2] {
-        for y in 0..size[1] {
-            let d = ((origin[2] + z) * ny + origin[1] + y) * nx + origin[0];
-            let s = (z * size[1] + y) * size[0];
-            vol[d..d + size[0]].copy_from_slice(&block[s..s + size[0]]);
-        }
-    }
 }
 
 /// Assembles the latent window (`m * lw^3`, channel-major) for block `b` from

@@ -14,6 +14,8 @@ pub mod modelfile;
 pub mod profile;
 #[cfg(feature = "torch")]
 pub mod rate;
+#[cfg(feature = "torch")]
+pub mod store;
 pub mod tables;
 
 #[cfg(feature = "torch")]

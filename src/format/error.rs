@@ -1,0 +1,43 @@
+//! Container errors: each variant says where the problem is.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("not an idlat container (bad magic in the {section})")]
+    BadMagic { section: &'static str },
+    #[error("container format version {major}.{minor} is not supported (this build reads major version {supported})")]
+    UnsupportedVersion { major: u16, minor: u16, supported: u16 },
+    #[error("truncated {section}: need {need} bytes, have {have}")]
+    Truncated { section: &'static str, need: u64, have: u64 },
+    #[error("checksum mismatch in the {section}")]
+    BadCrc { section: &'static str },
+    #[error("checksum mismatch in block {block} of volume {volume}")]
+    BadBlockCrc { volume: u32, block: u64 },
+    #[error("{what} = {value} exceeds the limit {max}")]
+    LimitExceeded { what: &'static str, value: u64, max: u64 },
+    #[error("invalid {section}: {msg}")]
+    Invalid { section: &'static str, msg: String },
+    #[error("block {block} of volume {volume}: {msg}")]
+    BadBlock { volume: u32, block: u64, msg: String },
+    #[error("no volume {0} in this container")]
+    NoVolume(u32),
+    #[error("{path} exists (use --force to overwrite)")]
+    Exists { path: PathBuf },
+}
+
+impl From<FormatError> for std::io::Error {
+    fn from(e: FormatError) -> std::io::Error {
+        let kind = match &e {
+            FormatError::Io { source, .. } => source.kind(),
+            FormatError::NoVolume(_) => std::io::ErrorKind::NotFound,
+            FormatError::Exists { .. } => std::io::ErrorKind::AlreadyExists,
+            _ => std::io::ErrorKind::InvalidData,
+        };
+        std::io::Error::new(kind, e.to_string())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, FormatError>;

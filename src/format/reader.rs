@@ -1,0 +1,220 @@
+//! Memory-mapped container reader. `open` validates the header, trailer,
+//! metadata and index (CRCs, bounds, limits, consistency) before anything is
+//! allocated from their contents; block payloads are checked per access
+//! (bounds and CRC), which is how corruption is localised to one block.
+//!
+//! SIGBUS: the file is mapped read-only; if another process truncates it
+//! while mapped, touching the lost pages raises SIGBUS. Containers are
+//! written once and renamed into place, so only an outside actor can do this.
+
+use super::block::{kind_of, BlockKind};
+use super::error::{FormatError, Result};
+use super::grid::BlockGrid;
+use super::layout::*;
+use super::meta::{ContainerMeta, VolumeMeta};
+use super::{BlockId, VolumeId};
+use memmap2::Mmap;
+use std::path::{Path, PathBuf};
+
+/// A validated block reference: kind and payload, CRC already checked.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockRef<'a> {
+    pub kind: BlockKind,
+    pub payload: &'a [u8],
+}
+
+pub struct Container {
+    path: PathBuf,
+    map: Mmap,
+    meta: ContainerMeta,
+    trailer: Trailer,
+    minor: u16,
+}
+
+fn section<'a>(map: &'a [u8], s: Section, name: &'static str, end: u64) -> Result<&'a [u8]> {
+    let stop = s.offset.checked_add(s.len).ok_or(FormatError::Invalid { section: name, msg: "offset + length overflows".into() })?;
+    if s.offset < HEADER_LEN || stop > end {
+        return Err(FormatError::Truncated { section: name, need: stop, have: end });
+    }
+    let bytes = &map[s.offset as usize..stop as usize];
+    if crc32fast::hash(bytes) != s.crc {
+        return Err(FormatError::BadCrc { section: name });
+    }
+    Ok(bytes)
+}
+
+impl Container {
+    pub fn open(path: &Path) -> Result<Container> {
+        let io = |source| FormatError::Io { path: path.to_owned(), source };
+        let file = std::fs::File::open(path).map_err(io)?;
+        // SAFETY: read-only private mapping of a file that idlat never modifies in
+        // place; see the module docs for the truncation (SIGBUS) caveat.
+        let map = unsafe { Mmap::map(&file) }.map_err(io)?;
+        Container::from_map(path, map)
+    }
+
+    fn from_map(path: &Path, map: Mmap) -> Result<Container> {
+        let len = map.len() as u64;
+        if len < HEADER_LEN + TRAILER_LEN {
+            return Err(FormatError::Truncated { section: "file", need: HEADER_LEN + TRAILER_LEN, have: len });
+        }
+        let (_, minor) = parse_header(&map[..HEADER_LEN as usize])?;
+        let trailer = Trailer::parse(&map[(len - TRAILER_LEN) as usize..])?;
+        let body_end = len - TRAILER_LEN;
+        if trailer.meta_raw_len > MAX_META_RAW {
+            return Err(FormatError::LimitExceeded { what: "metadata bytes", value: trailer.meta_raw_len, max: MAX_META_RAW });
+        }
+        if trailer.model.len > MAX_MODEL {
+            return Err(FormatError::LimitExceeded { what: "model section bytes", value: trailer.model.len, max: MAX_MODEL });
+        }
+        let meta_z = section(&map, trailer.meta, "metadata", body_end)?;
+        let json = zstd::bulk::decompress(meta_z, trailer.meta_raw_len as usize)
+            .map_err(|e| FormatError::Invalid { section: "metadata", msg: format!("zstd: {e}") })?;
+        if json.len() as u64 != trailer.meta_raw_len {
+            return Err(FormatError::Invalid { section: "metadata", msg: "decompressed length differs from the trailer".into() });
+        }
+        let meta: ContainerMeta = serde_json::from_slice(&json).map_err(|e| FormatError::Invalid { section: "metadata", msg: e.to_string() })?;
+        let index = section(&map, trailer.index, "index", body_end)?;
+        if trailer.model.len > 0 {
+            // Checked for bounds now, CRC when the model is read.
+            let stop = trailer.model.offset.checked_add(trailer.model.len);
+            if trailer.model.offset < HEADER_LEN || stop.is_none_or(|s| s > body_end) {
+                return Err(FormatError::Truncated { section: "model", need: stop.unwrap_or(u64::MAX), have: body_end });
+            }
+        }
+        validate_meta(&meta, index.len() as u64)?;
+        Ok(Container { path: path.to_owned(), map, meta, trailer, minor })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn minor_version(&self) -> u16 {
+        self.minor
+    }
+
+    pub fn meta(&self) -> &ContainerMeta {
+        &self.meta
+    }
+
+    pub fn volumes(&self) -> impl Iterator<Item = (VolumeId, &VolumeMeta)> {
+        self.meta.volumes.iter().enumerate().map(|(i, v)| (VolumeId(i as u32), v))
+    }
+
+    pub fn volume(&self, v: VolumeId) -> Result<&VolumeMeta> {
+        self.meta.volumes.get(v.0 as usize).ok_or(FormatError::NoVolume(v.0))
+    }
+
+    pub fn find_volume(&self, name: &str) -> Option<VolumeId> {
+        self.meta.volumes.iter().position(|v| v.info.name == name).map(|i| VolumeId(i as u32))
+    }
+
+    pub fn grid(&self, v: VolumeId) -> Result<BlockGrid> {
+        let m = self.volume(v)?;
+        Ok(BlockGrid::new(m.info.dims, m.block))
+    }
+
+    pub fn file_len(&self) -> u64 {
+        self.map.len() as u64
+    }
+
+    /// The index entry of a block (bounds of the entry checked, payload not).
+    pub fn entry(&self, v: VolumeId, b: BlockId) -> Result<Entry> {
+        let m = self.volume(v)?;
+        if b.0 >= m.block_count {
+            return Err(FormatError::BadBlock { volume: v.0, block: b.0, msg: format!("no such block (volume has {})", m.block_count) });
+        }
+        let at = (self.trailer.index.offset + (m.index_first + b.0) * ENTRY_LEN) as usize;
+        Ok(Entry::parse(&self.map[at..at + ENTRY_LEN as usize]))
+    }
+
+    /// A block's kind and payload; bounds and CRC are checked on every call.
+    pub fn block(&self, v: VolumeId, b: BlockId) -> Result<BlockRef<'_>> {
+        let e = self.entry(v, b)?;
+        let kind = kind_of(v.0, b.0, e.kind)?;
+        let end = e.offset.checked_add(e.len as u64).unwrap_or(u64::MAX);
+        let payload_end = self.payload_end();
+        if e.offset < HEADER_LEN || end > payload_end {
+            return Err(FormatError::BadBlock { volume: v.0, block: b.0, msg: format!("payload {}..{end} lies outside the payload area", e.offset) });
+        }
+        let payload = &self.map[e.offset as usize..end as usize];
+        if crc32fast::hash(payload) != e.crc {
+            return Err(FormatError::BadBlockCrc { volume: v.0, block: b.0 });
+        }
+        Ok(BlockRef { kind, payload })
+    }
+
+    /// First byte after the block payloads (start of the first section).
+    fn payload_end(&self) -> u64 {
+        let t = &self.trailer;
+        let mut end = t.meta.offset.min(t.index.offset);
+        if t.model.len > 0 {
+            end = end.min(t.model.offset);
+        }
+        end
+    }
+
+    /// Sum of a volume's payload bytes plus its index entries (for ratio reports).
+    pub fn volume_stored_bytes(&self, v: VolumeId) -> Result<u64> {
+        let m = self.volume(v)?;
+        let mut total = m.block_count * ENTRY_LEN;
+        for b in 0..m.block_count {
+            total += self.entry(v, BlockId(b))?.len as u64;
+        }
+        Ok(total)
+    }
+
+    pub fn model_section_len(&self) -> u64 {
+        self.trailer.model.len
+    }
+
+    /// The embedded model file, if any (CRC checked, size capped).
+    pub fn embedded_model(&self) -> Result<Option<Vec<u8>>> {
+        if self.trailer.model.len == 0 {
+            return Ok(None);
+        }
+        let z = section(&self.map, self.trailer.model, "model", self.file_len() - TRAILER_LEN)?;
+        let raw = zstd::bulk::decompress(z, MAX_MODEL as usize).map_err(|e| FormatError::Invalid { section: "model", msg: format!("zstd: {e}") })?;
+        Ok(Some(raw))
+    }
+}
+
+fn validate_meta(meta: &ContainerMeta, index_len: u64) -> Result<()> {
+    let bad = |msg: String| FormatError::Invalid { section: "metadata", msg };
+    if meta.volumes.len() as u64 > MAX_VOLUMES {
+        return Err(FormatError::LimitExceeded { what: "volumes", value: meta.volumes.len() as u64, max: MAX_VOLUMES });
+    }
+    if index_len % ENTRY_LEN != 0 {
+        return Err(FormatError::Invalid { section: "index", msg: format!("length {index_len} is not a multiple of {ENTRY_LEN}") });
+    }
+    let mut next = 0u64;
+    for (i, v) in meta.volumes.iter().enumerate() {
+        let d = v.info.dims;
+        if d.iter().any(|&n| n == 0 || n as u64 > MAX_AXIS) {
+            return Err(bad(format!("volume {i}: dims {d:?} outside 1..={MAX_AXIS}")));
+        }
+        let voxels = d.iter().map(|&n| n as u64).product::<u64>();
+        if voxels > MAX_VOXELS {
+            return Err(FormatError::LimitExceeded { what: "voxels per volume", value: voxels, max: MAX_VOXELS });
+        }
+        if v.block.iter().any(|&b| b == 0 || b as u64 > MAX_BLOCK_EDGE) {
+            return Err(bad(format!("volume {i}: block size {:?} outside 1..={MAX_BLOCK_EDGE}", v.block)));
+        }
+        let count = BlockGrid::new(d, v.block).len() as u64;
+        if count > MAX_BLOCKS {
+            return Err(FormatError::LimitExceeded { what: "blocks per volume", value: count, max: MAX_BLOCKS });
+        }
+        if v.block_count != count || v.index_first != next {
+            return Err(bad(format!("volume {i}: index range {}+{} does not match its grid ({count} blocks from {next})", v.index_first, v.block_count)));
+        }
+        if !(v.norm.scale.is_finite() && v.norm.scale != 0.0 && v.norm.offset.is_finite()) {
+            return Err(bad(format!("volume {i}: invalid normalisation")));
+        }
+        next += count;
+    }
+    if next * ENTRY_LEN != index_len {
+        return Err(FormatError::Invalid { section: "index", msg: format!("{} entries for {next} blocks", index_len / ENTRY_LEN) });
+    }
+    Ok(())
+}

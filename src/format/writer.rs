@@ -1,0 +1,159 @@
+//! Streaming container writer: payloads go to disk as they arrive; only the
+//! index (24 bytes per block) stays in memory. Everything is written to a
+//! temporary file beside the target and renamed into place by `finish`, so a
+//! crash or a full disk never leaves a partial file under the final name.
+
+use super::block::BlockKind;
+use super::error::{FormatError, Result};
+use super::grid::BlockGrid;
+use super::layout::*;
+use super::meta::{ContainerMeta, ModelRef, VolumeMeta};
+use super::{BlockId, VolumeId};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+pub struct ContainerWriter {
+    path: PathBuf,
+    tmp: PathBuf,
+    out: Option<BufWriter<File>>,
+    pos: u64,
+    meta: ContainerMeta,
+    entries: Vec<Vec<Option<Entry>>>,
+    model_bytes: Option<Vec<u8>>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct FinishStats {
+    pub file_bytes: u64,
+    pub payload_bytes: u64,
+    pub model_bytes: u64,
+}
+
+impl ContainerWriter {
+    /// Starts a container at `path`; refuses an existing file unless `overwrite`.
+    pub fn create(path: &Path, overwrite: bool) -> Result<ContainerWriter> {
+        if path.exists() && !overwrite {
+            return Err(FormatError::Exists { path: path.to_owned() });
+        }
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out.idl");
+        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        let io = |source| FormatError::Io { path: tmp.clone(), source };
+        let file = File::create(&tmp).map_err(io)?;
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        out.write_all(&header_bytes()).map_err(io)?;
+        Ok(ContainerWriter {
+            path: path.to_owned(),
+            tmp,
+            out: Some(out),
+            pos: HEADER_LEN,
+            meta: ContainerMeta { writer: format!("idlat {}", env!("CARGO_PKG_VERSION")), ..Default::default() },
+            entries: Vec::new(),
+            model_bytes: None,
+        })
+    }
+
+    /// Registers a volume; `index_first`/`block_count` are filled in here.
+    pub fn add_volume(&mut self, mut meta: VolumeMeta) -> Result<VolumeId> {
+        let grid = BlockGrid::new(meta.info.dims, meta.block);
+        meta.block_count = grid.len() as u64;
+        meta.index_first = self.entries.iter().map(|e| e.len() as u64).sum();
+        self.entries.push(vec![None; grid.len()]);
+        self.meta.volumes.push(meta);
+        Ok(VolumeId(self.meta.volumes.len() as u32 - 1))
+    }
+
+    /// Mutable access to a registered volume's metadata (e.g. to record rate-control results).
+    pub fn volume_meta_mut(&mut self, v: VolumeId) -> Option<&mut VolumeMeta> {
+        self.meta.volumes.get_mut(v.0 as usize)
+    }
+
+    pub fn set_model(&mut self, model: ModelRef, embedded_bytes: Option<&[u8]>) {
+        self.meta.model = ModelRef { embedded: embedded_bytes.is_some(), ..model };
+        self.model_bytes = embedded_bytes.map(|b| b.to_vec());
+    }
+
+    pub fn set_attributes(&mut self, attrs: BTreeMap<String, String>) {
+        self.meta.attributes = attrs;
+    }
+
+    fn io(&self) -> impl Fn(std::io::Error) -> FormatError + '_ {
+        move |source| FormatError::Io { path: self.tmp.clone(), source }
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        let out = self.out.as_mut().expect("open until finish");
+        if let Err(source) = out.write_all(bytes) {
+            return Err(FormatError::Io { path: self.tmp.clone(), source });
+        }
+        self.pos += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Appends one block's payload. Blocks may arrive in any order, each once.
+    pub fn write_block(&mut self, vol: VolumeId, block: BlockId, kind: BlockKind, payload: &[u8]) -> Result<()> {
+        let slot = self
+            .entries
+            .get(vol.0 as usize)
+            .ok_or(FormatError::NoVolume(vol.0))?
+            .get(block.0 as usize)
+            .ok_or_else(|| FormatError::BadBlock { volume: vol.0, block: block.0, msg: "block id outside the volume's grid".into() })?;
+        if slot.is_some() {
+            return Err(FormatError::BadBlock { volume: vol.0, block: block.0, msg: "written twice".into() });
+        }
+        if payload.len() as u64 > MAX_PAYLOAD {
+            return Err(FormatError::LimitExceeded { what: "block payload bytes", value: payload.len() as u64, max: MAX_PAYLOAD });
+        }
+        let entry = Entry { offset: self.pos, len: payload.len() as u32, crc: crc32fast::hash(payload), kind: kind as u8 };
+        self.write(payload)?;
+        self.entries[vol.0 as usize][block.0 as usize] = Some(entry);
+        Ok(())
+    }
+
+    /// Writes model, metadata, index and trailer, syncs, and renames into place.
+    pub fn finish(mut self) -> Result<FinishStats> {
+        for (v, es) in self.entries.iter().enumerate() {
+            if let Some(b) = es.iter().position(|e| e.is_none()) {
+                return Err(FormatError::BadBlock { volume: v as u32, block: b as u64, msg: "never written".into() });
+            }
+        }
+        let payload_bytes = self.pos - HEADER_LEN;
+        let mut trailer = Trailer::default();
+        if let Some(model) = self.model_bytes.take() {
+            let z = zstd::bulk::compress(&model, 19).map_err(self.io())?;
+            trailer.model = Section { offset: self.pos, len: z.len() as u64, crc: crc32fast::hash(&z) };
+            self.write(&z)?;
+        }
+        let json = serde_json::to_vec(&self.meta).expect("metadata serialises");
+        let z = zstd::bulk::compress(&json, 9).map_err(self.io())?;
+        trailer.meta = Section { offset: self.pos, len: z.len() as u64, crc: crc32fast::hash(&z) };
+        trailer.meta_raw_len = json.len() as u64;
+        self.write(&z)?;
+        let index: Vec<u8> = self.entries.iter().flatten().flat_map(|e| e.expect("checked above").to_bytes()).collect();
+        trailer.index = Section { offset: self.pos, len: index.len() as u64, crc: crc32fast::hash(&index) };
+        self.write(&index)?;
+        self.write(&trailer.to_bytes())?;
+        let out = self.out.take().expect("open until finish");
+        let file = out.into_inner().map_err(|e| FormatError::Io { path: self.tmp.clone(), source: e.into_error() })?;
+        file.sync_all().map_err(self.io())?;
+        drop(file);
+        std::fs::rename(&self.tmp, &self.path).map_err(|source| FormatError::Io { path: self.path.clone(), source })?;
+        if let Some(dir) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            // Persist the rename; failure here does not lose data already synced.
+            let _ = File::open(dir).and_then(|d| d.sync_all());
+        }
+        Ok(FinishStats { file_bytes: self.pos, payload_bytes, model_bytes: trailer.model.len })
+    }
+}
+
+impl Drop for ContainerWriter {
+    fn drop(&mut self) {
+        if self.out.is_some() {
+            // Not finished: never leave the partial file behind.
+            self.out = None;
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
