@@ -58,6 +58,15 @@ pub fn progress(len: u64, quiet: bool, what: &str) -> indicatif::ProgressBar {
     bar
 }
 
+/// A status line: above the bar when one is shown, else on stderr (logs, CI).
+pub fn note(bar: &indicatif::ProgressBar, line: String) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
+}
+
 #[cfg(feature = "torch")]
 pub fn device(d: DeviceArg) -> anyhow::Result<tch::Device> {
     use crate::codec::engine::{select_device, DeviceChoice};

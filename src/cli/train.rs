@@ -108,7 +108,7 @@ pub fn run(args: Args) -> CmdResult {
             bar.set_position(step as u64 + 1);
             bar.set_message(format!("loss {loss:.4} bpv {bpv:.3} psnr {psnr:.1}"));
             if let Some(v) = val {
-                bar.println(format!(
+                super::common::note(&bar, format!(
                     "step {:>6}: validation (real bitstreams) {:.3} bits/voxel, PSNR {:.2} dB, wPSNR {:.2} dB",
                     step + 1,
                     v.bits_per_voxel,

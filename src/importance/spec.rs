@@ -1,0 +1,503 @@
+//! The importance spec language: parser (errors point at the offending
+//! character) and canonical printer (`parse(s.to_string()) == s`).
+//! Grammar reference: docs/IMPORTANCE.md.
+
+use std::fmt;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Falloff {
+    Exp,
+    Inv,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ValueTest {
+    Above(f64),
+    Below(f64),
+    Range(f64, f64),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Spec {
+    Iso { value: f64, k: f64, falloff: Falloff, world: bool },
+    Value(ValueTest),
+    Near { value: f64, width: f64 },
+    Tf(Vec<(f64, f64)>),
+    Box { lo: [f64; 3], hi: [f64; 3], soft: f64, world: bool },
+    Sphere { centre: [f64; 3], r: f64, soft: f64, world: bool },
+    Grad,
+    Var { w: usize },
+    Entropy { w: usize, bins: usize },
+    Uniform(f64),
+    File(String),
+    Time(Vec<(f64, f64)>),
+    Of { volume: String, spec: Box<Spec> },
+    Max(Vec<Spec>),
+    Min(Vec<Spec>),
+    Mul(Vec<Spec>),
+    Mix(Vec<(f64, Spec)>),
+    Scale(f64, Box<Spec>),
+    Clamp(f64, f64, Box<Spec>),
+}
+
+/// A spec error: the message plus the byte position it refers to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpecError {
+    pub spec: String,
+    pub pos: usize,
+    pub msg: String,
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "importance spec: {}", self.msg)?;
+        writeln!(f, "  {}", self.spec)?;
+        write!(f, "  {}^", " ".repeat(self.spec[..self.pos.min(self.spec.len())].chars().count()))
+    }
+}
+
+impl std::error::Error for SpecError {}
+
+const TERMS: [&str; 12] = ["iso", "value", "near", "tf", "box", "sphere", "grad", "var", "entropy", "uniform", "file", "time"];
+const FUNCS: [&str; 6] = ["max", "min", "mul", "mix", "scale", "clamp"];
+
+struct Parser<'a> {
+    s: &'a str,
+    pos: usize,
+}
+
+type R<T> = Result<T, SpecError>;
+
+impl<'a> Parser<'a> {
+    fn err<T>(&self, pos: usize, msg: impl Into<String>) -> R<T> {
+        Err(SpecError { spec: self.s.to_string(), pos, msg: msg.into() })
+    }
+
+    fn rest(&self) -> &'a str {
+        &self.s[self.pos..]
+    }
+
+    fn skip_ws(&mut self) {
+        while self.rest().starts_with(' ') {
+            self.pos += 1;
+        }
+    }
+
+    fn eat(&mut self, c: char) -> bool {
+        self.skip_ws();
+        if self.rest().starts_with(c) {
+            self.pos += c.len_utf8();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect(&mut self, c: char) -> R<()> {
+        if self.eat(c) {
+            Ok(())
+        } else {
+            self.err(self.pos, format!("expected '{c}'"))
+        }
+    }
+
+    fn ident(&mut self) -> &'a str {
+        self.skip_ws();
+        let start = self.pos;
+        while self.rest().starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+            self.pos += 1;
+        }
+        &self.s[start..self.pos]
+    }
+
+    fn number(&mut self) -> R<f64> {
+        self.skip_ws();
+        let start = self.pos;
+        while self.rest().starts_with(|c: char| c.is_ascii_digit() || "+-.eE".contains(c)) {
+            // A '.' followed by '.' is the range operator, not part of the number.
+            if self.rest().starts_with("..") {
+                break;
+            }
+            self.pos += 1;
+        }
+        let t = &self.s[start..self.pos];
+        match t.parse::<f64>() {
+            Ok(v) if v.is_finite() => Ok(v),
+            _ => self.err(start, if t.is_empty() { "expected a number".to_string() } else { format!("'{t}' is not a number") }),
+        }
+    }
+
+    /// Does a new spec start at the current position (after a comma)?
+    fn spec_starts_here(&self) -> bool {
+        let r = self.rest().trim_start();
+        let word: String = r.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+        let after = r[word.len()..].chars().next();
+        // Options are `key=value` or bare words; anything shaped like a spec
+        // (`word:`, `word(`, `grad`, `of=`, or a mix weight `0.5*`) belongs to the parent.
+        let weight = r.find('*').is_some_and(|i| r[..i].parse::<f64>().is_ok());
+        (!word.is_empty() && matches!(after, Some(':') | Some('(')))
+            || (word == "grad" && matches!(after, None | Some(',') | Some(')')))
+            || r.starts_with("of=")
+            || weight
+    }
+
+    /// Comma-separated options of a term until the term ends: `key=value` or bare words.
+    fn options(&mut self) -> R<Vec<(usize, String, Option<String>)>> {
+        let mut out = Vec::new();
+        while self.rest().trim_start().starts_with(',') {
+            let save = self.pos;
+            self.eat(',');
+            if self.spec_starts_here() {
+                self.pos = save;
+                break;
+            }
+            self.skip_ws();
+            let start = self.pos;
+            let key = self.ident().to_string();
+            if key.is_empty() {
+                return self.err(start, "expected an option such as k=0.2 or world");
+            }
+            let val = if self.eat('=') {
+                self.skip_ws();
+                let vs = self.pos;
+                while self.rest().starts_with(|c: char| !",)".contains(c)) {
+                    self.pos += 1;
+                }
+                Some(self.s[vs..self.pos].trim().to_string())
+            } else {
+                None
+            };
+            out.push((start, key, val));
+        }
+        Ok(out)
+    }
+
+    fn num_opt(&self, pos: usize, key: &str, v: &Option<String>) -> R<f64> {
+        match v.as_deref().map(str::parse::<f64>) {
+            Some(Ok(x)) if x.is_finite() => Ok(x),
+            _ => self.err(pos, format!("option '{key}' needs a number, e.g. {key}=0.5")),
+        }
+    }
+
+    fn triple(&mut self) -> R<[f64; 3]> {
+        let a = self.number()?;
+        self.expect(',')?;
+        let b = self.number()?;
+        self.expect(',')?;
+        let c = self.number()?;
+        Ok([a, b, c])
+    }
+
+    fn pairs(&mut self) -> R<Vec<(f64, f64)>> {
+        let mut out = Vec::new();
+        loop {
+            let at = self.pos;
+            let x = self.number()?;
+            self.expect('=')?;
+            let y = self.number()?;
+            if out.last().is_some_and(|&(px, _): &(f64, f64)| x <= px) {
+                return self.err(at, "points must be in increasing order");
+            }
+            out.push((x, y));
+            let save = self.pos;
+            if !self.eat(',') {
+                break;
+            }
+            if self.spec_starts_here() {
+                self.pos = save;
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    fn spec(&mut self) -> R<Spec> {
+        self.skip_ws();
+        let start = self.pos;
+        if self.rest().starts_with("of=") {
+            self.pos += 3;
+            let ns = self.pos;
+            while self.rest().starts_with(|c: char| c != ':') && !self.rest().is_empty() {
+                self.pos += 1;
+            }
+            let name = self.s[ns..self.pos].to_string();
+            if name.is_empty() || !self.eat(':') {
+                return self.err(ns, "expected of=NAME:SPEC");
+            }
+            return Ok(Spec::Of { volume: name, spec: Box::new(self.spec()?) });
+        }
+        let word = self.ident();
+        if word.is_empty() {
+            return self.err(start, "expected an importance kind (iso, value, box, …) or max(…)");
+        }
+        if FUNCS.contains(&word) {
+            self.expect('(')?;
+            let spec = match word {
+                "scale" | "clamp" => {
+                    let a = self.number()?;
+                    self.expect(',')?;
+                    if word == "scale" {
+                        Spec::Scale(a, Box::new(self.spec()?))
+                    } else {
+                        let b = self.number()?;
+                        self.expect(',')?;
+                        if b < a {
+                            return self.err(start, "clamp(lo, hi, spec) needs lo <= hi");
+                        }
+                        Spec::Clamp(a, b, Box::new(self.spec()?))
+                    }
+                }
+                "mix" => {
+                    let mut items = Vec::new();
+                    loop {
+                        let w = self.number()?;
+                        self.expect('*')?;
+                        items.push((w, self.spec()?));
+                        if !self.eat(',') {
+                            break;
+                        }
+                    }
+                    Spec::Mix(items)
+                }
+                _ => {
+                    let mut items = vec![self.spec()?];
+                    while self.eat(',') {
+                        items.push(self.spec()?);
+                    }
+                    match word {
+                        "max" => Spec::Max(items),
+                        "min" => Spec::Min(items),
+                        _ => Spec::Mul(items),
+                    }
+                }
+            };
+            self.expect(')')?;
+            return Ok(spec);
+        }
+        if !TERMS.contains(&word) {
+            return self.err(start, format!("unknown importance kind '{word}' (iso value near tf box sphere grad var entropy uniform file time, of=NAME:…, max min mul mix scale clamp)"));
+        }
+        if word == "grad" {
+            return Ok(Spec::Grad);
+        }
+        self.expect(':')?;
+        let spec = match word {
+            "iso" => {
+                let value = self.number()?;
+                let (mut k, mut falloff, mut world) = (0.2, Falloff::Exp, false);
+                for (p, key, v) in self.options()? {
+                    match (key.as_str(), v.as_deref()) {
+                        ("k", _) => k = self.num_opt(p, "k", &v)?,
+                        ("fn", Some("exp")) => falloff = Falloff::Exp,
+                        ("fn", Some("inv")) => falloff = Falloff::Inv,
+                        ("world", None) => world = true,
+                        _ => return self.err(p, format!("unknown iso option '{key}' (k=, fn=exp|inv, world)")),
+                    }
+                }
+                if k <= 0.0 {
+                    return self.err(start, "iso: k must be positive");
+                }
+                Spec::Iso { value, k, falloff, world }
+            }
+            "value" => {
+                if self.eat('>') {
+                    Spec::Value(ValueTest::Above(self.number()?))
+                } else if self.eat('<') {
+                    Spec::Value(ValueTest::Below(self.number()?))
+                } else {
+                    let a = self.number()?;
+                    if !self.rest().starts_with("..") {
+                        return self.err(self.pos, "expected value:>T, value:<T or value:A..B");
+                    }
+                    self.pos += 2;
+                    let b = self.number()?;
+                    if b < a {
+                        return self.err(start, "value:A..B needs A <= B");
+                    }
+                    Spec::Value(ValueTest::Range(a, b))
+                }
+            }
+            "near" => {
+                let value = self.number()?;
+                let mut width = None;
+                for (p, key, v) in self.options()? {
+                    match key.as_str() {
+                        "w" => width = Some(self.num_opt(p, "w", &v)?),
+                        _ => return self.err(p, format!("unknown near option '{key}' (w=)")),
+                    }
+                }
+                let Some(width) = width.filter(|w| *w > 0.0) else { return self.err(start, "near needs a positive width: near:7,w=0.5") };
+                Spec::Near { value, width }
+            }
+            "tf" => Spec::Tf(self.pairs()?),
+            "time" => Spec::Time(self.pairs()?),
+            "box" => {
+                let lo = self.triple()?;
+                self.expect(':')?;
+                let hi = self.triple()?;
+                let (mut soft, mut world) = (0.0, false);
+                for (p, key, v) in self.options()? {
+                    match key.as_str() {
+                        "soft" => soft = self.num_opt(p, "soft", &v)?,
+                        "world" => world = true,
+                        _ => return self.err(p, format!("unknown box option '{key}' (soft=, world)")),
+                    }
+                }
+                if (0..3).any(|a| hi[a] <= lo[a]) {
+                    return self.err(start, "box:x0,y0,z0:x1,y1,z1 needs x0<x1, y0<y1, z0<z1 (half-open)");
+                }
+                Spec::Box { lo, hi, soft: soft.max(0.0), world }
+            }
+            "sphere" => {
+                let centre = self.triple()?;
+                let (mut r, mut soft, mut world) = (None, 0.0, false);
+                for (p, key, v) in self.options()? {
+                    match key.as_str() {
+                        "r" => r = Some(self.num_opt(p, "r", &v)?),
+                        "soft" => soft = self.num_opt(p, "soft", &v)?,
+                        "world" => world = true,
+                        _ => return self.err(p, format!("unknown sphere option '{key}' (r=, soft=, world)")),
+                    }
+                }
+                let Some(r) = r.filter(|r| *r > 0.0) else { return self.err(start, "sphere needs a positive radius: sphere:64,64,64,r=20") };
+                Spec::Sphere { centre, r, soft: soft.max(0.0), world }
+            }
+            "var" | "entropy" => {
+                let (mut w, mut bins) = (if word == "var" { 5 } else { 8 }, 32);
+                // The first option follows the colon directly (var:w=5), the rest after commas.
+                self.skip_ws();
+                let p0 = self.pos;
+                let mut opts = Vec::new();
+                let k = self.ident().to_string();
+                if !k.is_empty() {
+                    if !self.eat('=') {
+                        return self.err(p0, format!("expected {word}:w=N"));
+                    }
+                    let vs = self.pos;
+                    while self.rest().starts_with(|c: char| !",)".contains(c)) {
+                        self.pos += 1;
+                    }
+                    opts.push((p0, k, Some(self.s[vs..self.pos].trim().to_string())));
+                }
+                opts.extend(self.options()?);
+                for (p, key, v) in opts {
+                    let n = self.num_opt(p, &key, &v)?;
+                    match key.as_str() {
+                        "w" => w = n as usize,
+                        "bins" if word == "entropy" => bins = n as usize,
+                        _ => return self.err(p, format!("unknown {word} option '{key}'")),
+                    }
+                }
+                if !(1..=64).contains(&w) || !(2..=1024).contains(&bins) {
+                    return self.err(start, "window w must be 1..=64 and bins 2..=1024");
+                }
+                if word == "var" { Spec::Var { w } } else { Spec::Entropy { w, bins } }
+            }
+            "uniform" => {
+                let v = self.number()?;
+                if !(0.0..=1.0).contains(&v) {
+                    return self.err(start, "uniform:V needs 0 <= V <= 1");
+                }
+                Spec::Uniform(v)
+            }
+            "file" => {
+                let ps = self.pos;
+                while self.rest().starts_with(|c: char| !",)".contains(c)) {
+                    self.pos += 1;
+                }
+                let path = self.s[ps..self.pos].trim().to_string();
+                if path.is_empty() {
+                    return self.err(ps, "file: needs a path");
+                }
+                Spec::File(path)
+            }
+            _ => unreachable!("every TERMS entry is handled"),
+        };
+        Ok(spec)
+    }
+}
+
+/// Parses a spec; the whole input must be consumed.
+pub fn parse(s: &str) -> Result<Spec, SpecError> {
+    let mut p = Parser { s, pos: 0 };
+    let spec = p.spec()?;
+    p.skip_ws();
+    if !p.rest().is_empty() {
+        return p.err(p.pos, format!("unexpected '{}'", p.rest().chars().next().unwrap_or(' ')));
+    }
+    Ok(spec)
+}
+
+fn list<T>(f: &mut fmt::Formatter<'_>, items: &[T], each: impl Fn(&mut fmt::Formatter<'_>, &T) -> fmt::Result) -> fmt::Result {
+    for (i, it) in items.iter().enumerate() {
+        if i > 0 {
+            write!(f, ",")?;
+        }
+        each(f, it)?;
+    }
+    Ok(())
+}
+
+impl fmt::Display for Spec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let world = |w: &bool| if *w { ",world" } else { "" };
+        match self {
+            Spec::Iso { value, k, falloff, world: w } => {
+                write!(f, "iso:{value},k={k}")?;
+                if *falloff == Falloff::Inv {
+                    write!(f, ",fn=inv")?;
+                }
+                write!(f, "{}", world(w))
+            }
+            Spec::Value(ValueTest::Above(t)) => write!(f, "value:>{t}"),
+            Spec::Value(ValueTest::Below(t)) => write!(f, "value:<{t}"),
+            Spec::Value(ValueTest::Range(a, b)) => write!(f, "value:{a}..{b}"),
+            Spec::Near { value, width } => write!(f, "near:{value},w={width}"),
+            Spec::Tf(p) => {
+                write!(f, "tf:")?;
+                list(f, p, |f, (x, y)| write!(f, "{x}={y}"))
+            }
+            Spec::Time(p) => {
+                write!(f, "time:")?;
+                list(f, p, |f, (x, y)| write!(f, "{x}={y}"))
+            }
+            Spec::Box { lo, hi, soft, world: w } => {
+                write!(f, "box:{},{},{}:{},{},{}", lo[0], lo[1], lo[2], hi[0], hi[1], hi[2])?;
+                if *soft > 0.0 {
+                    write!(f, ",soft={soft}")?;
+                }
+                write!(f, "{}", world(w))
+            }
+            Spec::Sphere { centre: c, r, soft, world: w } => {
+                write!(f, "sphere:{},{},{},r={r}", c[0], c[1], c[2])?;
+                if *soft > 0.0 {
+                    write!(f, ",soft={soft}")?;
+                }
+                write!(f, "{}", world(w))
+            }
+            Spec::Grad => write!(f, "grad"),
+            Spec::Var { w } => write!(f, "var:w={w}"),
+            Spec::Entropy { w, bins } => write!(f, "entropy:w={w},bins={bins}"),
+            Spec::Uniform(v) => write!(f, "uniform:{v}"),
+            Spec::File(p) => write!(f, "file:{p}"),
+            Spec::Of { volume, spec } => write!(f, "of={volume}:{spec}"),
+            Spec::Max(v) | Spec::Min(v) | Spec::Mul(v) => {
+                let name = match self {
+                    Spec::Max(_) => "max",
+                    Spec::Min(_) => "min",
+                    _ => "mul",
+                };
+                write!(f, "{name}(")?;
+                list(f, v, |f, s| write!(f, "{s}"))?;
+                write!(f, ")")
+            }
+            Spec::Mix(v) => {
+                write!(f, "mix(")?;
+                list(f, v, |f, (w, s)| write!(f, "{w}*{s}"))?;
+                write!(f, ")")
+            }
+            Spec::Scale(s, inner) => write!(f, "scale({s},{inner})"),
+            Spec::Clamp(a, b, inner) => write!(f, "clamp({a},{b},{inner})"),
+        }
+    }
+}
