@@ -1,9 +1,22 @@
 //! Readers and writers for the volume formats scientists have.
 //!
-//! Entry points used across the crate (signatures are a contract; bodies are
-//! filled in by the input-formats work):
-//! - [`read_volume`]: any supported input file into a [`Volume`].
-//! - [`write_raw_mhd`]: a volume as little-endian f32 `NAME.raw` plus a MetaImage header.
+//! Inputs (chosen by extension, case-insensitive; `.gz` is stripped first for
+//! raw and .npy): `.npy`, `.mhd`/`.mha`, `.nrrd`/`.nhdr`, `.vti`; anything else
+//! is a raw brick that needs `dims` (dtype defaults to f32, byte order to
+//! little). Every error names the file and the problem.
+//!
+//! Missing values (`ReadOptions.missing`, e.g. 1e35 for land in Isabel): a voxel
+//! is missing when it equals the sentinel or, for huge sentinels (|v| >= 1e30),
+//! when |x| >= 0.999 |v|, or when it is not finite. Missing voxels are filled
+//! with the mean of their valid 6-neighbours, iterated (a few diffusion sweeps,
+//! then the global valid mean), and reported in the returned mask.
+
+pub mod headers;
+pub mod names;
+pub mod npy;
+pub mod raw;
+
+pub use headers::{mhd_text, nhdr_text, vti_parts};
 
 use crate::volume::{Dims, DType, Endian, Volume};
 use std::path::{Path, PathBuf};
@@ -17,6 +30,11 @@ pub enum IoError {
     Invalid { path: PathBuf, msg: String },
 }
 
+/// Wraps an OS error with the file it concerns.
+pub fn os_err(path: &Path, source: std::io::Error) -> IoError {
+    IoError::Os { path: path.to_owned(), source }
+}
+
 /// How to interpret inputs that do not describe themselves (raw bricks).
 #[derive(Clone, Debug, Default)]
 pub struct ReadOptions {
@@ -27,39 +45,189 @@ pub struct ReadOptions {
     pub missing: Option<f64>,
 }
 
-/// Reads any supported input into a volume (f32, x fastest).
-pub fn read_volume(path: &Path, _opts: &ReadOptions) -> Result<Volume, IoError> {
-    Err(IoError::Invalid { path: path.to_owned(), msg: "reader not implemented yet".into() })
+fn lower_name(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default()
+}
+
+/// Reads any supported input into a volume (f32, x fastest); missing values
+/// (see module docs) are filled.
+pub fn read_volume(path: &Path, opts: &ReadOptions) -> Result<Volume, IoError> {
+    Ok(read_volume_with_mask(path, opts)?.0)
+}
+
+/// Like `read_volume`, also returning the valid-voxel mask when `missing` is set.
+pub fn read_volume_with_mask(path: &Path, opts: &ReadOptions) -> Result<(Volume, Option<Vec<bool>>), IoError> {
+    let name = lower_name(path);
+    let gz = name.ends_with(".gz");
+    let base = name.trim_end_matches(".gz");
+    let ext = base.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
+    let mut vol = match ext {
+        "npy" if !gz => npy::read_npy(path)?,
+        "mhd" | "mha" => headers::read_mhd(path)?,
+        "nrrd" | "nhdr" => headers::read_nrrd(path)?,
+        "vti" => headers::read_vti(path)?,
+        _ => {
+            let dims = opts.dims.ok_or_else(|| IoError::Invalid {
+                path: path.to_owned(),
+                msg: "raw input needs --dims XxYxZ (and --dtype/--endian if not f32 little-endian)".into(),
+            })?;
+            let dtype = opts.dtype.unwrap_or(DType::F32);
+            let endian = opts.endian.unwrap_or(Endian::Little);
+            let n = dims.iter().try_fold(1u64, |a, &d| a.checked_mul(d as u64)).unwrap_or(u64::MAX);
+            let len = n.checked_mul(dtype.size() as u64).ok_or_else(|| IoError::Invalid { path: path.to_owned(), msg: "dims overflow".into() })?;
+            let bytes = raw::read_exact_payload(path, opts.header_bytes, len, gz)?;
+            let mut info = crate::volume::VolumeInfo::new("", dims);
+            info.dtype = dtype;
+            info.endian = endian;
+            Volume::new(info, raw::decode_samples(&bytes, dtype, endian))
+        }
+    };
+    vol.info.name = names::volume_names(&[path.to_owned()]).pop().unwrap_or_default();
+    let mask = opts.missing.map(|m| fill_missing(&mut vol, m));
+    if mask.is_none() {
+        // Non-finite samples are still replaced: the codec needs finite input.
+        if vol.data.iter().any(|v| !v.is_finite()) {
+            fill_missing_where(&mut vol, |v| !v.is_finite());
+        }
+    }
+    Ok((vol, mask))
+}
+
+/// Replaces missing voxels (sentinel rule in the module docs); returns the valid mask.
+pub fn fill_missing(vol: &mut Volume, sentinel: f64) -> Vec<bool> {
+    vol.info.missing = Some(sentinel);
+    let huge = sentinel.abs() >= 1e30;
+    fill_missing_where(vol, |v| !v.is_finite() || v as f64 == sentinel || (huge && (v as f64).abs() >= 0.999 * sentinel.abs()))
+}
+
+fn fill_missing_where(vol: &mut Volume, missing: impl Fn(f32) -> bool) -> Vec<bool> {
+    let valid: Vec<bool> = vol.data.iter().map(|&v| !missing(v)).collect();
+    let [nx, ny, nz] = vol.info.dims;
+    let count = valid.iter().filter(|&&v| v).count();
+    let mean = if count > 0 { (vol.data.iter().zip(&valid).filter(|(_, &ok)| ok).map(|(&v, _)| v as f64).sum::<f64>() / count as f64) as f32 } else { 0.0 };
+    let mut known = valid.clone();
+    // Diffusion sweeps: each pass fills voxels that touch known ones.
+    for _ in 0..8 {
+        let mut changed = false;
+        let snapshot = known.clone();
+        for i in 0..vol.data.len() {
+            if snapshot[i] {
+                continue;
+            }
+            let (x, y, z) = (i % nx, (i / nx) % ny, i / (nx * ny));
+            let mut acc = 0f64;
+            let mut n = 0;
+            let mut visit = |j: usize| {
+                if snapshot[j] {
+                    acc += vol.data[j] as f64;
+                    n += 1;
+                }
+            };
+            if x > 0 { visit(i - 1) }
+            if x + 1 < nx { visit(i + 1) }
+            if y > 0 { visit(i - nx) }
+            if y + 1 < ny { visit(i + nx) }
+            if z > 0 { visit(i - nx * ny) }
+            if z + 1 < nz { visit(i + nx * ny) }
+            if n > 0 {
+                vol.data[i] = (acc / n as f64) as f32;
+                known[i] = true;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    for (v, k) in vol.data.iter_mut().zip(&known) {
+        if !k {
+            *v = mean;
+        }
+    }
+    valid
+}
+
+/// Expands `*`/`?` patterns; a pattern matching nothing is an error.
+pub fn expand_inputs(args: &[String]) -> Result<Vec<PathBuf>, IoError> {
+    let mut out = Vec::new();
+    for a in args {
+        if a.contains(['*', '?', '[']) {
+            let mut hits: Vec<PathBuf> = glob::glob(a).map_err(|e| IoError::Invalid { path: a.into(), msg: format!("bad pattern: {e}") })?.filter_map(Result::ok).collect();
+            if hits.is_empty() {
+                return Err(IoError::Invalid { path: a.into(), msg: "pattern matches no file".into() });
+            }
+            names::natural_sort(&mut hits);
+            out.extend(hits);
+        } else {
+            out.push(PathBuf::from(a));
+        }
+    }
+    Ok(out)
 }
 
 /// Writes `path` (little-endian f32, x fastest) and a MetaImage header beside it
 /// (`path` with extension `.mhd`). Returns the header path.
 pub fn write_raw_mhd(path: &Path, vol: &Volume) -> Result<PathBuf, IoError> {
-    let mut bytes = Vec::with_capacity(vol.data.len() * 4);
-    for v in &vol.data {
-        bytes.extend_from_slice(&v.to_le_bytes());
-    }
-    std::fs::write(path, &bytes).map_err(|e| os_err(path, e))?;
+    std::fs::write(path, raw::encode_samples(&vol.data, DType::F32)).map_err(|e| os_err(path, e))?;
     let mhd = path.with_extension("mhd");
     let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("data.raw");
     std::fs::write(&mhd, mhd_header(vol, file_name)).map_err(|e| os_err(&mhd, e))?;
     Ok(mhd)
 }
 
-/// Wraps an OS error with the file it concerns.
-pub fn os_err(path: &Path, source: std::io::Error) -> IoError {
-    IoError::Os { path: path.to_owned(), source }
+/// MetaImage header for little-endian f32 data in `data_file`.
+pub fn mhd_header(vol: &Volume, data_file: &str) -> String {
+    mhd_text(&vol.info, data_file)
 }
 
-/// MetaImage header for little-endian f32 data in `data_file`.
-/// `ElementDataFile` must be the last line: ParaView stops parsing there.
-pub fn mhd_header(vol: &Volume, data_file: &str) -> String {
-    let [nx, ny, nz] = vol.info.dims;
-    let s = vol.info.spacing;
-    let o = vol.info.origin;
-    format!(
-        "ObjectType = Image\nNDims = 3\nDimSize = {nx} {ny} {nz}\nElementSpacing = {} {} {}\nOffset = {} {} {}\n\
-         ElementType = MET_FLOAT\nBinaryData = True\nBinaryDataByteOrderMSB = False\nElementDataFile = {data_file}\n",
-        s[0], s[1], s[2], o[0], o[1], o[2]
-    )
+/// Writes a volume, choosing the format by extension: `.raw`/`.mhd` (pair),
+/// `.nhdr` (+ `.raw`), `.npy`, `.vti`. `dtype` restores an original type for
+/// `.raw` (with a matching `.mhd`); the other formats store f32.
+pub fn write_volume(path: &Path, vol: &Volume, dtype: Option<DType>, force: bool) -> Result<Vec<PathBuf>, IoError> {
+    let ext = lower_name(path).rsplit_once('.').map(|(_, e)| e.to_string()).unwrap_or_default();
+    let targets: Vec<PathBuf> = match ext.as_str() {
+        "raw" | "mhd" => vec![path.with_extension("raw"), path.with_extension("mhd")],
+        "nhdr" => vec![path.with_extension("raw"), path.to_owned()],
+        "npy" | "vti" => vec![path.to_owned()],
+        _ => return Err(IoError::Invalid { path: path.to_owned(), msg: "unknown output type: use .raw, .mhd, .nhdr, .npy or .vti".into() }),
+    };
+    if !force {
+        if let Some(p) = targets.iter().find(|p| p.exists()) {
+            return Err(IoError::Invalid { path: p.clone(), msg: "exists (use --force to overwrite)".into() });
+        }
+    }
+    let raw_name = path.with_extension("raw").file_name().and_then(|n| n.to_str()).unwrap_or("data.raw").to_string();
+    match ext.as_str() {
+        "raw" | "mhd" => {
+            let dt = dtype.unwrap_or(DType::F32);
+            std::fs::write(&targets[0], raw::encode_samples(&vol.data, dt)).map_err(|e| os_err(&targets[0], e))?;
+            let et = match dt {
+                DType::F32 => "MET_FLOAT",
+                DType::F64 => "MET_DOUBLE",
+                DType::U8 => "MET_UCHAR",
+                DType::I8 => "MET_CHAR",
+                DType::U16 => "MET_USHORT",
+                DType::I16 => "MET_SHORT",
+                DType::U32 => "MET_UINT",
+                DType::I32 => "MET_INT",
+            };
+            let text = mhd_text(&vol.info, &raw_name).replace("MET_FLOAT", et);
+            std::fs::write(&targets[1], text).map_err(|e| os_err(&targets[1], e))?;
+        }
+        "nhdr" => {
+            std::fs::write(&targets[0], raw::encode_samples(&vol.data, DType::F32)).map_err(|e| os_err(&targets[0], e))?;
+            std::fs::write(&targets[1], nhdr_text(&vol.info, &raw_name)).map_err(|e| os_err(&targets[1], e))?;
+        }
+        "npy" => npy::write_npy(path, vol)?,
+        _ => {
+            let (pre, post) = vti_parts(&vol.info, if vol.info.name.is_empty() { "data" } else { &vol.info.name });
+            let data = raw::encode_samples(&vol.data, DType::F32);
+            let mut bytes = pre.into_bytes();
+            bytes.extend_from_slice(&(data.len() as u64).to_le_bytes());
+            bytes.extend_from_slice(&data);
+            bytes.extend_from_slice(post.as_bytes());
+            std::fs::write(path, bytes).map_err(|e| os_err(path, e))?;
+        }
+    }
+    Ok(targets)
 }

@@ -1,0 +1,77 @@
+//! NumPy .npy (through npyz): all eight dtypes, both byte orders, C and
+//! Fortran order; 1-3D arrays (shape (nz, ny, nx) in C order, x fastest).
+
+use super::{os_err, IoError};
+use crate::volume::{DType, Volume, VolumeInfo};
+use npyz::{TypeChar, WriterBuilder};
+use std::path::Path;
+
+pub fn read_npy(path: &Path) -> Result<Volume, IoError> {
+    let inv = |msg: String| IoError::Invalid { path: path.to_owned(), msg };
+    let f = std::fs::File::open(path).map_err(|e| os_err(path, e))?;
+    let file_len = f.metadata().map_err(|e| os_err(path, e))?.len();
+    let npy = npyz::NpyFile::new(std::io::BufReader::new(f)).map_err(|e| inv(format!("not a valid .npy: {e}")))?;
+    let shape: Vec<usize> = npy.shape().iter().map(|&s| s as usize).collect();
+    if shape.is_empty() || shape.len() > 3 || shape.contains(&0) {
+        return Err(inv(format!("only scalar 1-3D arrays are supported (shape {shape:?})")));
+    }
+    let npyz::DType::Plain(ts) = npy.dtype() else { return Err(inv("structured dtypes are not supported".into())) };
+    let dtype = match (ts.type_char(), ts.size_field()) {
+        (TypeChar::Float, 4) => DType::F32,
+        (TypeChar::Float, 8) => DType::F64,
+        (TypeChar::Uint, 1) => DType::U8,
+        (TypeChar::Int, 1) => DType::I8,
+        (TypeChar::Uint, 2) => DType::U16,
+        (TypeChar::Int, 2) => DType::I16,
+        (TypeChar::Uint, 4) => DType::U32,
+        (TypeChar::Int, 4) => DType::I32,
+        _ => return Err(inv(format!("unsupported dtype {ts}"))),
+    };
+    let n: usize = shape.iter().product();
+    if (n * dtype.size()) as u64 > file_len {
+        return Err(inv(format!("shape {shape:?} needs {} bytes but the file has {file_len}", n * dtype.size())));
+    }
+    let fortran = npy.order() == npyz::Order::Fortran;
+    let conv = |e: std::io::Error| inv(format!("reading data: {e}"));
+    let data: Vec<f32> = match dtype {
+        DType::F32 => npy.into_vec::<f32>().map_err(conv)?,
+        DType::F64 => npy.into_vec::<f64>().map_err(conv)?.into_iter().map(|v| v as f32).collect(),
+        DType::U8 => npy.into_vec::<u8>().map_err(conv)?.into_iter().map(f32::from).collect(),
+        DType::I8 => npy.into_vec::<i8>().map_err(conv)?.into_iter().map(f32::from).collect(),
+        DType::U16 => npy.into_vec::<u16>().map_err(conv)?.into_iter().map(f32::from).collect(),
+        DType::I16 => npy.into_vec::<i16>().map_err(conv)?.into_iter().map(f32::from).collect(),
+        DType::U32 => npy.into_vec::<u32>().map_err(conv)?.into_iter().map(|v| v as f32).collect(),
+        DType::I32 => npy.into_vec::<i32>().map_err(conv)?.into_iter().map(|v| v as f32).collect(),
+    };
+    if data.len() != n {
+        return Err(inv(format!("{} values for shape {shape:?}", data.len())));
+    }
+    // C order (nz, ny, nx) has x fastest; Fortran order (nx, ny, nz) too.
+    let mut dims = [1usize; 3];
+    for (a, &s) in shape.iter().rev().enumerate() {
+        dims[a] = s;
+    }
+    if fortran {
+        for (a, &s) in shape.iter().enumerate() {
+            dims[a] = s;
+        }
+    }
+    let mut info = VolumeInfo::new("", dims);
+    info.dtype = dtype;
+    info.endian = if ts.endianness() == npyz::Endianness::Big { crate::volume::Endian::Big } else { crate::volume::Endian::Little };
+    Ok(Volume::new(info, data))
+}
+
+/// Writes C-order f32 with shape (nz, ny, nx).
+pub fn write_npy(path: &Path, vol: &Volume) -> Result<(), IoError> {
+    let [nx, ny, nz] = vol.info.dims;
+    let f = std::fs::File::create(path).map_err(|e| os_err(path, e))?;
+    let mut w = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(&[nz as u64, ny as u64, nx as u64])
+        .writer(std::io::BufWriter::new(f))
+        .begin_nd()
+        .map_err(|e| os_err(path, e))?;
+    w.extend(vol.data.iter().copied()).map_err(|e| os_err(path, e))?;
+    w.finish().map_err(|e| os_err(path, e))
+}

@@ -1,0 +1,87 @@
+//! Raw bricks: any numeric type, either byte order, optional header bytes,
+//! optionally gzip-compressed. The expected size is known from dims × type,
+//! so a file of any other size is an error naming both numbers, and a `.gz`
+//! is never inflated past expected + 1 bytes.
+
+use super::{os_err, IoError};
+use crate::volume::{DType, Endian};
+use std::io::Read;
+use std::path::Path;
+
+/// Converts `bytes` (exactly `n` elements of `dtype` in `endian`) to f32.
+pub fn decode_samples(bytes: &[u8], dtype: DType, endian: Endian) -> Vec<f32> {
+    let s = dtype.size();
+    let big = endian == Endian::Big;
+    bytes
+        .chunks_exact(s)
+        .map(|c| {
+            let mut b = [0u8; 8];
+            b[..s].copy_from_slice(c);
+            if big {
+                b[..s].reverse();
+            }
+            match dtype {
+                DType::F32 => f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+                DType::F64 => f64::from_le_bytes(b) as f32,
+                DType::U8 => b[0] as f32,
+                DType::I8 => b[0] as i8 as f32,
+                DType::U16 => u16::from_le_bytes([b[0], b[1]]) as f32,
+                DType::I16 => i16::from_le_bytes([b[0], b[1]]) as f32,
+                DType::U32 => u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32,
+                DType::I32 => i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32,
+            }
+        })
+        .collect()
+}
+
+/// Encodes f32 samples as `dtype` little-endian (rounding and clamping integers).
+pub fn encode_samples(v: &[f32], dtype: DType) -> Vec<u8> {
+    let mut out = Vec::with_capacity(v.len() * dtype.size());
+    for &x in v {
+        let r = |lo: f64, hi: f64| if x.is_finite() { (x as f64).round().clamp(lo, hi) } else { 0.0 };
+        match dtype {
+            DType::F32 => out.extend_from_slice(&x.to_le_bytes()),
+            DType::F64 => out.extend_from_slice(&(x as f64).to_le_bytes()),
+            DType::U8 => out.push(r(0.0, 255.0) as u8),
+            DType::I8 => out.push(r(-128.0, 127.0) as i8 as u8),
+            DType::U16 => out.extend_from_slice(&(r(0.0, 65535.0) as u16).to_le_bytes()),
+            DType::I16 => out.extend_from_slice(&(r(-32768.0, 32767.0) as i16).to_le_bytes()),
+            DType::U32 => out.extend_from_slice(&(r(0.0, u32::MAX as f64) as u32).to_le_bytes()),
+            DType::I32 => out.extend_from_slice(&(r(i32::MIN as f64, i32::MAX as f64) as i32).to_le_bytes()),
+        }
+    }
+    out
+}
+
+/// Reads `len` bytes after skipping `skip`, from a plain or gzip file; the
+/// file must hold exactly that much (plus the skipped header).
+pub fn read_exact_payload(path: &Path, skip: u64, len: u64, gz: bool) -> Result<Vec<u8>, IoError> {
+    let inv = |msg: String| IoError::Invalid { path: path.to_owned(), msg };
+    let file = std::fs::File::open(path).map_err(|e| os_err(path, e))?;
+    let want = skip.checked_add(len).ok_or_else(|| inv("size overflows".into()))?;
+    if !gz {
+        let have = file.metadata().map_err(|e| os_err(path, e))?.len();
+        if have != want {
+            return Err(inv(format!("file has {have} bytes but dims × type size{} = {want}", if skip > 0 { " + header bytes" } else { "" })));
+        }
+    }
+    let mut r: Box<dyn Read> = if gz { Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file))) } else { Box::new(std::io::BufReader::new(file)) };
+    if skip > 0 {
+        let n = std::io::copy(&mut (&mut r).take(skip), &mut std::io::sink()).map_err(|e| os_err(path, e))?;
+        if n != skip {
+            return Err(inv(format!("file ends inside the {skip}-byte header")));
+        }
+    }
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(len as usize).map_err(|_| inv(format!("cannot allocate {len} bytes")))?;
+    (&mut r).take(len + 1).read_to_end(&mut buf).map_err(|e| os_err(path, e))?;
+    if buf.len() as u64 != len {
+        let what = if gz { "decompressed data" } else { "data" };
+        return Err(inv(if (buf.len() as u64) < len {
+            format!("{what} has {} bytes but dims × type size = {len}", buf.len() + skip as usize)
+        } else {
+            format!("{what} is longer than dims × type size = {len}")
+        }));
+    }
+    Ok(buf)
+}
