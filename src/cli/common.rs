@@ -120,3 +120,43 @@ pub fn load_training_volumes(
     }
     Ok(vols)
 }
+
+/// The codec a container needs (None when no block is neural).
+#[cfg(feature = "torch")]
+pub type MaybeCodec = Option<crate::codec::pipeline::Codec>;
+#[cfg(not(feature = "torch"))]
+pub type MaybeCodec = Option<()>;
+
+pub fn codec_for(c: &crate::format::Container, model: Option<&std::path::Path>, dev: DeviceArg) -> anyhow::Result<MaybeCodec> {
+    #[cfg(feature = "torch")]
+    {
+        if !crate::codec::store::needs_codec(c) {
+            return Ok(None);
+        }
+        let mf = crate::codec::store::resolve_model(c, model).map_err(anyhow::Error::msg)?;
+        Ok(Some(crate::codec::pipeline::Codec::load(mf, device(dev)?).map_err(anyhow::Error::msg)?))
+    }
+    #[cfg(not(feature = "torch"))]
+    {
+        let _ = (c, model, dev);
+        Ok(None)
+    }
+}
+
+/// Decodes a whole volume with whatever codec is available.
+pub fn decode(codec: Option<&MaybeCodecInner>, c: &crate::format::Container, v: crate::format::VolumeId, progress: impl FnMut(usize, usize)) -> anyhow::Result<Vec<f32>> {
+    #[cfg(feature = "torch")]
+    {
+        crate::codec::store::decode_volume(codec, c, v, 16, progress).map_err(anyhow::Error::msg)
+    }
+    #[cfg(not(feature = "torch"))]
+    {
+        let _ = (codec, c, v, progress);
+        anyhow::bail!("this build has no decoder (built without the `torch` feature)")
+    }
+}
+
+#[cfg(feature = "torch")]
+pub type MaybeCodecInner = crate::codec::pipeline::Codec;
+#[cfg(not(feature = "torch"))]
+pub type MaybeCodecInner = ();

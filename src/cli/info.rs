@@ -1,13 +1,84 @@
 //! `idlat info`.
 
-use super::{CmdResult, NotImplemented};
+use super::CmdResult;
+use crate::format::{BlockId, BlockKind, Container};
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 /// Describe a container: volumes, blocks, model, sizes (--json for machines).
 ///
-/// `--device` prints which compute device decoding would use.
+/// `--device` prints which compute device decoding would use (no file needed).
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// Container file.
+    #[arg(required_unless_present = "device")]
+    pub input: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+    /// Print the compute device decoding would use.
+    #[arg(long)]
+    pub device: bool,
+}
 
-pub fn run(_args: Args) -> CmdResult {
-    Err(NotImplemented.into())
+pub fn run(args: Args) -> CmdResult {
+    if args.device {
+        println!("device: {}", crate::codec::device_description());
+        if args.input.is_none() {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    let path = args.input.expect("clap requires it");
+    let c = Container::open(&path)?;
+    let m = c.meta();
+    let mut vols = Vec::new();
+    for (v, vm) in c.volumes() {
+        let mut kinds = [0u64; 4];
+        for b in 0..vm.block_count {
+            if let Some(k) = c.entry(v, BlockId(b)).ok().and_then(|e| BlockKind::from_u8(e.kind)) {
+                kinds[k as usize] += 1;
+            }
+        }
+        let stored = c.volume_stored_bytes(v)?;
+        let voxels: u64 = vm.info.dims.iter().map(|&d| d as u64).product();
+        vols.push(serde_json::json!({
+            "name": vm.info.name, "dims": vm.info.dims, "dtype": vm.info.dtype, "endian": vm.info.endian,
+            "spacing": vm.info.spacing, "origin": vm.info.origin, "missing": vm.info.missing,
+            "value_range": vm.value_range, "block": vm.block, "blocks": vm.block_count,
+            "kinds": {"constant": kinds[0], "raw": kinds[1], "lossless": kinds[2], "neural": kinds[3]},
+            "stored_bytes": stored, "ratio_vs_f32": (voxels * 4) as f64 / stored as f64,
+            "ratio_vs_original": (voxels * vm.info.dtype.size() as u64) as f64 / stored as f64,
+            "importance": vm.importance, "codec": vm.codec,
+        }));
+    }
+    let out = serde_json::json!({
+        "file": path.display().to_string(), "file_bytes": c.file_len(), "format_version": format!("1.{}", c.minor_version()),
+        "writer": m.writer, "model": {"hash": m.model.hash, "profile": m.model.profile, "embedded": m.model.embedded, "section_bytes": c.model_section_len()},
+        "attributes": m.attributes, "volumes": vols,
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{}: idlat container v1.{} ({} bytes, written by {})", path.display(), c.minor_version(), c.file_len(), m.writer);
+    println!(
+        "model: {} profile {} ({})",
+        if m.model.hash.is_empty() { "none" } else { &m.model.hash },
+        m.model.profile,
+        if m.model.embedded { format!("embedded, {} bytes", c.model_section_len()) } else { "referenced by hash".into() }
+    );
+    for v in &vols {
+        println!(
+            "  {}: {}x{}x{} {} spacing {} origin {}, blocks {} ({}), stored {} bytes, ratio {:.1} vs f32, {:.1} vs original{}",
+            v["name"].as_str().unwrap_or(""),
+            v["dims"][0], v["dims"][1], v["dims"][2],
+            v["dtype"].as_str().unwrap_or(""),
+            v["spacing"], v["origin"],
+            v["blocks"], v["kinds"],
+            v["stored_bytes"],
+            v["ratio_vs_f32"].as_f64().unwrap_or(0.0),
+            v["ratio_vs_original"].as_f64().unwrap_or(0.0),
+            v["importance"].as_str().map(|s| format!(", importance {s}")).unwrap_or_default()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

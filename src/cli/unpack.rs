@@ -1,11 +1,78 @@
-//! `idlat unpack`.
+//! `idlat unpack`: decode volumes to files.
 
-use super::{CmdResult, NotImplemented};
+use super::common::DeviceArg;
+use super::CmdResult;
+use anyhow::{bail, Context};
+use std::path::PathBuf;
+use std::process::ExitCode;
 
-/// Decode volumes from a container to .raw+.mhd, .npy or .vti.
+/// Decode volumes from a container to .raw+.mhd, .npy, .nhdr or .vti.
+///
+/// The output type follows the extension of -o. With several volumes (and no
+/// -v), -o names a directory that receives NAME.EXT for each (default .raw).
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    pub input: PathBuf,
+    /// Output file, or directory for several volumes.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Only this volume (by name).
+    #[arg(short, long)]
+    pub volume: Option<String>,
+    /// Extension for volumes written into a directory: raw, npy, nhdr, vti.
+    #[arg(long, default_value = "raw")]
+    pub format: String,
+    /// `original` restores the input's element type (raw/mhd output); default f32.
+    #[arg(long)]
+    pub dtype: Option<String>,
+    /// Model file, if the container references one that is not installed.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    pub device: DeviceArg,
+    #[arg(long)]
+    pub force: bool,
+    #[arg(short, long)]
+    pub quiet: bool,
+}
 
-pub fn run(_args: Args) -> CmdResult {
-    Err(NotImplemented.into())
+pub fn run(args: Args) -> CmdResult {
+    let t0 = std::time::Instant::now();
+    let c = crate::format::Container::open(&args.input)?;
+    let vols: Vec<crate::format::VolumeId> = match &args.volume {
+        Some(n) => vec![c.find_volume(n).with_context(|| format!("no volume '{n}' in {}", args.input.display()))?],
+        None => c.volumes().map(|(v, _)| v).collect(),
+    };
+    let codec = super::common::codec_for(&c, args.model.as_deref(), args.device)?;
+    let single = vols.len() == 1 && args.output.extension().is_some();
+    if !single {
+        std::fs::create_dir_all(&args.output).with_context(|| format!("creating {}", args.output.display()))?;
+    }
+    let mut bytes = 0u64;
+    for v in vols {
+        let meta = c.volume(v)?;
+        let out = if single { args.output.clone() } else { args.output.join(format!("{}.{}", meta.info.name, args.format)) };
+        let dtype = match args.dtype.as_deref() {
+            None | Some("f32") | Some("float") => None,
+            Some("original") => Some(meta.info.dtype),
+            Some(d) => Some(d.parse().map_err(anyhow::Error::msg)?),
+        };
+        if dtype.is_some() && !matches!(out.extension().and_then(|e| e.to_str()), Some("raw" | "mhd")) {
+            bail!("--dtype applies to .raw/.mhd output only");
+        }
+        let bar = super::common::progress(meta.block_count, args.quiet, &format!("unpack {}", meta.info.name));
+        let data = super::common::decode(codec.as_ref(), &c, v, |d, _| bar.set_position(d as u64))?;
+        bar.finish_and_clear();
+        let vol = crate::volume::Volume::new(meta.info.clone(), data);
+        let files = crate::io::write_volume(&out, &vol, dtype, args.force)?;
+        bytes += (vol.data.len() * 4) as u64;
+        if !args.quiet {
+            println!("{} → {}", meta.info.name, files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+        }
+    }
+    let s = t0.elapsed().as_secs_f64();
+    if !args.quiet {
+        println!("decoded {:.2} MB in {:.2} s ({:.2} MB/s)", bytes as f64 / 1e6, s, bytes as f64 / 1e6 / s);
+    }
+    Ok(ExitCode::SUCCESS)
 }
