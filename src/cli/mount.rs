@@ -1,11 +1,122 @@
 //! `idlat mount`.
 
-use super::{CmdResult, NotImplemented};
+use super::common::DeviceArg;
+use super::CmdResult;
+use anyhow::{bail, Context};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
 
-/// Mount a container read-only with FUSE: each volume appears as NAME.raw, NAME.mhd and NAME.nhdr.
+/// Mount a container read-only with FUSE: each volume appears as NAME.raw, NAME.mhd, NAME.nhdr and NAME.vti.
+///
+/// Open NAME.mhd (or .nhdr/.vti) in ParaView or VTK as if the data were never
+/// compressed. Reads decode only the blocks they touch, in batches, through an
+/// LRU cache (--cache-mb); sequential readers get the next slab decoded ahead.
+/// `.idlat-stats` at the root reports cache and decode statistics (JSON).
+/// Unmount with `fusermount3 -u MOUNTPOINT`, or Ctrl-C / SIGTERM the daemon.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    pub input: PathBuf,
+    pub mountpoint: PathBuf,
+    /// Stay in the foreground (otherwise detach once mounted).
+    #[arg(short, long)]
+    pub foreground: bool,
+    /// Decoded-block cache size.
+    #[arg(long, default_value_t = 512)]
+    pub cache_mb: usize,
+    /// Decode-ahead for sequential readers.
+    #[arg(long, default_value_t = 8)]
+    pub readahead_mb: u64,
+    /// FUSE worker threads.
+    #[arg(long, default_value_t = 4)]
+    pub threads: usize,
+    /// Let other users access the mount (needs user_allow_other in /etc/fuse.conf).
+    #[arg(long)]
+    pub allow_other: bool,
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    pub device: DeviceArg,
+}
 
-pub fn run(_args: Args) -> CmdResult {
-    Err(NotImplemented.into())
+pub fn run(args: Args) -> CmdResult {
+    // Validate everything that can fail before detaching, so errors reach the terminal.
+    let container = Arc::new(crate::format::Container::open(&args.input)?);
+    if !args.mountpoint.is_dir() {
+        bail!("mount point {} is not a directory", args.mountpoint.display());
+    }
+    #[cfg(feature = "torch")]
+    let neural = crate::codec::store::needs_codec(&container);
+    #[cfg(feature = "torch")]
+    if neural {
+        crate::codec::store::resolve_model(&container, args.model.as_deref()).map_err(anyhow::Error::msg)?;
+    }
+    let mut ready_fd: Option<i32> = None;
+    if !args.foreground {
+        // Fork before libtorch starts threads; the parent exits once the child reports the mount live.
+        let mut fds = [0i32; 2];
+        if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+            bail!("pipe: {}", std::io::Error::last_os_error());
+        }
+        match unsafe { libc::fork() } {
+            -1 => bail!("fork: {}", std::io::Error::last_os_error()),
+            0 => {
+                unsafe {
+                    libc::close(fds[0]);
+                    libc::setsid();
+                }
+                ready_fd = Some(fds[1]);
+            }
+            _ => {
+                unsafe { libc::close(fds[1]) };
+                let mut b = [0u8; 1];
+                let n = unsafe { libc::read(fds[0], b.as_mut_ptr().cast(), 1) };
+                if n == 1 {
+                    println!("mounted {} at {}", args.input.display(), args.mountpoint.display());
+                    return Ok(ExitCode::SUCCESS);
+                }
+                bail!("the mount daemon exited before the mount was live");
+            }
+        }
+    }
+    let source: Arc<dyn crate::fs::BlockSource> = {
+        #[cfg(feature = "torch")]
+        {
+            if neural {
+                let mf = crate::codec::store::resolve_model(&container, args.model.as_deref()).map_err(anyhow::Error::msg)?;
+                let codec = crate::codec::pipeline::Codec::load(mf, super::common::device(args.device)?).map_err(anyhow::Error::msg)?;
+                Arc::new(crate::fs::source::CodecSource { container: container.clone(), codec, batch: 16 })
+            } else {
+                Arc::new(crate::fs::SimpleSource { container: container.clone() })
+            }
+        }
+        #[cfg(not(feature = "torch"))]
+        {
+            Arc::new(crate::fs::SimpleSource { container: container.clone() })
+        }
+    };
+    let opts = crate::fs::MountOptions {
+        cache_bytes: args.cache_mb.max(1) << 20,
+        threads: args.threads,
+        allow_other: args.allow_other,
+        readahead_bytes: args.readahead_mb << 20,
+    };
+    let fs = crate::fs::IdlatFs::new(container, source, &opts);
+    let mp = args.mountpoint.clone();
+    crate::fs::mount_and_wait(fs, &mp, &opts, || {
+        if let Some(fd) = ready_fd {
+            unsafe {
+                libc::write(fd, [1u8].as_ptr().cast(), 1);
+                libc::close(fd);
+                // Detach stdio from the terminal.
+                let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+                libc::dup2(null, 0);
+                libc::dup2(null, 1);
+            }
+        } else {
+            eprintln!("idlat: mounted {} at {} (Ctrl-C to unmount)", args.input.display(), mp.display());
+        }
+    })
+    .with_context(|| format!("mounting at {}", mp.display()))?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,1 +1,386 @@
-//! The FUSE view of a container.
+//! The FUSE view of a container (DESIGN section 6).
+//!
+//! Per volume NAME: `NAME.raw` (f32 little-endian, x fastest), `NAME.mhd`
+//! (MetaImage), `NAME.nhdr` (detached NRRD) and `NAME.vti` (VTK XML, appended
+//! raw data), plus `.idlat-stats` (JSON) at the root. Sizes are exact before
+//! anything is decoded. Reads map their byte range to the blocks they touch,
+//! fetch them through the byte-bounded cache (missing blocks decode as one
+//! batch), and a sequential reader triggers decode-ahead of the next slab on a
+//! background thread. A block that fails to decode makes reads of its bytes
+//! fail with EIO; everything else keeps working. Read-only always.
+
+pub mod cache;
+pub mod source;
+
+use crate::format::{BlockGrid, Container, VolumeId};
+use cache::BlockCache;
+use fuser::{
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, INodeNo, LockOwner, OpenFlags, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, Request,
+};
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+pub use source::{BlockSource, SimpleSource};
+
+const TTL: Duration = Duration::from_secs(3600);
+const STATS_NAME: &str = ".idlat-stats";
+const STATS_INO: u64 = 2;
+
+#[derive(Clone, Debug)]
+enum Kind {
+    Raw,
+    Text(Arc<Vec<u8>>),
+    /// VTI: prefix, 8-byte length, data, suffix.
+    Vti { prefix: Arc<Vec<u8>>, suffix: Arc<Vec<u8>> },
+}
+
+#[derive(Clone, Debug)]
+struct Node {
+    name: String,
+    vol: VolumeId,
+    kind: Kind,
+    size: u64,
+}
+
+pub struct MountOptions {
+    pub cache_bytes: usize,
+    pub threads: usize,
+    pub allow_other: bool,
+    /// Bytes to decode ahead of a sequential reader.
+    pub readahead_bytes: u64,
+}
+
+/// The filesystem state shared by all worker threads.
+pub struct IdlatFs {
+    container: Arc<Container>,
+    cache: Arc<BlockCache>,
+    nodes: Vec<Node>, // inode = index + 3
+    by_name: HashMap<String, u64>,
+    grids: Vec<BlockGrid>,
+    seq: Mutex<HashMap<u64, u64>>, // fh -> end of its last read
+    next_fh: AtomicU64,
+    bytes_served: AtomicU64,
+    prefetch: Mutex<Option<SyncSender<(VolumeId, Vec<crate::format::BlockId>)>>>,
+    readahead: u64,
+    started: SystemTime,
+}
+
+impl IdlatFs {
+    pub fn new(container: Arc<Container>, source: Arc<dyn BlockSource>, opts: &MountOptions) -> IdlatFs {
+        let mut nodes = Vec::new();
+        let mut grids = Vec::new();
+        for (v, m) in container.volumes() {
+            let info = &m.info;
+            let raw_size = info.dims.iter().map(|&d| d as u64).product::<u64>() * 4;
+            let raw = format!("{}.raw", info.name);
+            let mhd = crate::io::mhd_text(info, &raw).into_bytes();
+            let nhdr = crate::io::nhdr_text(info, &raw).into_bytes();
+            let (pre, post) = crate::io::vti_parts(info, &info.name);
+            nodes.push(Node { name: raw, vol: v, kind: Kind::Raw, size: raw_size });
+            nodes.push(Node { name: format!("{}.mhd", info.name), vol: v, size: mhd.len() as u64, kind: Kind::Text(Arc::new(mhd)) });
+            nodes.push(Node { name: format!("{}.nhdr", info.name), vol: v, size: nhdr.len() as u64, kind: Kind::Text(Arc::new(nhdr)) });
+            nodes.push(Node {
+                name: format!("{}.vti", info.name),
+                vol: v,
+                size: pre.len() as u64 + 8 + raw_size + post.len() as u64,
+                kind: Kind::Vti { prefix: Arc::new(pre.into_bytes()), suffix: Arc::new(post.into_bytes()) },
+            });
+            grids.push(BlockGrid::new(info.dims, m.block));
+        }
+        let by_name = nodes.iter().enumerate().map(|(i, n)| (n.name.clone(), i as u64 + 3)).collect();
+        let cache = Arc::new(BlockCache::new(source, opts.cache_bytes));
+        // Decode-ahead worker: a bounded queue, so a fast reader cannot pile up work.
+        let (tx, rx) = sync_channel::<(VolumeId, Vec<crate::format::BlockId>)>(4);
+        let c2 = cache.clone();
+        std::thread::Builder::new()
+            .name("idlat-prefetch".into())
+            .spawn(move || {
+                while let Ok((v, ids)) = rx.recv() {
+                    let _ = c2.get(v, &ids, true);
+                }
+            })
+            .expect("spawn prefetch thread");
+        IdlatFs {
+            container,
+            cache,
+            nodes,
+            by_name,
+            grids,
+            seq: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+            bytes_served: AtomicU64::new(0),
+            prefetch: Mutex::new(Some(tx)),
+            readahead: opts.readahead_bytes,
+            started: SystemTime::now(),
+        }
+    }
+
+    fn attr(&self, ino: u64) -> Option<FileAttr> {
+        let (kind, size, perm) = match ino {
+            1 => (FileType::Directory, 0, 0o555),
+            STATS_INO => (FileType::RegularFile, 4096, 0o444),
+            i => (FileType::RegularFile, self.nodes.get((i - 3) as usize)?.size, 0o444),
+        };
+        let t = self.started;
+        Some(FileAttr {
+            ino: INodeNo(ino),
+            size,
+            blocks: size.div_ceil(512),
+            atime: t,
+            mtime: t,
+            ctime: t,
+            crtime: t,
+            kind,
+            perm,
+            nlink: if kind == FileType::Directory { 2 } else { 1 },
+            uid: unsafe { libc::getuid() },
+            gid: unsafe { libc::getgid() },
+            rdev: 0,
+            flags: 0,
+            blksize: 1 << 17,
+        })
+    }
+
+    pub fn stats_json(&self) -> String {
+        let s = &self.cache.stats;
+        serde_json::to_string_pretty(&serde_json::json!({
+            "device": self.cache.device(),
+            "cache_bytes": self.cache.used_bytes(),
+            "cache_capacity_bytes": self.cache.capacity,
+            "hits": s.hits.load(Ordering::Relaxed),
+            "misses": s.misses.load(Ordering::Relaxed),
+            "blocks_decoded": s.blocks_decoded.load(Ordering::Relaxed),
+            "decode_errors": s.decode_errors.load(Ordering::Relaxed),
+            "prefetched": s.prefetched.load(Ordering::Relaxed),
+            "bytes_served": self.bytes_served.load(Ordering::Relaxed),
+            "decode_seconds": s.decode_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+            "container": self.container.path().display().to_string(),
+        }))
+        .unwrap_or_default()
+            + "\n"
+    }
+
+    /// Bytes [off, off+len) of a volume's raw f32 stream.
+    fn raw_bytes(&self, vol: VolumeId, off: u64, len: u64) -> Result<Vec<u8>, Errno> {
+        let g = self.grids[vol.0 as usize];
+        let [nx, ny, _] = g.dims;
+        let (v0, v1) = (off / 4, (off + len).div_ceil(4));
+        let ids = g.blocks_in_voxel_range(v0, v1);
+        let blocks = self.cache.get(vol, &ids, false);
+        let mut map = HashMap::with_capacity(ids.len());
+        for (id, b) in ids.iter().zip(blocks) {
+            match b {
+                Ok(b) => {
+                    map.insert(id.0, b);
+                }
+                Err(_) => return Err(Errno::EIO),
+            }
+        }
+        let mut out = Vec::with_capacity(((v1 - v0) * 4) as usize);
+        let mut v = v0;
+        while v < v1 {
+            let (x, y, z) = ((v % nx as u64) as usize, ((v / nx as u64) % ny as u64) as usize, (v / (nx * ny) as u64) as usize);
+            let b = [x / g.block[0], y / g.block[1], z / g.block[2]];
+            let id = g.id(b);
+            let (o, s) = g.extent(id);
+            // Run along x to the end of this block's row or of the request.
+            let run = ((o[0] + s[0] - x) as u64).min(v1 - v) as usize;
+            let blk = &map[&id.0];
+            let at = ((z - o[2]) * s[1] + (y - o[1])) * s[0] + (x - o[0]);
+            for f in &blk[at..at + run] {
+                out.extend_from_slice(&f.to_le_bytes());
+            }
+            v += run as u64;
+        }
+        let skip = (off - v0 * 4) as usize;
+        out.drain(..skip);
+        out.truncate(len as usize);
+        Ok(out)
+    }
+
+    /// Queues decode-ahead of the next `readahead` bytes after `end`.
+    fn read_ahead(&self, vol: VolumeId, end: u64, file_size: u64) {
+        let g = self.grids[vol.0 as usize];
+        let stop = (end + self.readahead).min(file_size);
+        if stop <= end {
+            return;
+        }
+        let ids: Vec<_> = g.blocks_in_voxel_range(end / 4, stop.div_ceil(4)).into_iter().filter(|&b| !self.cache.contains(vol, b)).collect();
+        if ids.is_empty() {
+            return;
+        }
+        if let Some(tx) = self.prefetch.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            let _ = tx.try_send((vol, ids)); // queue full: the reader is ahead anyway
+        }
+    }
+
+    fn serve(&self, node: &Node, off: u64, size: u32) -> Result<Vec<u8>, Errno> {
+        if off >= node.size {
+            return Ok(Vec::new());
+        }
+        let len = (size as u64).min(node.size - off);
+        match &node.kind {
+            Kind::Text(t) => Ok(t[off as usize..(off + len) as usize].to_vec()),
+            Kind::Raw => self.raw_bytes(node.vol, off, len),
+            Kind::Vti { prefix, suffix } => {
+                let (p, d) = (prefix.len() as u64, node.size - prefix.len() as u64 - suffix.len() as u64);
+                let mut full = Vec::with_capacity(len as usize);
+                let mut at = off;
+                let end = off + len;
+                while at < end {
+                    if at < p {
+                        let e = end.min(p);
+                        full.extend_from_slice(&prefix[at as usize..e as usize]);
+                        at = e;
+                    } else if at < p + 8 {
+                        let hdr = (d - 8).to_le_bytes();
+                        let e = end.min(p + 8);
+                        full.extend_from_slice(&hdr[(at - p) as usize..(e - p) as usize]);
+                        at = e;
+                    } else if at < p + d {
+                        let e = end.min(p + d);
+                        full.extend(self.raw_bytes(node.vol, at - p - 8, e - at)?);
+                        at = e;
+                    } else {
+                        let s = (at - p - d) as usize;
+                        let e = (end - p - d) as usize;
+                        full.extend_from_slice(&suffix[s..e]);
+                        at = end;
+                    }
+                }
+                Ok(full)
+            }
+        }
+    }
+}
+
+impl Filesystem for IdlatFs {
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let name = name.to_string_lossy();
+        let ino = if u64::from(parent) != 1 {
+            None
+        } else if name == STATS_NAME {
+            Some(STATS_INO)
+        } else {
+            self.by_name.get(name.as_ref()).copied()
+        };
+        match ino.and_then(|i| self.attr(i)) {
+            Some(a) => reply.entry(&TTL, &a, fuser::Generation(0)),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.attr(ino.into()) {
+            Some(a) => reply.attr(&TTL, &a),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if flags.0 & libc::O_ACCMODE != libc::O_RDONLY {
+            return reply.error(Errno::EROFS);
+        }
+        let ino: u64 = ino.into();
+        if ino == 1 || self.attr(ino).is_none() {
+            return reply.error(Errno::ENOENT);
+        }
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        // The stats file changes under the reader: bypass the page cache.
+        let flags = if ino == STATS_INO { FopenFlags::FOPEN_DIRECT_IO } else { FopenFlags::FOPEN_KEEP_CACHE };
+        reply.opened(FileHandle(fh), flags);
+    }
+
+    fn read(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, size: u32, _flags: OpenFlags, _lock: Option<LockOwner>, reply: ReplyData) {
+        let ino: u64 = ino.into();
+        if ino == STATS_INO {
+            let s = self.stats_json().into_bytes();
+            let a = (offset as usize).min(s.len());
+            let b = (a + size as usize).min(s.len());
+            return reply.data(&s[a..b]);
+        }
+        let Some(node) = self.nodes.get((ino.wrapping_sub(3)) as usize) else { return reply.error(Errno::ENOENT) };
+        match self.serve(node, offset, size) {
+            Ok(d) => {
+                self.bytes_served.fetch_add(d.len() as u64, Ordering::Relaxed);
+                let end = offset + d.len() as u64;
+                let sequential = {
+                    let mut seq = self.seq.lock().unwrap_or_else(|e| e.into_inner());
+                    let prev = seq.insert(fh.0, end);
+                    prev == Some(offset) || offset == 0
+                };
+                if sequential && !matches!(node.kind, Kind::Text(_)) {
+                    let data_end = match node.kind { Kind::Vti { ref prefix, .. } => end.saturating_sub(prefix.len() as u64 + 8), _ => end };
+                    let raw_size = self.grids[node.vol.0 as usize].dims.iter().map(|&d| d as u64).product::<u64>() * 4;
+                    self.read_ahead(node.vol, data_end, raw_size);
+                }
+                reply.data(&d)
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn release(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, _lock: Option<LockOwner>, _flush: bool, reply: ReplyEmpty) {
+        self.seq.lock().unwrap_or_else(|e| e.into_inner()).remove(&fh.0);
+        reply.ok();
+    }
+
+    fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        if u64::from(ino) != 1 {
+            return reply.error(Errno::ENOTDIR);
+        }
+        let mut entries: Vec<(u64, FileType, String)> = vec![(1, FileType::Directory, ".".into()), (1, FileType::Directory, "..".into()), (STATS_INO, FileType::RegularFile, STATS_NAME.into())];
+        entries.extend(self.nodes.iter().enumerate().map(|(i, n)| (i as u64 + 3, FileType::RegularFile, n.name.clone())));
+        for (i, (ino, kind, name)) in entries.into_iter().enumerate().skip(offset as usize) {
+            if reply.add(INodeNo(ino), (i + 1) as u64, kind, &name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn create(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, _mode: u32, _umask: u32, _flags: i32, reply: ReplyCreate) {
+        // ParaView's NRRD reader probes with NAME.raw.locktest.0: read-only, not a crash.
+        reply.error(Errno::EROFS);
+    }
+}
+
+/// Mounts and serves until SIGINT/SIGTERM or an external unmount; unmounts cleanly.
+/// `ready` is called once the mount is live.
+pub fn mount_and_wait(fs: IdlatFs, mountpoint: &std::path::Path, opts: &MountOptions, ready: impl FnOnce()) -> std::io::Result<()> {
+    use fuser::{Config, MountOption, SessionACL};
+    let mut cfg = Config::default();
+    cfg.mount_options.extend([MountOption::RO, MountOption::FSName("idlat".into()), MountOption::Subtype("idlat".into()), MountOption::DefaultPermissions, MountOption::NoAtime]);
+    if opts.allow_other {
+        cfg.acl = SessionACL::All;
+    }
+    cfg.n_threads = Some(opts.threads.max(1));
+    // Block the signals in every thread (workers inherit the mask); this thread waits for them.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    unsafe {
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGHUP);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+    let session = fuser::spawn_mount(fs, mountpoint, &cfg)?;
+    ready();
+    loop {
+        if session.guard.is_finished() {
+            // Unmounted from outside (fusermount3 -u).
+            return session.join();
+        }
+        let ts = libc::timespec { tv_sec: 0, tv_nsec: 200_000_000 };
+        let sig = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &ts) };
+        if sig > 0 {
+            eprintln!("idlat mount: signal {sig}, unmounting {}", mountpoint.display());
+            return session.umount_and_join();
+        }
+    }
+}
