@@ -1,0 +1,121 @@
+//! End-to-end CLI: sample → pack (shipped model) → info/verify/unpack/eval, and
+//! error paths a user hits first.
+
+use super::common::*;
+
+#[test]
+fn help_lists_every_subcommand() {
+    let h = ok(&["--help"]);
+    for c in ["pack", "unpack", "info", "verify", "eval", "mount", "train", "importance", "latents", "sample"] {
+        assert!(h.contains(c), "--help lacks {c}");
+    }
+}
+
+#[test]
+fn sample_writes_a_header_vtk_opens() {
+    let d = tmp();
+    let p = sample(d.path(), "vortex", "64x64x64", 1);
+    assert_eq!(std::fs::metadata(&p).unwrap().len(), 1 << 20);
+    let out = py(
+        "import sys, vtk\nr = vtk.vtkMetaImageReader(); r.SetFileName(sys.argv[1]); r.Update()\n\
+         i = r.GetOutput(); print(i.GetDimensions(), i.GetScalarRange())",
+        &[s(&p.with_extension("mhd"))],
+    );
+    assert!(out.starts_with("(64, 64, 64)"), "{out}");
+    let range: Vec<f64> = out.split(['(', ')', ',']).filter_map(|t| t.trim().parse().ok()).collect();
+    let data = read_f32(&p);
+    let hi = data.iter().cloned().fold(f32::MIN, f32::max) as f64;
+    assert!((range[4] - hi).abs() < 1e-4, "{out} vs max {hi}");
+}
+
+#[test]
+fn pack_unpack_eval_round_trip_with_the_shipped_model() {
+    let d = tmp();
+    let raw = sample(d.path(), "vortex", "48x40x36", 2);
+    let idl = d.path().join("v.idl");
+    let out = ok(&["pack", s(&raw), "--dims", "48x40x36", "--importance", "iso:6", "-o", s(&idl), "--quiet"]);
+    assert!(out.contains("packed 1 volume") && out.contains("ratio"), "{out}");
+    let info = ok(&["info", s(&idl), "--json"]);
+    let j: serde_json::Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(j["volumes"][0]["dims"], serde_json::json!([48, 40, 36]));
+    assert_eq!(j["model"]["embedded"], serde_json::json!(false), "the shipped model is referenced by hash");
+    assert!(ok(&["verify", s(&idl), "--decode"]).contains("OK"));
+    let rec = d.path().join("rec.raw");
+    ok(&["unpack", s(&idl), "-o", s(&rec), "--quiet"]);
+    let (a, b) = (read_f32(&raw), read_f32(&rec));
+    assert_eq!(a.len(), b.len());
+    // eval's numbers equal an independent numpy computation.
+    let ev: serde_json::Value = serde_json::from_str(&ok(&["eval", s(&idl), "--reference", s(&raw), "--dims", "48x40x36", "--json"])).unwrap();
+    let np = py(
+        "import sys, numpy as np\na = np.fromfile(sys.argv[1], '<f4'); b = np.fromfile(sys.argv[2], '<f4')\n\
+         mse = np.mean((a.astype(np.float64) - b) ** 2); v = a.max() - a.min()\n\
+         print(10 * np.log10(v * v / mse), np.abs(a.astype(np.float64) - b).max())",
+        &[s(&raw), s(&rec)],
+    );
+    let v: Vec<f64> = np.split_whitespace().map(|t| t.parse().unwrap()).collect();
+    let q = &ev["volumes"][0];
+    assert!((q["psnr"].as_f64().unwrap() - v[0]).abs() < 1e-6, "{q} vs {v:?}");
+    assert!((q["max_abs_error"].as_f64().unwrap() - v[1]).abs() < 1e-6);
+    assert!(q["lsr"].as_f64().unwrap() > 10.0, "ratio {q}");
+}
+
+#[test]
+fn importance_steers_bits() {
+    // Same volume: a map that marks everything important costs more bytes than
+    // one that marks nothing, and the important region is reconstructed better.
+    let d = tmp();
+    let raw = sample(d.path(), "nyx", "64x64x64", 3);
+    let size = |spec: &str| {
+        let idl = d.path().join("n.idl");
+        ok(&["pack", s(&raw), "--dims", "64x64x64", "--importance", spec, "-o", s(&idl), "--force", "--quiet"]);
+        std::fs::metadata(&idl).unwrap().len()
+    };
+    let (lo, hi) = (size("uniform:0"), size("uniform:1"));
+    assert!(hi as f64 > lo as f64 * 1.3, "uniform:1 {hi} bytes vs uniform:0 {lo}");
+}
+
+#[test]
+fn bad_inputs_give_clear_errors() {
+    let d = tmp();
+    let raw = sample(d.path(), "isabel", "16x16x8", 1);
+    let o = d.path().join("x.idl");
+    let e = run(&["pack", s(&raw), "--dims", "16x16x9", "-o", s(&o)]);
+    let msg = String::from_utf8_lossy(&e.stderr);
+    assert!(!e.status.success() && msg.contains("8192") && msg.contains("9216"), "{msg}");
+    let e = run(&["pack", s(&raw), "--dims", "16x16x8", "--dtype", "f16", "-o", s(&o)]);
+    assert!(String::from_utf8_lossy(&e.stderr).contains("unknown dtype 'f16'"));
+    let e = run(&["pack", s(&raw), "--dims", "16x16x8", "--importance", "iso:3,q=1", "-o", s(&o)]);
+    assert!(String::from_utf8_lossy(&e.stderr).contains("^"), "spec errors point at the character");
+    let e = run(&["pack", s(&raw), "-o", s(&o)]);
+    assert!(String::from_utf8_lossy(&e.stderr).contains("--dims"));
+    ok(&["pack", s(&raw), "--dims", "16x16x8", "-o", s(&o), "--quiet"]);
+    let e = run(&["pack", s(&raw), "--dims", "16x16x8", "-o", s(&o)]);
+    assert!(String::from_utf8_lossy(&e.stderr).contains("--force"), "refuses to overwrite");
+    let e = run(&["pack", s(&raw), "--dims", "16x16x8", "-o", "/nonexistent-dir/x.idl"]);
+    assert!(String::from_utf8_lossy(&e.stderr).contains("does not exist"));
+}
+
+#[test]
+fn time_series_of_many_inputs_share_one_container() {
+    let d = tmp();
+    for step in [0, 1, 10] {
+        ok(&["sample", "isabel", "--dims", "32x32x8", "--step", &step.to_string(), "-o", s(&d.path().join(format!("Pf{step}.raw")))]);
+    }
+    let idl = d.path().join("s.idl");
+    ok(&["pack", &format!("{}/Pf*.raw", d.path().display()), "--dims", "32x32x8", "-o", s(&idl), "--quiet"]);
+    let j: serde_json::Value = serde_json::from_str(&ok(&["info", s(&idl), "--json"])).unwrap();
+    let names: Vec<&str> = j["volumes"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Pf0", "Pf1", "Pf10"], "natural sort");
+}
+
+#[test]
+fn lossless_pack_is_exact() {
+    let d = tmp();
+    let raw = sample(d.path(), "nyx", "20x17x9", 4);
+    let idl = d.path().join("l.idl");
+    ok(&["pack", s(&raw), "--dims", "20x17x9", "--lossless", "-o", s(&idl), "--quiet"]);
+    let rec = d.path().join("l.npy");
+    ok(&["unpack", s(&idl), "-o", s(&rec), "--quiet"]);
+    let out = py("import sys, numpy as np\na = np.fromfile(sys.argv[1], '<f4').reshape(9, 17, 20); b = np.load(sys.argv[2])\nprint(np.array_equal(a, b))", &[s(&raw), s(&rec)]);
+    assert_eq!(out.trim(), "True");
+}

@@ -1,0 +1,58 @@
+//! Shared helpers: the built binary, the project venv, temp dirs, sample data.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_idlat"))
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The project venv's python; a missing venv fails the test (never skips).
+pub fn python() -> PathBuf {
+    let venv = std::env::var_os("IDLAT_VENV").map(PathBuf::from).unwrap_or_else(|| repo().join(".venv"));
+    let py = venv.join("bin/python");
+    assert!(py.exists(), "project venv missing at {} — run tools/setup.sh", venv.display());
+    py
+}
+
+pub fn run(args: &[&str]) -> Output {
+    let out = Command::new(bin()).args(args).output().expect("run idlat");
+    out
+}
+
+/// Runs idlat and requires success, returning stdout.
+pub fn ok(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(out.status.success(), "idlat {args:?} failed:\nstdout: {}\nstderr: {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// Runs a python snippet with the venv; requires success, returns stdout.
+pub fn py(code: &str, args: &[&str]) -> String {
+    let out = Command::new(python()).arg("-c").arg(code).args(args).output().expect("run python");
+    assert!(out.status.success(), "python failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+pub fn read_f32(path: &Path) -> Vec<f32> {
+    std::fs::read(path).expect("read").chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+pub fn tmp() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("idlat-test").tempdir().expect("tempdir")
+}
+
+/// Writes a sample volume and returns the .raw path.
+pub fn sample(dir: &Path, kind: &str, dims: &str, seed: u64) -> PathBuf {
+    let p = dir.join(format!("{kind}{seed}.raw"));
+    ok(&["sample", kind, "--dims", dims, "--seed", &seed.to_string(), "-o", p.to_str().unwrap()]);
+    p
+}
+
+pub fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}

@@ -1,0 +1,138 @@
+//! Readers against files written by independent tools (numpy, VTK), and the
+//! writers' round trips.
+
+use super::common::*;
+use idlat::io::{read_volume, read_volume_with_mask, write_volume, ReadOptions};
+use idlat::volume::{DType, Endian, Volume, VolumeInfo};
+
+fn expected(dims: [usize; 3]) -> Vec<f32> {
+    (0..dims[0] * dims[1] * dims[2]).map(|i| ((i * 37) % 101) as f32 - 20.0).collect()
+}
+
+/// numpy writes the same field in many layouts; every one reads back identical.
+#[test]
+fn npy_and_raw_layouts_from_numpy() {
+    let d = tmp();
+    let dir = d.path();
+    py(
+        "import sys, numpy as np, os\nd = sys.argv[1]\n\
+         a = ((np.arange(7*5*6) * 37) % 101 - 20).reshape(6, 5, 7)\n\
+         np.save(os.path.join(d, 'c.npy'), a.astype('<f4'))\n\
+         np.save(os.path.join(d, 'f.npy'), np.asfortranarray(a.transpose(2, 1, 0).astype('>f8')))\n\
+         np.save(os.path.join(d, 'i.npy'), a.astype('<i2'))\n\
+         a.astype('>f4').tofile(os.path.join(d, 'be.raw'))\n\
+         open(os.path.join(d, 'hdr.raw'), 'wb').write(b'H' * 16 + a.astype('<u2').tobytes())\n\
+         import gzip; open(os.path.join(d, 'g.raw.gz'), 'wb').write(gzip.compress(a.astype('<f4').tobytes()))",
+        &[s(dir)],
+    );
+    let want = expected([7, 5, 6]);
+    let raw = |dtype, endian, hb| ReadOptions { dims: Some([7, 5, 6]), dtype: Some(dtype), endian: Some(endian), header_bytes: hb, missing: None };
+    for (f, o) in [
+        ("c.npy", ReadOptions::default()),
+        ("i.npy", ReadOptions::default()),
+        ("be.raw", raw(DType::F32, Endian::Big, 0)),
+        ("g.raw.gz", raw(DType::F32, Endian::Little, 0)),
+    ] {
+        let v = read_volume(&dir.join(f), &o).unwrap_or_else(|e| panic!("{f}: {e}"));
+        assert_eq!(v.info.dims, [7, 5, 6], "{f}");
+        assert_eq!(v.data, want, "{f}");
+    }
+    // Fortran order of the transposed array is the same x-fastest layout.
+    let v = read_volume(&dir.join("f.npy"), &ReadOptions::default()).unwrap();
+    assert_eq!((v.info.dims, v.info.dtype), ([7, 5, 6], DType::F64));
+    assert_eq!(v.data, want);
+    // u16 with a 16-byte header: negative values wrapped exactly as numpy did.
+    let v = read_volume(&dir.join("hdr.raw"), &raw(DType::U16, Endian::Little, 16)).unwrap();
+    assert_eq!(v.data[0], (-20i32).rem_euclid(65536) as f32);
+    // Wrong sizes name both numbers.
+    let e = read_volume(&dir.join("be.raw"), &ReadOptions { dims: Some([7, 5, 7]), ..Default::default() }).unwrap_err().to_string();
+    assert!(e.contains("840") && e.contains("980"), "{e}");
+    let e = read_volume(&dir.join("g.raw.gz"), &ReadOptions { dims: Some([7, 5, 5]), ..Default::default() }).unwrap_err().to_string();
+    assert!(e.contains("longer"), "{e}");
+    assert!(read_volume(&dir.join("nope.raw"), &raw(DType::F32, Endian::Little, 0)).is_err());
+}
+
+/// VTK writes MetaImage, NRRD-compatible and XML image data; idlat reads each with spacing and origin.
+#[test]
+fn vtk_written_files() {
+    let d = tmp();
+    let dir = d.path();
+    py(
+        "import sys, os, vtk, numpy as np\nfrom vtk.util import numpy_support as ns\nd = sys.argv[1]\n\
+         a = ((np.arange(7*5*6) * 37) % 101 - 20).astype(np.float32)\n\
+         img = vtk.vtkImageData(); img.SetDimensions(7, 5, 6); img.SetSpacing(0.5, 2.0, 1.5); img.SetOrigin(-1.0, 3.0, 10.0)\n\
+         arr = ns.numpy_to_vtk(a); arr.SetName('pressure'); img.GetPointData().SetScalars(arr)\n\
+         w = vtk.vtkMetaImageWriter(); w.SetFileName(os.path.join(d, 'm.mhd')); w.SetRAWFileName(os.path.join(d, 'm.raw')); w.SetCompression(False); w.SetInputData(img); w.Write()\n\
+         w = vtk.vtkMetaImageWriter(); w.SetFileName(os.path.join(d, 'z.mha')); w.SetCompression(True); w.SetInputData(img); w.Write()\n\
+         for name, mode, comp in [('app.vti', 'a', None), ('b64.vti', 'b', None), ('zl.vti', 'a', 'z'), ('zb.vti', 'b', 'z'), ('asc.vti', 'c', None)]:\n\
+         \x20   w = vtk.vtkXMLImageDataWriter(); w.SetFileName(os.path.join(d, name)); w.SetInputData(img)\n\
+         \x20   w.SetHeaderTypeToUInt64() if name != 'b64.vti' else w.SetHeaderTypeToUInt32()\n\
+         \x20   (w.SetDataModeToAppended(), w.EncodeAppendedDataOff()) if mode == 'a' else (w.SetDataModeToBinary() if mode == 'b' else w.SetDataModeToAscii())\n\
+         \x20   w.SetCompressorTypeToZLib() if comp else w.SetCompressorTypeToNone()\n\
+         \x20   w.Write()\n",
+        &[s(dir)],
+    );
+    let want = expected([7, 5, 6]);
+    for f in ["m.mhd", "z.mha", "app.vti", "b64.vti", "zl.vti", "zb.vti", "asc.vti"] {
+        let v = read_volume(&dir.join(f), &ReadOptions::default()).unwrap_or_else(|e| panic!("{f}: {e}"));
+        assert_eq!(v.info.dims, [7, 5, 6], "{f}");
+        assert_eq!(v.info.spacing, [0.5, 2.0, 1.5], "{f}");
+        assert_eq!(v.info.origin, [-1.0, 3.0, 10.0], "{f}");
+        assert_eq!(v.data, want, "{f}");
+    }
+}
+
+#[test]
+fn writers_round_trip_and_vtk_reads_them() {
+    let d = tmp();
+    // VTK's NRRD reader takes a first axis shorter than 10 for vector components: keep x >= 10.
+    let mut info = VolumeInfo::new("t", [16, 4, 3]);
+    info.spacing = [0.25, 1.0, 4.0];
+    info.origin = [1.0, -2.0, 0.5];
+    let vol = Volume::new(info, expected([16, 4, 3]));
+    for f in ["a.raw", "b.nhdr", "c.npy", "d.vti"] {
+        let p = d.path().join(f);
+        write_volume(&p, &vol, None, false).unwrap();
+        assert!(write_volume(&p, &vol, None, false).is_err(), "{f}: refuses overwrite");
+        let back_path = if f == "a.raw" { p.with_extension("mhd") } else { p.clone() };
+        let back = read_volume(&back_path, &ReadOptions::default()).unwrap();
+        assert_eq!(back.data, vol.data, "{f}");
+        if f != "c.npy" {
+            assert_eq!((back.info.spacing, back.info.origin), (vol.info.spacing, vol.info.origin), "{f}");
+        }
+    }
+    // Original dtype restored: rounding and clamping into u8.
+    let p = d.path().join("u.raw");
+    write_volume(&p, &vol, Some(DType::U8), false).unwrap();
+    let u = read_volume(&p.with_extension("mhd"), &ReadOptions::default()).unwrap();
+    assert_eq!(u.info.dtype, DType::U8);
+    assert_eq!(u.data[0], 0.0); // -20 clamps to 0
+    // VTK opens the .nhdr and .vti with the same values and placement.
+    let out = py(
+        "import sys, vtk\nfrom vtk.util import numpy_support as ns\n\
+         for f, R in [(sys.argv[1], vtk.vtkNrrdReader), (sys.argv[2], vtk.vtkXMLImageDataReader)]:\n\
+         \x20   r = R(); r.SetFileName(f); r.Update(); i = r.GetOutput()\n\
+         \x20   a = ns.vtk_to_numpy(i.GetPointData().GetScalars()).ravel()\n\
+         \x20   print(i.GetDimensions(), i.GetSpacing(), i.GetOrigin(), float(a[0]), float(a[-1]))",
+        &[s(&d.path().join("b.nhdr")), s(&d.path().join("d.vti"))],
+    );
+    for line in out.lines() {
+        assert!(line.starts_with("(16, 4, 3) (0.25, 1.0, 4.0) (1.0, -2.0, 0.5)"), "{line}");
+        assert!(line.ends_with(&format!("{:?} {:?}", vol.data[0] as f64, *vol.data.last().unwrap() as f64)), "{line}");
+    }
+}
+
+#[test]
+fn missing_values_are_filled_and_masked() {
+    let d = tmp();
+    let p = d.path().join("pf.raw");
+    let mut v: Vec<f32> = (0..64).map(|i| i as f32).collect();
+    v[5] = 1e35;
+    v[6] = 1e35;
+    std::fs::write(&p, v.iter().flat_map(|x| x.to_be_bytes()).collect::<Vec<u8>>()).unwrap();
+    let (vol, mask) = read_volume_with_mask(&p, &ReadOptions { dims: Some([4, 4, 4]), endian: Some(Endian::Big), missing: Some(1e35), ..Default::default() }).unwrap();
+    let mask = mask.unwrap();
+    assert!(!mask[5] && !mask[6] && mask[4]);
+    assert!(vol.data.iter().all(|x| x.abs() < 100.0), "sentinels replaced");
+    assert_eq!(vol.info.missing, Some(1e35));
+}

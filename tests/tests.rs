@@ -1,0 +1,9 @@
+//! Integration tests: one binary, one module per area (tests/it/).
+
+mod it {
+    pub mod common;
+    pub mod format;
+    pub mod cli;
+    pub mod io;
+    pub mod mount;
+}
