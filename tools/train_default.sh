@@ -14,6 +14,6 @@ exec target/release/idlat train \
   --profile "$PROFILE" \
   --sample vortex:101-103:0-2 --sample nyx:101-103:0-1 --sample isabel:101-103:0-1 \
   --sample-dims 96x96x96 \
-  --steps 4000 --batch 8 --blocks 1500 --lr 1e-3 --lambda 250 --a 6 \
+  --steps 7000 --batch 8 --blocks 1500 --lr 1e-3 --lambda 1000 --a 6 \
   --validate-every 250 --seed 1 --device auto \
   -o "$OUT" --force "$@"

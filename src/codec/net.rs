@@ -74,6 +74,10 @@ struct FastNets {
     dec_sft: Sft,
     dec: Vec<nn::ConvTranspose3D>,
     dec_out: nn::Conv3D,
+    /// Coarse path: one channel at latent resolution, upsampled trilinearly and
+    /// added to the output, so latents can carry the block's low frequencies
+    /// directly and the convolutional stack learns only the detail.
+    coarse: nn::Conv3D,
 }
 
 /// Per-channel Gaussian density of z (learned mean and log-scale); kept in its
@@ -121,7 +125,8 @@ impl FastNets {
         let ch = [m, p.dec_ch[0] as i64, p.dec_ch[1] as i64, p.dec_ch[2] as i64];
         let dec = (0..3).map(|i| nn::conv_transpose3d(&gs / format!("up{i}"), ch[i], ch[i + 1], 4, up)).collect();
         let dec_out = nn::conv3d(&gs / "out", ch[3], 1, 3, k3);
-        FastNets { profile: p.clone(), cond, enc, enc_sft, enc_out, tg0, tg1, dec_sft, dec, dec_out }
+        let coarse = nn::conv3d(&gs / "coarse", m, 1, 1, Default::default());
+        FastNets { profile: p.clone(), cond, enc, enc_sft, enc_out, tg0, tg1, dec_sft, dec, dec_out, coarse }
     }
 
     fn analysis(&self, x: &Tensor, imp: &Tensor) -> Tensor {
@@ -158,7 +163,11 @@ impl FastNets {
         }
         let (hv, c) = (p.halo_vox as i64, p.core as i64);
         let h = narrow3(&h, hv - 1 - start, c + 2);
-        narrow3(&self.dec_out.forward(&h), 1, c)
+        let detail = narrow3(&self.dec_out.forward(&h), 1, c);
+        // Coarse path over the latent window, cropped to the core after upsampling.
+        let lw = p.latent_window() as i64;
+        let up = self.coarse.forward(y).upsample_trilinear3d([lw * 8, lw * 8, lw * 8], false, None, None, None);
+        detail + narrow3(&up, hv, c)
     }
 }
 
