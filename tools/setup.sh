@@ -9,7 +9,7 @@ cd "$ROOT"
 VENV=${IDLAT_VENV:-$ROOT/.venv}
 TORCH_VERSION=2.13.0   # the version tch 0.26 expects
 PY_PKGS="numpy scipy matplotlib vtk pysz zfpy zstandard"
-APT_PKGS="fuse3 pkg-config xvfb paraview python3-paraview"
+APT_PKGS="fuse3 pkg-config xvfb xauth paraview python3-paraview"
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 # --- apt packages -----------------------------------------------------------

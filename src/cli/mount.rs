@@ -37,6 +37,9 @@ pub struct Args {
     pub model: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
+    /// Daemon mode: append log lines (e.g. a corrupt block) to this file instead of discarding them.
+    #[arg(long)]
+    pub log: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> CmdResult {
@@ -101,6 +104,14 @@ pub fn run(args: Args) -> CmdResult {
         allow_other: args.allow_other,
         readahead_bytes: args.readahead_mb << 20,
     };
+    let log_fd = match (&args.log, ready_fd) {
+        (Some(p), Some(_)) => {
+            use std::os::fd::IntoRawFd;
+            let f = std::fs::OpenOptions::new().create(true).append(true).open(p).with_context(|| format!("log file {}", p.display()))?;
+            Some(f.into_raw_fd())
+        }
+        _ => None,
+    };
     let fs = crate::fs::IdlatFs::new(container, source, &opts);
     let mp = args.mountpoint.clone();
     crate::fs::mount_and_wait(fs, &mp, &opts, || {
@@ -108,10 +119,12 @@ pub fn run(args: Args) -> CmdResult {
             unsafe {
                 libc::write(fd, [1u8].as_ptr().cast(), 1);
                 libc::close(fd);
-                // Detach stdio from the terminal.
+                // Detach stdio from the terminal (and from any pipe the caller waits on).
                 let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
                 libc::dup2(null, 0);
                 libc::dup2(null, 1);
+                let log = log_fd.unwrap_or(null);
+                libc::dup2(log, 2);
             }
         } else {
             eprintln!("idlat: mounted {} at {} (Ctrl-C to unmount)", args.input.display(), mp.display());

@@ -61,6 +61,9 @@ pub struct Args {
     pub quiet: bool,
 }
 
+/// Block edge of `--lossless` packs (no model sets it).
+const LOSSLESS_BLOCK: usize = 32;
+
 /// Per-volume figures for the summary.
 struct Packed {
     name: String,
@@ -107,23 +110,26 @@ fn run_torch(args: Args) -> CmdResult {
     let names = crate::io::names::volume_names(&paths);
     // Model: the shipped default is referenced by hash unless --embed-model.
     let default_path = default_model_path().ok();
-    let model_path = match &args.model {
-        Some(p) => p.clone(),
-        None => default_path.clone().context("no --model given and the shipped default model was not found")?,
-    };
-    let model_bytes = std::fs::read(&model_path).with_context(|| format!("reading model {}", model_path.display()))?;
-    let model = ModelFile::from_bytes(&model_bytes).with_context(|| format!("model {}", model_path.display()))?;
-    let is_default = default_path.as_deref().and_then(|d| std::fs::read(d).ok()).is_some_and(|b| b == model_bytes);
-    let embed = args.embed_model || !is_default;
     let dev = device(args.device)?;
-    let codec = Codec::load(model, dev).map_err(anyhow::Error::msg)?;
-    let core = codec.core();
-
+    // A lossless pack stores no neural block and needs no model.
+    let (codec, model_bytes) = if args.lossless {
+        (None, Vec::new())
+    } else {
+        let model_path = match &args.model {
+            Some(p) => p.clone(),
+            None => default_path.clone().context("no --model given and the shipped default model was not found")?,
+        };
+        let model_bytes = std::fs::read(&model_path).with_context(|| format!("reading model {}", model_path.display()))?;
+        let model = ModelFile::from_bytes(&model_bytes).with_context(|| format!("model {}", model_path.display()))?;
+        (Some(Codec::load(model, dev).map_err(anyhow::Error::msg)?), model_bytes)
+    };
+    let is_default = default_path.as_deref().and_then(|d| std::fs::read(d).ok()).is_some_and(|b| b == model_bytes);
+    let embed = codec.is_some() && (args.embed_model || !is_default);
+    let core = codec.as_ref().map_or(LOSSLESS_BLOCK, |c| c.core());
     let mut writer = ContainerWriter::create(&args.output, args.force)?;
-    writer.set_model(
-        ModelRef { hash: codec.model.hash.clone(), profile: codec.model.profile.name.clone(), embedded: embed },
-        embed.then_some(&model_bytes[..]),
-    );
+    if let Some(c) = &codec {
+        writer.set_model(ModelRef { hash: c.model.hash.clone(), profile: c.model.profile.name.clone(), embedded: embed }, embed.then_some(&model_bytes[..]));
+    }
     // `of=NAME:…` needs the other volumes: load all up front only then.
     let needs_others = args.importance.contains("of=");
     let all: Vec<crate::volume::Volume> = if needs_others {
@@ -145,7 +151,7 @@ fn run_torch(args: Args) -> CmdResult {
         let dims = vol.dims();
         let grid = crate::format::BlockGrid::cubic(dims, core);
         let mut scale = 1.0f32;
-        if let Some(target) = args.target_ratio.map(Target::Ratio).or(args.target_psnr.map(Target::WPsnr)) {
+        if let (Some(target), Some(codec)) = (args.target_ratio.map(Target::Ratio).or(args.target_psnr.map(Target::WPsnr)), &codec) {
             let sample = subsample(grid.len(), 48);
             let choice = search(&codec, &vol.data, dims, &imp, norm, target, &sample);
             scale = choice.scale;
@@ -168,7 +174,7 @@ fn run_torch(args: Args) -> CmdResult {
             value_range: (lo, hi),
             norm: Normalisation { offset: norm.offset, scale: norm.scale },
             block: [core; 3],
-            halo: codec.model.profile.halo_vox,
+            halo: codec.as_ref().map_or(0, |c| c.model.profile.halo_vox),
             importance: Some(spec.to_string()),
             time: Some(i as f64),
             units: None,
@@ -178,11 +184,13 @@ fn run_torch(args: Args) -> CmdResult {
             block_count: 0,
         };
         meta.codec.insert("importance_scale".into(), serde_json::json!(scale));
-        meta.codec.insert("profile".into(), serde_json::json!(codec.model.profile.name));
+        if let Some(c) = &codec {
+            meta.codec.insert("profile".into(), serde_json::json!(c.model.profile.name));
+        }
         let vid = writer.add_volume(meta)?;
         let bar = progress(grid.len() as u64, args.quiet, &format!("pack {}", vol.info.name));
         let mut stored = 0u64;
-        codec.encode_volume(&vol.data, dims, &imp, norm, EncodeOptions { batch: args.batch, lossless: args.lossless }, |id, d| -> anyhow::Result<()> {
+        let mut sink = |id: usize, d: BlockData| -> anyhow::Result<()> {
             let (kind, payload) = match d {
                 BlockData::Constant(v) => (BlockKind::Constant, v.to_le_bytes().to_vec()),
                 BlockData::Lossless(v) => (BlockKind::Lossless, block::lossless_payload(&v)),
@@ -192,7 +200,18 @@ fn run_torch(args: Args) -> CmdResult {
             writer.write_block(vid, BlockId(id as u64), kind, &payload)?;
             bar.inc(1);
             Ok(())
-        })?;
+        };
+        match &codec {
+            Some(c) => c.encode_volume(&vol.data, dims, &imp, norm, EncodeOptions { batch: args.batch, lossless: false }, sink)?,
+            None => {
+                for id in 0..grid.len() {
+                    let (o, sz) = grid.extent(BlockId(id as u64));
+                    let mut b = vec![0f32; sz[0] * sz[1] * sz[2]];
+                    crate::format::grid::gather(&vol.data, dims, o, sz, &mut b);
+                    sink(id, BlockData::Lossless(b))?;
+                }
+            }
+        }
         bar.finish_and_clear();
         if !args.quiet {
             note(&bar, format!("{}: {} → {} bytes (ratio {:.1})", vol.info.name, input_bytes, stored, (vol.data.len() * 4) as f64 / stored.max(1) as f64));
@@ -217,14 +236,12 @@ fn run_torch(args: Args) -> CmdResult {
     );
     if args.eval {
         let c = crate::format::Container::open(&args.output)?;
-        let mf = crate::codec::store::resolve_model(&c, Some(&model_path)).map_err(anyhow::Error::msg)?;
-        let codec = Codec::load(mf, dev).map_err(anyhow::Error::msg)?;
         let mut q = Vec::new();
         for (i, path) in paths.iter().enumerate() {
             let (vol, mask) = crate::io::read_volume_with_mask(path, &opts)?;
             let others: Vec<(&str, &crate::volume::Volume)> = all.iter().zip(&names).map(|(v, n)| (n.as_str(), v)).collect();
             let imp = importance::compute(&spec, &Context { volume: &vol, others: &others, time_index: i, time_count: count })?;
-            let rec = crate::codec::store::decode_volume(Some(&codec), &c, crate::format::VolumeId(i as u32), 16, |_, _| {}).map_err(anyhow::Error::msg)?;
+            let rec = crate::codec::store::decode_volume(codec.as_ref(), &c, crate::format::VolumeId(i as u32), 16, |_, _| {}).map_err(anyhow::Error::msg)?;
             q.push(crate::metrics::quality(&vol.data, &rec, Some(&imp), mask.as_deref()));
         }
         let psnr = q.iter().map(|q| q.psnr).sum::<f64>() / q.len() as f64;

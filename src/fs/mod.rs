@@ -291,8 +291,16 @@ impl Filesystem for IdlatFs {
             return reply.error(Errno::ENOENT);
         }
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        // The stats file changes under the reader: bypass the page cache.
-        let flags = if ino == STATS_INO { FopenFlags::FOPEN_DIRECT_IO } else { FopenFlags::FOPEN_KEEP_CACHE };
+        // Data files use direct I/O: each read reaches us with the caller's own
+        // range, so a corrupt block fails exactly the reads that touch it
+        // (through the page cache the kernel would widen requests to its
+        // read-ahead window and fail neighbours too). The daemon's block cache
+        // and decode-ahead stand in for the page cache. The stats file changes
+        // under the reader, so it bypasses the cache too.
+        let flags = match self.nodes.get(ino.wrapping_sub(3) as usize).map(|n| &n.kind) {
+            Some(Kind::Text(_)) => FopenFlags::FOPEN_KEEP_CACHE,
+            _ => FopenFlags::FOPEN_DIRECT_IO,
+        };
         reply.opened(FileHandle(fh), flags);
     }
 
