@@ -194,7 +194,7 @@ fn run_torch(args: Args) -> CmdResult {
             let (kind, payload) = match d {
                 BlockData::Constant(v) => (BlockKind::Constant, v.to_le_bytes().to_vec()),
                 BlockData::Lossless(v) => (BlockKind::Lossless, block::lossless_payload(&v)),
-                BlockData::Neural { z, y } => (BlockKind::Neural, NeuralPayload::encode(&[&z, &y])),
+                BlockData::Neural { z, y, level } => (BlockKind::Neural, NeuralPayload::encode(&[&z, &y, &[level as u8]])),
             };
             stored += payload.len() as u64 + crate::format::layout::ENTRY_LEN;
             writer.write_block(vid, BlockId(id as u64), kind, &payload)?;

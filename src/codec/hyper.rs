@@ -80,8 +80,10 @@ impl EntropyCodec {
         })
     }
 
-    /// h_s: side-info symbols → (means, scale-table indices), both `[m][L][L][L]`.
-    pub fn hyper_decode(&self, z: &[i32]) -> (Vec<f32>, Vec<u8>) {
+    /// h_s: side-info symbols → (means, scale-table indices), both `[m][L][L][L]`,
+    /// for latents quantised with step 2^(level/4) (the scale shrinks by the step).
+    pub fn hyper_decode(&self, z: &[i32], level: i8) -> (Vec<f32>, Vec<u8>) {
+        let shift = level as f32 * (0.25 * std::f32::consts::LN_2);
         let p = &self.profile;
         let (nz, nh, m, g) = (p.nz, p.nh, p.m, p.z_grid());
         let l = 2 * g; // tconv k2 s2 output edge
@@ -130,7 +132,7 @@ impl EntropyCodec {
                         let src = (zz * l + yy) * l + xx;
                         let dst = c * n + (zz * lc + yy) * lc + xx;
                         mean[dst] = out[c * nvox + src];
-                        idx[dst] = tables::scale_index(&self.bounds, out[(m + c) * nvox + src]) as u8;
+                        idx[dst] = tables::scale_index(&self.bounds, out[(m + c) * nvox + src] - shift) as u8;
                     }
                 }
             }
@@ -139,8 +141,10 @@ impl EntropyCodec {
     }
 
     /// Codes one block. `z` are the rounded hyper-latents (clamped here), `y`
-    /// the analysis output. Returns (z stream, y stream, y_hat).
-    pub fn encode(&self, z: &[i32], y: &[f32]) -> (Vec<u8>, Vec<u8>, Vec<f32>) {
+    /// the analysis output, `level` the quantisation level (step 2^(level/4)).
+    /// Returns (z stream, y stream, y_hat).
+    pub fn encode(&self, z: &[i32], y: &[f32], level: i8) -> (Vec<u8>, Vec<u8>, Vec<f32>) {
+        let step = quant_step(level);
         let p = &self.profile;
         let zc: Vec<i32> = z.iter().map(|&s| s.clamp(-SYMBOL_RADIUS, SYMBOL_RADIUS)).collect();
         let gz3 = p.z_grid().pow(3);
@@ -150,14 +154,14 @@ impl EntropyCodec {
                 zc.iter().enumerate().map(|(i, &s)| ((s + SYMBOL_RADIUS) as usize, &self.z_models[i / gz3])),
             )
             .expect("clamped symbols are inside every table");
-        let (mean, idx) = self.hyper_decode(&zc);
+        let (mean, idx) = self.hyper_decode(&zc, level);
         let mut y_hat = vec![0f32; y.len()];
         let mut syms = vec![0usize; y.len()];
         for i in 0..y.len() {
-            let q = (y[i] - mean[i]).round();
+            let q = ((y[i] - mean[i]) / step).round();
             let q = if q.is_finite() { (q as i32).clamp(-SYMBOL_RADIUS, SYMBOL_RADIUS) } else { 0 };
             syms[i] = (q + SYMBOL_RADIUS) as usize;
-            y_hat[i] = q as f32 + mean[i];
+            y_hat[i] = q as f32 * step + mean[i];
         }
         let mut yc = DefaultAnsCoder::new();
         yc.encode_symbols_reverse(syms.iter().zip(&idx).map(|(&s, &k)| (s, &self.y_models[k as usize])))
@@ -167,7 +171,8 @@ impl EntropyCodec {
 
     /// Decodes one block's streams; garbage gives an error, never a panic or a hang
     /// (the symbol count is fixed by the profile).
-    pub fn decode(&self, z_bytes: &[u8], y_bytes: &[u8]) -> Result<Latents, StreamError> {
+    pub fn decode(&self, z_bytes: &[u8], y_bytes: &[u8], level: i8) -> Result<Latents, StreamError> {
+        let step = quant_step(level);
         let p = &self.profile;
         let gz3 = p.z_grid().pow(3);
         let mut zc = coder_from("z", z_bytes)?;
@@ -177,16 +182,36 @@ impl EntropyCodec {
             z.push(s as i32 - SYMBOL_RADIUS);
         }
         check_drained("z", &zc)?;
-        let (mean, idx) = self.hyper_decode(&z);
+        let (mean, idx) = self.hyper_decode(&z, level);
         let mut yc = coder_from("y", y_bytes)?;
         let mut y_hat = Vec::with_capacity(p.y_symbols());
         for i in 0..p.y_symbols() {
             let s = yc.decode_symbol(&self.y_models[idx[i] as usize]).unwrap_infallible();
-            y_hat.push((s as i32 - SYMBOL_RADIUS) as f32 + mean[i]);
+            y_hat.push((s as i32 - SYMBOL_RADIUS) as f32 * step + mean[i]);
         }
         check_drained("y", &yc)?;
         Ok(Latents { y_hat, z })
     }
+}
+
+/// Quantisation step 2^(level/4), computed exactly (no libm): a power of two
+/// times one of four f32 constants.
+pub fn quant_step(level: i8) -> f32 {
+    const FRAC: [f32; 4] = [1.0, 1.189_207_1, 1.414_213_6, 1.681_792_8];
+    let (k, r) = ((level as i32).div_euclid(4), (level as i32).rem_euclid(4));
+    let mut s = FRAC[r as usize];
+    for _ in 0..k.abs() {
+        if k > 0 { s *= 2.0 } else { s *= 0.5 }
+    }
+    s
+}
+
+/// Quantisation level for a block from its importance: important blocks get a
+/// fine step (more bits), unimportant ones a coarse step. `imp` is a summary in
+/// [0, 1]; level = round(4 (2 - 4 imp)), i.e. step 4 at 0 down to 1/4 at 1.
+pub fn level_for_importance(imp: f32) -> i8 {
+    let imp = if imp.is_finite() { imp.clamp(0.0, 1.0) } else { 0.0 };
+    (4.0 * (2.0 - 4.0 * imp)).round() as i8
 }
 
 fn relu(v: &mut [f32]) {
@@ -231,5 +256,23 @@ fn check_drained(stream: &'static str, c: &DefaultAnsCoder) -> Result<(), Stream
         Ok(())
     } else {
         Err(StreamError::Trailing { stream, left: c.num_valid_bits() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quant_steps_are_exact_powers() {
+        assert_eq!(quant_step(0), 1.0);
+        assert_eq!(quant_step(4), 2.0);
+        assert_eq!(quant_step(-8), 0.25);
+        assert_eq!(quant_step(2), 1.414_213_6);
+        assert!((quant_step(-3) - 2f32.powf(-0.75)).abs() < 1e-6);
+        assert_eq!(level_for_importance(0.0), 8);
+        assert_eq!(level_for_importance(1.0), -8);
+        assert_eq!(level_for_importance(f32::NAN), 8);
+        assert!((-8..=8).all(|l| quant_step(l) > 0.0));
     }
 }

@@ -27,14 +27,14 @@ pub enum BlockData {
     Constant(f32),
     /// Exact samples of the clipped block extent (data units, x fastest).
     Lossless(Vec<f32>),
-    /// Side-info and latent ANS streams.
-    Neural { z: Vec<u8>, y: Vec<u8> },
+    /// Side-info and latent ANS streams, and the block's quantisation level.
+    Neural { z: Vec<u8>, y: Vec<u8>, level: i8 },
 }
 
 /// Access to one volume's stored blocks (implemented over a container).
 pub trait BlockStore: Sync {
-    /// The (z, y) streams of a neural block; Ok(None) if the block is not neural.
-    fn neural_streams(&self, block: usize) -> Result<Option<(&[u8], &[u8])>, String>;
+    /// The (z, y, level) of a neural block; Ok(None) if the block is not neural.
+    fn neural_streams(&self, block: usize) -> Result<Option<(&[u8], &[u8], i8)>, String>;
     /// A non-neural block decoded to its clipped extent (data units, x fastest).
     fn simple_block(&self, block: usize) -> Result<Vec<f32>, String>;
 }
@@ -136,11 +136,25 @@ impl Codec {
                 let (y, z) = self.engine().analyse(&xs, &is, neural.len());
                 let (ny, nz) = (p.y_symbols(), p.z_symbols());
                 let entropy = &self.entropy; // tch handles are not Sync; the coder is
+                let hv = p.halo_vox;
                 let out: Vec<BlockData> = (0..neural.len())
                     .into_par_iter()
                     .map(|k| {
-                        let (zb, yb, _) = entropy.encode(&z[k * nz..(k + 1) * nz], &y[k * ny..(k + 1) * ny]);
-                        BlockData::Neural { z: zb, y: yb }
+                        // Block importance: the core's mean, raised by its hot spots.
+                        let win = &is[k * w * w * w..(k + 1) * w * w * w];
+                        let (mut sum, mut max, mut n) = (0f64, 0f32, 0usize);
+                        for zz in hv..hv + core {
+                            for yy in hv..hv + core {
+                                for &v in &win[(zz * w + yy) * w + hv..(zz * w + yy) * w + hv + core] {
+                                    sum += v as f64;
+                                    max = max.max(v);
+                                    n += 1;
+                                }
+                            }
+                        }
+                        let level = super::hyper::level_for_importance(((sum / n as f64) as f32).max(0.75 * max));
+                        let (zb, yb, _) = entropy.encode(&z[k * nz..(k + 1) * nz], &y[k * ny..(k + 1) * ny], level);
+                        BlockData::Neural { z: zb, y: yb, level }
                     })
                     .collect();
                 coded.extend(neural.iter().copied().zip(out));
@@ -204,7 +218,7 @@ impl Codec {
             .par_iter()
             .map(|&id| {
                 let r = store.neural_streams(id).and_then(|s| match s {
-                    Some((z, y)) => entropy.decode(z, y).map(Some).map_err(|e| format!("block {id}: {e}")),
+                    Some((z, y, level)) => entropy.decode(z, y, level).map(Some).map_err(|e| format!("block {id}: {e}")),
                     None => Ok(None),
                 });
                 (id, r)
@@ -246,8 +260,8 @@ impl Codec {
     }
 
     /// Entropy-decodes one block's latents only (no synthesis): latent analysis uses this.
-    pub fn latents(&self, z: &[u8], y: &[u8]) -> Result<Latents, String> {
-        self.entropy.decode(z, y).map_err(|e| e.to_string())
+    pub fn latents(&self, z: &[u8], y: &[u8], level: i8) -> Result<Latents, String> {
+        self.entropy.decode(z, y, level).map_err(|e| e.to_string())
     }
 }
 
@@ -264,9 +278,9 @@ mod tests {
     }
 
     impl BlockStore for Mem {
-        fn neural_streams(&self, b: usize) -> Result<Option<(&[u8], &[u8])>, String> {
+        fn neural_streams(&self, b: usize) -> Result<Option<(&[u8], &[u8], i8)>, String> {
             match self.blocks.get(b) {
-                Some(BlockData::Neural { z, y }) => Ok(Some((z, y))),
+                Some(BlockData::Neural { z, y, level }) => Ok(Some((z, y, *level))),
                 Some(_) => Ok(None),
                 None => Err("no such block".into()),
             }
@@ -324,9 +338,9 @@ mod tests {
         // Latent symbols: entropy decoding is pure Rust, so identical bits under any pool size.
         let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
         for (id, b) in store.blocks.iter().enumerate() {
-            if let BlockData::Neural { z, y } = b {
-                let a = codec.latents(z, y).unwrap();
-                let c = one.install(|| codec.latents(z, y).unwrap());
+            if let BlockData::Neural { z, y, level } = b {
+                let a = codec.latents(z, y, *level).unwrap();
+                let c = one.install(|| codec.latents(z, y, *level).unwrap());
                 assert_eq!(a.y_hat.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), c.y_hat.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), "block {id}");
             }
         }

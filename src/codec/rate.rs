@@ -40,9 +40,9 @@ struct Probe {
 }
 
 impl BlockStore for Probe {
-    fn neural_streams(&self, b: usize) -> Result<Option<(&[u8], &[u8])>, String> {
+    fn neural_streams(&self, b: usize) -> Result<Option<(&[u8], &[u8], i8)>, String> {
         Ok(match self.blocks.get(&b) {
-            Some(BlockData::Neural { z, y }) => Some((z, y)),
+            Some(BlockData::Neural { z, y, level }) => Some((z, y, *level)),
             _ => None,
         })
     }
@@ -68,7 +68,7 @@ pub fn probe(codec: &Codec, data: &[f32], dims: Dims, imp: &[f32], norm: Norm, s
             bytes += match &d {
                 BlockData::Constant(_) => 4,
                 BlockData::Lossless(v) => v.len() * 4,
-                BlockData::Neural { z, y } => z.len() + y.len(),
+                BlockData::Neural { z, y, .. } => z.len() + y.len() + 1,
             } + 16; // index entry and framing
             let (_, sz) = block_extent(dims, core, coords(id));
             voxels += sz[0] * sz[1] * sz[2];

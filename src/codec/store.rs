@@ -22,13 +22,19 @@ impl<'a> ContainerStore<'a> {
 }
 
 impl BlockStore for ContainerStore<'_> {
-    fn neural_streams(&self, b: usize) -> Result<Option<(&[u8], &[u8])>, String> {
+    fn neural_streams(&self, b: usize) -> Result<Option<(&[u8], &[u8], i8)>, String> {
         let r = self.container.block(self.volume, BlockId(b as u64)).map_err(|e| e.to_string())?;
         if r.kind != BlockKind::Neural {
             return Ok(None);
         }
         let p = NeuralPayload::parse(r.payload).map_err(|e| format!("block {b} of volume {}: {e}", self.volume.0))?;
-        Ok(Some((p.streams[0], p.streams[1])))
+        // Stream 2 (one byte) is the quantisation level; absent means step 1.
+        let level = match p.streams.get(2) {
+            None => 0,
+            Some([l]) => *l as i8,
+            Some(s) => return Err(format!("block {b} of volume {}: level stream of {} bytes (expected 1)", self.volume.0, s.len())),
+        };
+        Ok(Some((p.streams[0], p.streams[1], level)))
     }
 
     fn simple_block(&self, b: usize) -> Result<Vec<f32>, String> {

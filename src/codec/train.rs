@@ -223,7 +223,7 @@ pub fn validate(mf: &ModelFile, device: Device, windows: &[Vec<f32>], seed: u64)
     for win in windows {
         let imp = random_importance(win, w, &mut rng);
         let (y, z) = engine.analyse(win, &imp, 1);
-        let (zs, ys, y_hat) = codec.encode(&z, &y);
+        let (zs, ys, y_hat) = codec.encode(&z, &y, 0);
         bytes += zs.len() + ys.len();
         // The window's ring latents come from its own analysis, rounded.
         let lw = p.latent_window();
