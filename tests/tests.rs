@@ -6,4 +6,5 @@ mod it {
     pub mod cli;
     pub mod io;
     pub mod mount;
+    pub mod vectors;
 }
