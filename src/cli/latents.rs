@@ -1,11 +1,90 @@
-//! `idlat latents`.
+//! `idlat latents`: per-block latent vectors straight from the bitstreams.
 
-use super::{CmdResult, NotImplemented};
+use super::CmdResult;
+use anyhow::{bail, Context};
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 /// Entropy-decode per-block latent vectors straight from the bitstreams (no synthesis network).
+///
+/// Writes an (N, 3 + D) float32 .npy: block coordinates (bx, by, bz) then the
+/// block's dequantised latents y_hat (D = M × L³, channel-major); with --z the
+/// side-info symbols are appended. Non-neural blocks (constant, lossless) are
+/// skipped. --csv writes the same table as CSV.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    pub input: PathBuf,
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Volume name (default: the first).
+    #[arg(short, long)]
+    pub volume: Option<String>,
+    /// Append the hyper-latent (z) symbols.
+    #[arg(long)]
+    pub z: bool,
+    #[arg(long)]
+    pub csv: bool,
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    #[arg(long)]
+    pub force: bool,
+}
 
-pub fn run(_args: Args) -> CmdResult {
-    Err(NotImplemented.into())
+pub fn run(args: Args) -> CmdResult {
+    #[cfg(not(feature = "torch"))]
+    {
+        let _ = args;
+        bail!("this build has no neural codec (built without the `torch` feature)");
+    }
+    #[cfg(feature = "torch")]
+    {
+        use crate::codec::hyper::EntropyCodec;
+        use crate::codec::pipeline::BlockStore;
+        if args.output.exists() && !args.force {
+            bail!("{} exists (use --force to overwrite)", args.output.display());
+        }
+        let t = std::time::Instant::now();
+        let c = crate::format::Container::open(&args.input)?;
+        let v = match &args.volume {
+            Some(n) => c.find_volume(n).with_context(|| format!("no volume '{n}'"))?,
+            None => crate::format::VolumeId(0),
+        };
+        let mf = crate::codec::store::resolve_model(&c, args.model.as_deref()).map_err(anyhow::Error::msg)?;
+        // Entropy decoding only: the pure-Rust half of the codec, no libtorch.
+        let codec = EntropyCodec::from_model(&mf)?;
+        let store = crate::codec::store::ContainerStore::new(&c, v).map_err(anyhow::Error::msg)?;
+        let mut rows: Vec<Vec<f32>> = Vec::new();
+        for b in 0..store.grid.len() {
+            let Some((z, y, level)) = store.neural_streams(b).map_err(anyhow::Error::msg)? else { continue };
+            let l = codec.decode(z, y, level).with_context(|| format!("block {b}"))?;
+            let co = store.grid.coords(crate::format::BlockId(b as u64));
+            let mut row = vec![co[0] as f32, co[1] as f32, co[2] as f32];
+            row.extend(&l.y_hat);
+            if args.z {
+                row.extend(l.z.iter().map(|&s| s as f32));
+            }
+            rows.push(row);
+        }
+        let width = rows.first().map_or(0, |r| r.len());
+        if args.csv {
+            let mut s = String::from("bx,by,bz");
+            for i in 3..width {
+                s.push_str(&format!(",l{}", i - 3));
+            }
+            s.push('\n');
+            for r in &rows {
+                s.push_str(&r.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","));
+                s.push('\n');
+            }
+            std::fs::write(&args.output, s)?;
+        } else {
+            use npyz::WriterBuilder;
+            let f = std::io::BufWriter::new(std::fs::File::create(&args.output)?);
+            let mut w = npyz::WriteOptions::new().default_dtype().shape(&[rows.len() as u64, width as u64]).writer(f).begin_nd()?;
+            w.extend(rows.iter().flatten().copied())?;
+            w.finish()?;
+        }
+        println!("{}: {} blocks × {} values ({} latents each) in {:.3} s", args.output.display(), rows.len(), width, width.saturating_sub(3), t.elapsed().as_secs_f64());
+        Ok(ExitCode::SUCCESS)
+    }
 }

@@ -119,3 +119,20 @@ fn lossless_pack_is_exact() {
     let out = py("import sys, numpy as np\na = np.fromfile(sys.argv[1], '<f4').reshape(9, 17, 20); b = np.load(sys.argv[2])\nprint(np.array_equal(a, b))", &[s(&raw), s(&rec)]);
     assert_eq!(out.trim(), "True");
 }
+
+#[test]
+fn latents_come_straight_from_the_bitstreams() {
+    let d = tmp();
+    let raw = sample(d.path(), "vortex", "64x64x32", 3);
+    let idl = d.path().join("v.idl");
+    ok(&["pack", s(&raw), "--dims", "64x64x32", "--importance", "iso:8", "-o", s(&idl), "--quiet"]);
+    let npy = d.path().join("lat.npy");
+    ok(&["latents", s(&idl), "-o", s(&npy)]);
+    // 2x2x1 blocks of 32^3, each 3 coordinates + 32 channels x 4^3 latents.
+    let out = py("import sys, numpy as np\na = np.load(sys.argv[1]); print(a.shape, sorted(set(map(tuple, a[:, :3].astype(int).tolist()))))", &[s(&npy)]);
+    assert_eq!(out.trim(), "(4, 2051) [(0, 0, 0), (0, 1, 0), (1, 0, 0), (1, 1, 0)]");
+    // Same latents as the decoder sees: a corrupt stream is an error, not garbage.
+    let csv = d.path().join("lat.csv");
+    ok(&["latents", s(&idl), "-o", s(&csv), "--csv"]);
+    assert_eq!(std::fs::read_to_string(&csv).unwrap().lines().count(), 5);
+}
