@@ -56,3 +56,21 @@ pub fn sample(dir: &Path, kind: &str, dims: &str, seed: u64) -> PathBuf {
 pub fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
+
+/// Volume metadata for hand-built containers.
+pub fn volume_meta(name: &str, dims: [usize; 3], block: usize) -> idlat::format::VolumeMeta {
+    idlat::format::VolumeMeta {
+        info: idlat::volume::VolumeInfo::new(name, dims),
+        value_range: (-2.0, 3.0),
+        norm: idlat::format::Normalisation { offset: -2.0, scale: 0.2 },
+        block: [block; 3],
+        halo: 0,
+        importance: Some("uniform:1".into()),
+        time: None,
+        units: None,
+        attributes: Default::default(),
+        codec: Default::default(),
+        index_first: 0,
+        block_count: 0,
+    }
+}

@@ -1,27 +1,9 @@
 //! Container: writer/reader round trips, corruption localisation, truncation.
 
 use super::common::*;
-use idlat::format::{block, BlockId, BlockKind, Container, ContainerWriter, FormatError, ModelRef, NeuralPayload, Normalisation, VolumeMeta};
-use idlat::volume::VolumeInfo;
+use idlat::format::{block, BlockId, BlockKind, Container, ContainerWriter, FormatError, ModelRef, NeuralPayload, VolumeMeta};
 use rand::{Rng, SeedableRng};
 use std::path::Path;
-
-fn vmeta(name: &str, dims: [usize; 3], block: usize) -> VolumeMeta {
-    VolumeMeta {
-        info: VolumeInfo::new(name, dims),
-        value_range: (0.0, 1.0),
-        norm: Normalisation { offset: 0.0, scale: 1.0 },
-        block: [block; 3],
-        halo: 0,
-        importance: None,
-        time: None,
-        units: None,
-        attributes: Default::default(),
-        codec: Default::default(),
-        index_first: 0,
-        block_count: 0,
-    }
-}
 
 /// Random container: random dims, kinds and payloads; returns the expected decoded volumes.
 pub fn random_container(path: &Path, seed: u64) -> Vec<(VolumeMeta, Vec<Vec<u8>>)> {
@@ -32,7 +14,7 @@ pub fn random_container(path: &Path, seed: u64) -> Vec<(VolumeMeta, Vec<Vec<u8>>
     for v in 0..rng.random_range(1..4) {
         let dims = [rng.random_range(1..40), rng.random_range(1..30), rng.random_range(1..20)];
         let bs = rng.random_range(4..17);
-        let vid = w.add_volume(vmeta(&format!("v{v}"), dims, bs)).unwrap();
+        let vid = w.add_volume(volume_meta(&format!("v{v}"), dims, bs)).unwrap();
         let g = idlat::format::BlockGrid::cubic(dims, bs);
         let mut payloads = vec![Vec::new(); g.len()];
         // Blocks in a shuffled order: the writer must accept any order.
@@ -55,7 +37,7 @@ pub fn random_container(path: &Path, seed: u64) -> Vec<(VolumeMeta, Vec<Vec<u8>>
             w.write_block(vid, BlockId(b as u64), kind, &p).unwrap();
             payloads[b] = p;
         }
-        let m = vmeta(&format!("v{v}"), dims, bs);
+        let m = volume_meta(&format!("v{v}"), dims, bs);
         out.push((m, payloads));
     }
     w.finish().unwrap();
@@ -138,13 +120,13 @@ fn writer_is_atomic_and_refuses_overwrite() {
     let p = dir.path().join("a.idl");
     {
         let mut w = ContainerWriter::create(&p, false).unwrap();
-        w.add_volume(vmeta("v", [4, 4, 4], 4)).unwrap();
+        w.add_volume(volume_meta("v", [4, 4, 4], 4)).unwrap();
         // Dropped before finish: nothing under the final name, no temp left.
     }
     assert!(!p.exists());
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     let mut w = ContainerWriter::create(&p, false).unwrap();
-    let v = w.add_volume(vmeta("v", [4, 4, 4], 4)).unwrap();
+    let v = w.add_volume(volume_meta("v", [4, 4, 4], 4)).unwrap();
     assert!(w.write_block(v, BlockId(1), BlockKind::Constant, &[0; 4]).is_err());
     w.write_block(v, BlockId(0), BlockKind::Constant, &1f32.to_le_bytes()).unwrap();
     assert!(w.write_block(v, BlockId(0), BlockKind::Constant, &1f32.to_le_bytes()).is_err());

@@ -4,45 +4,27 @@
 //! Regenerate with IDLAT_WRITE_VECTORS=1 after an intended format change.
 
 use super::common::*;
-use idlat::format::{block, BlockId, BlockKind, Container, ContainerWriter, NeuralPayload, Normalisation, VolumeId, VolumeMeta};
-use idlat::volume::VolumeInfo;
+use idlat::format::{block, BlockId, BlockKind, Container, ContainerWriter, NeuralPayload, VolumeId};
 use std::path::{Path, PathBuf};
-
-fn meta(name: &str, dims: [usize; 3], b: usize) -> VolumeMeta {
-    VolumeMeta {
-        info: VolumeInfo::new(name, dims),
-        value_range: (-2.0, 3.0),
-        norm: Normalisation { offset: -2.0, scale: 0.2 },
-        block: [b; 3],
-        halo: 0,
-        importance: Some("uniform:1".into()),
-        time: None,
-        units: None,
-        attributes: Default::default(),
-        codec: Default::default(),
-        index_first: 0,
-        block_count: 0,
-    }
-}
 
 /// (file name, writer) pairs; each writer is deterministic.
 fn vectors() -> Vec<(&'static str, fn(&Path))> {
     vec![
         ("constant-3x2x1.idl", |p| {
             let mut w = ContainerWriter::create(p, true).unwrap();
-            let v = w.add_volume(meta("c", [3, 2, 1], 2)).unwrap();
+            let v = w.add_volume(volume_meta("c", [3, 2, 1], 2)).unwrap();
             w.write_block(v, BlockId(0), BlockKind::Constant, &1.5f32.to_le_bytes()).unwrap();
             w.write_block(v, BlockId(1), BlockKind::Constant, &(-2f32).to_le_bytes()).unwrap();
             w.finish().unwrap();
         }),
         ("kinds-5x3x2.idl", |p| {
             let mut w = ContainerWriter::create(p, true).unwrap();
-            let v = w.add_volume(meta("k", [5, 3, 2], 4)).unwrap();
+            let v = w.add_volume(volume_meta("k", [5, 3, 2], 4)).unwrap();
             // Block 0: 4x3x2 raw, block 1: 1x3x2 lossless; a second volume with a neural payload.
             let raw: Vec<f32> = (0..24).map(|i| i as f32 * 0.25 - 2.0).collect();
             w.write_block(v, BlockId(0), BlockKind::Raw, &block::f32s_to_bytes(&raw)).unwrap();
             w.write_block(v, BlockId(1), BlockKind::Lossless, &block::lossless_payload(&[3.0, 2.0, 1.0, 0.0, -1.0, -2.0])).unwrap();
-            let n = w.add_volume(meta("n", [2, 2, 2], 2)).unwrap();
+            let n = w.add_volume(volume_meta("n", [2, 2, 2], 2)).unwrap();
             w.write_block(n, BlockId(0), BlockKind::Neural, &NeuralPayload::encode(&[&[1, 2, 3, 4], &[5, 6, 7, 8, 9, 10, 11, 12], &[0xf8]])).unwrap();
             w.finish().unwrap();
         }),
