@@ -143,15 +143,18 @@ pub fn codec_for(c: &crate::format::Container, model: Option<&std::path::Path>, 
     }
 }
 
-/// Decodes a whole volume with whatever codec is available.
-pub fn decode(codec: Option<&MaybeCodecInner>, c: &crate::format::Container, v: crate::format::VolumeId, progress: impl FnMut(usize, usize)) -> anyhow::Result<Vec<f32>> {
+/// Synthesis batch of whole-volume decodes (memory, not results, depends on it).
+pub const DECODE_BATCH: usize = 16;
+
+/// Decodes a whole volume with whatever codec is available, `batch` blocks per synthesis call.
+pub fn decode(codec: Option<&MaybeCodecInner>, c: &crate::format::Container, v: crate::format::VolumeId, batch: usize, progress: impl FnMut(usize, usize)) -> anyhow::Result<Vec<f32>> {
     #[cfg(feature = "torch")]
     {
-        crate::codec::store::decode_volume(codec, c, v, 16, progress).map_err(anyhow::Error::msg)
+        crate::codec::store::decode_volume(codec, c, v, batch.max(1), progress).map_err(anyhow::Error::msg)
     }
     #[cfg(not(feature = "torch"))]
     {
-        let _ = (codec, c, v, progress);
+        let _ = (codec, c, v, batch, progress);
         anyhow::bail!("this build has no decoder (built without the `torch` feature)")
     }
 }

@@ -41,6 +41,24 @@ struct Row {
     #[serde(flatten)]
     quality: crate::metrics::Quality,
     decode_seconds: f64,
+    /// The pack-time error bound checked against the pack-time importance map.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_bound: Option<crate::codec::bound::Report>,
+}
+
+/// The bound a volume was packed with, checked under the importance map the
+/// packer used (its stored spec and rate-control scale).
+fn bound_report(meta: &crate::format::VolumeMeta, orig: &crate::volume::Volume, rec: &[f32], valid: Option<&[bool]>, i: usize, n: usize) -> anyhow::Result<Option<crate::codec::bound::Report>> {
+    let Some(b) = meta.codec.get("error_bound") else { return Ok(None) };
+    let spec: crate::codec::bound::BoundSpec = serde_json::from_value(b.clone()).context("stored error bound")?;
+    let text = meta.importance.as_deref().unwrap_or("uniform:0.5");
+    let imp_spec = crate::importance::parse(text).map_err(|e| anyhow::anyhow!("stored importance spec: {e}"))?;
+    let mut imp = crate::importance::compute(&imp_spec, &crate::importance::Context { volume: orig, others: &[], time_index: i, time_count: n })
+        .with_context(|| format!("recomputing the pack-time importance map {text}"))?;
+    if let Some(s) = meta.codec.get("importance_scale").and_then(|v| v.as_f64()) {
+        crate::importance::apply_scale(&mut imp, s as f32);
+    }
+    Ok(Some(crate::codec::bound::report(&spec, &orig.data, rec, &imp, valid)))
 }
 
 pub fn run(args: Args) -> CmdResult {
@@ -63,10 +81,11 @@ pub fn run(args: Args) -> CmdResult {
         let ctx = crate::importance::Context { volume: &orig, others: &[], time_index: i, time_count: vols.len() };
         let imp = crate::importance::compute(&spec, &ctx)?;
         let t = std::time::Instant::now();
-        let rec = super::common::decode(codec.as_ref(), &c, *v, |_, _| {})?;
+        let rec = super::common::decode(codec.as_ref(), &c, *v, super::common::DECODE_BATCH, |_, _| {})?;
         let decode_seconds = t.elapsed().as_secs_f64();
         let stored = c.volume_stored_bytes(*v)?;
         let original = (orig.data.len() * meta.info.dtype.size()) as u64;
+        let error_bound = bound_report(meta, &orig, &rec, mask.as_deref(), i, vols.len())?;
         rows.push(Row {
             volume: meta.info.name.clone(),
             original_bytes: original,
@@ -74,6 +93,7 @@ pub fn run(args: Args) -> CmdResult {
             lsr: original as f64 / stored as f64,
             quality: crate::metrics::quality(&orig.data, &rec, Some(&imp), mask.as_deref()),
             decode_seconds,
+            error_bound,
         });
     }
     let model_bytes = c.model_section_len();
@@ -86,6 +106,18 @@ pub fn run(args: Args) -> CmdResult {
                 "{:<20} {:>10.1} {:>9.2} {:>9.2} {:>9.3e} {:>12.4e} {:>12.2}",
                 r.volume, r.lsr, r.quality.psnr, r.quality.wpsnr, r.quality.wmse, r.quality.max_abs_error, r.decode_seconds
             );
+            if let Some(b) = &r.error_bound {
+                println!(
+                    "{:<20} error bound {:.4e}{}: {} bounded voxels, {:.3}% within, max error there {:.4e} ({:.3} of the bound)",
+                    "",
+                    b.bound,
+                    if b.graded { " (graded)" } else { "" },
+                    b.bounded_voxels,
+                    b.share_within_pct,
+                    b.max_error_bounded,
+                    b.worst_fraction_of_bound
+                );
+            }
         }
         let (o, s): (u64, u64) = rows.iter().fold((0, 0), |a, r| (a.0 + r.original_bytes, a.1 + r.stored_bytes));
         println!("overall LSR {:.1} (model excluded; with the {} embedded model bytes: {:.1}); importance {}", o as f64 / s as f64, model_bytes, o as f64 / (s + model_bytes) as f64, spec);

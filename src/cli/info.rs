@@ -79,6 +79,18 @@ pub fn run(args: Args) -> CmdResult {
             v["ratio_vs_original"].as_f64().unwrap_or(0.0),
             v["importance"].as_str().map(|s| format!(", importance {s}")).unwrap_or_default()
         );
+        if let Some(b) = v["codec"].get("error_bound") {
+            let graded = b["graded"].as_bool().unwrap_or(false);
+            println!(
+                "    error bound: |x - x̂| <= {}{}",
+                b["abs"].as_f64().unwrap_or(f64::NAN) as f32,
+                if graded {
+                    format!(" / importance (graded), capped at {}", b["max"].as_f64().map_or("none".into(), |m| (m as f32).to_string()))
+                } else {
+                    format!(" where importance >= {}", b["min_importance"].as_f64().unwrap_or(f64::NAN) as f32)
+                }
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -39,7 +39,7 @@ pub fn run(args: Args) -> CmdResult {
     #[cfg(feature = "torch")]
     {
         use crate::codec::hyper::EntropyCodec;
-        use crate::codec::pipeline::BlockStore;
+        use crate::codec::pipeline::{BlockStore, NeuralStreams};
         if args.output.exists() && !args.force {
             bail!("{} exists (use --force to overwrite)", args.output.display());
         }
@@ -55,7 +55,7 @@ pub fn run(args: Args) -> CmdResult {
         let store = crate::codec::store::ContainerStore::new(&c, v).map_err(anyhow::Error::msg)?;
         let mut rows: Vec<Vec<f32>> = Vec::new();
         for b in 0..store.grid.len() {
-            let Some((z, y, level)) = store.neural_streams(b).map_err(anyhow::Error::msg)? else { continue };
+            let Some(NeuralStreams { z, y, level, .. }) = store.neural_streams(b).map_err(anyhow::Error::msg)? else { continue };
             let l = codec.decode(z, y, level).with_context(|| format!("block {b}"))?;
             let co = store.grid.coords(crate::format::BlockId(b as u64));
             let mut row = vec![co[0] as f32, co[1] as f32, co[2] as f32];

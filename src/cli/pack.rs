@@ -43,6 +43,22 @@ pub struct Args {
     /// Search a global importance scale so the importance-weighted PSNR reaches P dB.
     #[arg(long)]
     pub target_psnr: Option<f64>,
+    /// Guarantee |x - x̂| <= E (data units) wherever importance >= --bound-where:
+    /// residuals over the neural prediction are coded for those voxels only.
+    #[arg(long, conflicts_with_all = ["error_bound_rel", "lossless"])]
+    pub error_bound: Option<f32>,
+    /// Like --error-bound, as a fraction R of each volume's value range.
+    #[arg(long, conflicts_with = "lossless")]
+    pub error_bound_rel: Option<f64>,
+    /// Importance threshold of bounded voxels.
+    #[arg(long, default_value_t = 0.5)]
+    pub bound_where: f32,
+    /// Graded bound: every voxel with importance I > 0 gets E / I (capped at --bound-max).
+    #[arg(long)]
+    pub bound_graded: bool,
+    /// Cap of graded bounds (data units).
+    #[arg(long, requires = "bound_graded")]
+    pub bound_max: Option<f32>,
     /// Store every block exactly (zstd), no neural coding.
     #[arg(long)]
     pub lossless: bool,
@@ -63,6 +79,22 @@ pub struct Args {
 
 /// Block edge of `--lossless` packs (no model sets it).
 const LOSSLESS_BLOCK: usize = 32;
+
+/// The error bound asked for, resolved against a volume's value range.
+fn bound_for(args: &Args, lo: f32, hi: f32) -> anyhow::Result<Option<crate::codec::bound::BoundSpec>> {
+    let abs = match (args.error_bound, args.error_bound_rel) {
+        (Some(e), _) => e,
+        (None, Some(r)) => (r * (hi as f64 - lo as f64)) as f32,
+        (None, None) => {
+            anyhow::ensure!(!args.bound_graded && args.bound_max.is_none(), "--bound-graded/--bound-max need --error-bound or --error-bound-rel");
+            return Ok(None);
+        }
+    };
+    anyhow::ensure!((0.0..=1.0).contains(&args.bound_where), "--bound-where {} must be in [0, 1]", args.bound_where);
+    let b = crate::codec::bound::BoundSpec { abs, min_importance: args.bound_where, graded: args.bound_graded, max: args.bound_max };
+    b.check(lo, hi).map_err(anyhow::Error::msg)?;
+    Ok(Some(b))
+}
 
 /// Per-volume figures for the summary.
 struct Packed {
@@ -150,10 +182,14 @@ fn run_torch(args: Args) -> CmdResult {
         let norm = Norm::from_range(lo, hi);
         let dims = vol.dims();
         let grid = crate::format::BlockGrid::cubic(dims, core);
+        let bound = bound_for(&args, lo, hi)?;
+        if bound.is_some() {
+            writer.require_minor(1);
+        }
         let mut scale = 1.0f32;
         if let (Some(target), Some(codec)) = (args.target_ratio.map(Target::Ratio).or(args.target_psnr.map(Target::WPsnr)), &codec) {
             let sample = subsample(grid.len(), 48);
-            let choice = search(&codec, &vol.data, dims, &imp, norm, target, &sample);
+            let choice = search(codec, &vol.data, dims, &imp, norm, target, &sample, bound.as_ref());
             scale = choice.scale;
             let msg = format!(
                 "{}: importance scale {:.3} (estimated ratio {:.1}, wPSNR {:.2} dB on {} sample blocks){}",
@@ -184,6 +220,9 @@ fn run_torch(args: Args) -> CmdResult {
             block_count: 0,
         };
         meta.codec.insert("importance_scale".into(), serde_json::json!(scale));
+        if let Some(b) = &bound {
+            meta.codec.insert("error_bound".into(), serde_json::to_value(b)?);
+        }
         if let Some(c) = &codec {
             meta.codec.insert("profile".into(), serde_json::json!(c.model.profile.name));
         }
@@ -194,16 +233,20 @@ fn run_torch(args: Args) -> CmdResult {
             let (kind, payload) = match d {
                 BlockData::Constant(v) => (BlockKind::Constant, v.to_le_bytes().to_vec()),
                 BlockData::Lossless(v) => (BlockKind::Lossless, block::lossless_payload(&v)),
-                BlockData::Neural { z, y, level } => (BlockKind::Neural, NeuralPayload::encode(&[&z, &y, &[level as u8]])),
+                BlockData::Neural { z, y, level, residual: None } => (BlockKind::Neural, NeuralPayload::encode(&[&z, &y, &[level as u8]])),
+                BlockData::Neural { z, y, level, residual: Some(r) } => (BlockKind::Neural, NeuralPayload::encode(&[&z, &y, &[level as u8], &r])),
             };
             stored += payload.len() as u64 + crate::format::layout::ENTRY_LEN;
             writer.write_block(vid, BlockId(id as u64), kind, &payload)?;
             bar.inc(1);
             Ok(())
         };
-        match &codec {
-            Some(c) => c.encode_volume(&vol.data, dims, &imp, norm, EncodeOptions { batch: args.batch, lossless: false }, sink)?,
-            None => {
+        let mut bstats = crate::codec::bound::BlockStats::default();
+        let eopts = EncodeOptions { batch: args.batch, lossless: false };
+        match (&codec, &bound) {
+            (Some(c), Some(b)) => c.encode_volume_bounded(&vol.data, dims, &imp, norm, eopts, b, &mut bstats, sink)?,
+            (Some(c), None) => c.encode_volume(&vol.data, dims, &imp, norm, eopts, sink)?,
+            (None, _) => {
                 for id in 0..grid.len() {
                     let (o, sz) = grid.extent(BlockId(id as u64));
                     let mut b = vec![0f32; sz[0] * sz[1] * sz[2]];
@@ -214,7 +257,18 @@ fn run_torch(args: Args) -> CmdResult {
         }
         bar.finish_and_clear();
         if !args.quiet {
-            note(&bar, format!("{}: {} → {} bytes (ratio {:.1})", vol.info.name, input_bytes, stored, (vol.data.len() * 4) as f64 / stored.max(1) as f64));
+            let mut msg = format!("{}: {} → {} bytes (ratio {:.1})", vol.info.name, input_bytes, stored, (vol.data.len() * 4) as f64 / stored.max(1) as f64);
+            if let Some(b) = &bound {
+                let n = vol.data.len().max(1);
+                msg.push_str(&format!(
+                    "; error bound {:.4e} on {} voxels ({:.1}%), {} corrected",
+                    b.abs,
+                    bstats.bounded,
+                    100.0 * bstats.bounded as f64 / n as f64,
+                    bstats.corrected
+                ));
+            }
+            note(&bar, msg);
         }
         done.push(Packed { name: vol.info.name.clone(), input_bytes, stored_bytes: stored, scale });
     }
@@ -237,16 +291,28 @@ fn run_torch(args: Args) -> CmdResult {
     if args.eval {
         let c = crate::format::Container::open(&args.output)?;
         let mut q = Vec::new();
+        let mut reports = Vec::new();
         for (i, path) in paths.iter().enumerate() {
             let (vol, mask) = crate::io::read_volume_with_mask(path, &opts)?;
             let others: Vec<(&str, &crate::volume::Volume)> = all.iter().zip(&names).map(|(v, n)| (n.as_str(), v)).collect();
             let imp = importance::compute(&spec, &Context { volume: &vol, others: &others, time_index: i, time_count: count })?;
             let rec = crate::codec::store::decode_volume(codec.as_ref(), &c, crate::format::VolumeId(i as u32), 16, |_, _| {}).map_err(anyhow::Error::msg)?;
             q.push(crate::metrics::quality(&vol.data, &rec, Some(&imp), mask.as_deref()));
+            if let Some(b) = bound_for(&args, vol.range().0, vol.range().1)? {
+                let mut scaled = imp.clone();
+                importance::apply_scale(&mut scaled, done[i].scale);
+                reports.push(crate::codec::bound::report(&b, &vol.data, &rec, &scaled, mask.as_deref()));
+            }
         }
         let psnr = q.iter().map(|q| q.psnr).sum::<f64>() / q.len() as f64;
         let wpsnr = q.iter().map(|q| q.wpsnr).sum::<f64>() / q.len() as f64;
         line.push_str(&format!(", PSNR {psnr:.2} dB, wPSNR {wpsnr:.2} dB"));
+        if !reports.is_empty() {
+            let n: u64 = reports.iter().map(|r| r.bounded_voxels).sum();
+            let ok: u64 = reports.iter().map(|r| r.within_bound).sum();
+            let max = reports.iter().map(|r| r.max_error_bounded).fold(0f64, f64::max);
+            line.push_str(&format!(", bounded voxels within bound {ok}/{n}, max error there {max:.4e}"));
+        }
     }
     if done.iter().any(|p| p.scale != 1.0) && !args.quiet {
         for p in &done {

@@ -30,6 +30,9 @@ pub struct Args {
     pub model: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
+    /// Blocks per synthesis batch (bounds memory; results do not depend on it).
+    #[arg(long, default_value_t = super::common::DECODE_BATCH)]
+    pub batch: usize,
     #[arg(long)]
     pub force: bool,
     #[arg(short, long)]
@@ -61,7 +64,7 @@ pub fn run(args: Args) -> CmdResult {
             bail!("--dtype applies to .raw/.mhd output only");
         }
         let bar = super::common::progress(meta.block_count, args.quiet, &format!("unpack {}", meta.info.name));
-        let data = super::common::decode(codec.as_ref(), &c, v, |d, _| bar.set_position(d as u64))?;
+        let data = super::common::decode(codec.as_ref(), &c, v, args.batch, |d, _| bar.set_position(d as u64))?;
         bar.finish_and_clear();
         let vol = crate::volume::Volume::new(meta.info.clone(), data);
         let files = crate::io::write_volume(&out, &vol, dtype, args.force)?;

@@ -49,7 +49,7 @@ pub fn run(args: Args) -> CmdResult {
     if args.decode && bad == 0 {
         let codec = super::common::codec_for(&c, args.model.as_deref(), args.device)?;
         for (v, m) in c.volumes() {
-            if let Err(e) = super::common::decode(codec.as_ref(), &c, v, |_, _| {}) {
+            if let Err(e) = super::common::decode(codec.as_ref(), &c, v, super::common::DECODE_BATCH, |_, _| {}) {
                 println!("volume {} ({}): decode failed: {e}", v.0, m.info.name);
                 bad += 1;
             }

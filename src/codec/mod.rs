@@ -7,8 +7,10 @@
 //! - `net`, `engine`, `train` (feature `torch`): the tch networks, batched
 //!   inference on CPU or CUDA, and training.
 //! - `blocks`: volume ↔ blocks (windows with halo, normalisation, block kinds).
+//! - `bound`: importance-driven error bounds (residual stream over the neural prediction).
 
 pub mod blocks;
+pub mod bound;
 pub mod hyper;
 pub mod modelfile;
 pub mod profile;

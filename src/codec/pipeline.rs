@@ -11,6 +11,7 @@
 //! depends only on stored bits, never on which other blocks share its batch.
 
 use super::blocks::{block_counts, block_extent, crop_core, extract_window, latent_window, Norm};
+use super::bound::{BlockStats, BoundSpec};
 use super::engine::Engine;
 use super::hyper::{EntropyCodec, Latents};
 use super::modelfile::ModelFile;
@@ -27,14 +28,43 @@ pub enum BlockData {
     Constant(f32),
     /// Exact samples of the clipped block extent (data units, x fastest).
     Lossless(Vec<f32>),
-    /// Side-info and latent ANS streams, and the block's quantisation level.
-    Neural { z: Vec<u8>, y: Vec<u8>, level: i8 },
+    /// Side-info and latent ANS streams, the block's quantisation level, and
+    /// the error-bound residual stream (spec §6.2) when the block has one.
+    Neural { z: Vec<u8>, y: Vec<u8>, level: i8, residual: Option<Vec<u8>> },
+}
+
+impl BlockData {
+    /// The streams of a neural block, borrowed.
+    pub fn streams(&self) -> Option<NeuralStreams<'_>> {
+        match self {
+            BlockData::Neural { z, y, level, residual } => Some(NeuralStreams { z, y, level: *level, residual: residual.as_deref() }),
+            _ => None,
+        }
+    }
+
+    /// Payload bytes this block will occupy (before container framing).
+    pub fn stored_len(&self) -> usize {
+        match self {
+            BlockData::Constant(_) => 4,
+            BlockData::Lossless(v) => v.len() * 4,
+            BlockData::Neural { z, y, residual, .. } => 4 + 4 * (3 + residual.is_some() as usize) + z.len() + y.len() + 1 + residual.as_ref().map_or(0, |r| r.len()),
+        }
+    }
+}
+
+/// A neural block's streams as stored.
+#[derive(Clone, Copy, Debug)]
+pub struct NeuralStreams<'a> {
+    pub z: &'a [u8],
+    pub y: &'a [u8],
+    pub level: i8,
+    pub residual: Option<&'a [u8]>,
 }
 
 /// Access to one volume's stored blocks (implemented over a container).
 pub trait BlockStore: Sync {
-    /// The (z, y, level) of a neural block; Ok(None) if the block is not neural.
-    fn neural_streams(&self, block: usize) -> Result<Option<(&[u8], &[u8], i8)>, String>;
+    /// The streams of a neural block; Ok(None) if the block is not neural.
+    fn neural_streams(&self, block: usize) -> Result<Option<NeuralStreams<'_>>, String>;
     /// A non-neural block decoded to its clipped extent (data units, x fastest).
     fn simple_block(&self, block: usize) -> Result<Vec<f32>, String>;
 }
@@ -50,6 +80,18 @@ pub struct EncodeOptions {
 impl Default for EncodeOptions {
     fn default() -> Self {
         EncodeOptions { batch: 8, lossless: false }
+    }
+}
+
+/// Blocks held in memory (rate probes, the bounded encoder, tests).
+pub struct MemStore<'a>(pub &'a HashMap<usize, BlockData>);
+
+impl BlockStore for MemStore<'_> {
+    fn neural_streams(&self, b: usize) -> Result<Option<NeuralStreams<'_>>, String> {
+        Ok(self.0.get(&b).and_then(|d| d.streams()))
+    }
+    fn simple_block(&self, b: usize) -> Result<Vec<f32>, String> {
+        Err(format!("block {b}: in-memory store serves neural blocks only"))
     }
 }
 
@@ -154,7 +196,7 @@ impl Codec {
                         }
                         let level = super::hyper::level_for_importance(((sum / n as f64) as f32).max(0.75 * max));
                         let (zb, yb, _) = entropy.encode(&z[k * nz..(k + 1) * nz], &y[k * ny..(k + 1) * ny], level);
-                        BlockData::Neural { z: zb, y: yb, level }
+                        BlockData::Neural { z: zb, y: yb, level, residual: None }
                     })
                     .collect();
                 coded.extend(neural.iter().copied().zip(out));
@@ -187,6 +229,95 @@ impl Codec {
         flush(&mut pending, &mut sink)
     }
 
+    /// Like `encode_volume`, plus the error-bound residual stream (spec §6.2) for
+    /// every neural block with bounded voxels. The prediction is the decoder's
+    /// own output, so a block is finished once the blocks of its latent ring are
+    /// coded: blocks are held for `latent_halo + 1` slabs, then emitted in order.
+    /// `stats` accumulates bounded and corrected voxel counts.
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_volume_bounded(
+        &self,
+        data: &[f32],
+        dims: Dims,
+        imp: &[f32],
+        norm: Norm,
+        opts: EncodeOptions,
+        bound: &BoundSpec,
+        stats: &mut BlockStats,
+        mut sink: impl FnMut(usize, BlockData) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let core = self.core();
+        let counts = block_counts(dims, core);
+        let per_slab = counts[0] * counts[1];
+        let ring = self.model.profile.latent_halo;
+        let coords = |id: usize| [id % counts[0], (id / counts[0]) % counts[1], id / per_slab];
+        let mut held: HashMap<usize, BlockData> = HashMap::new();
+        let mut next = 0usize; // first slab not yet emitted
+        let mut finish_slab = |held: &mut HashMap<usize, BlockData>, slab: usize, sink: &mut dyn FnMut(usize, BlockData) -> anyhow::Result<()>| -> anyhow::Result<()> {
+            let ids: Vec<usize> = (slab * per_slab..(slab + 1) * per_slab).collect();
+            let extent = |id: usize, src: &[f32]| {
+                let (o, sz) = block_extent(dims, core, coords(id));
+                let mut v = vec![0f32; sz[0] * sz[1] * sz[2]];
+                super::blocks::gather(src, dims, o, sz, &mut v);
+                (v, sz)
+            };
+            let bounded: Vec<(usize, Vec<f32>)> = ids
+                .iter()
+                .filter(|id| matches!(held.get(id), Some(BlockData::Neural { .. })))
+                .map(|&id| (id, extent(id, imp).0.iter().map(|&i| bound.at(i)).collect::<Vec<f32>>()))
+                .filter(|(_, b)| b.iter().any(|e| e.is_finite()))
+                .collect();
+            let want: Vec<usize> = bounded.iter().map(|(id, _)| *id).collect();
+            let store = MemStore(held);
+            let pred = self.decode_blocks(&store, dims, norm, &want, opts.batch.max(1) * 4);
+            let coded: Vec<Result<(usize, Option<Vec<u8>>, BlockStats), String>> = bounded
+                .par_iter()
+                .zip(pred.into_par_iter())
+                .map(|((id, b), p)| {
+                    let p = p?;
+                    let (x, sz) = extent(*id, data);
+                    let (r, st) = super::bound::encode(&x, &p, b, sz).map_err(|e| format!("block {id}: {e}"))?;
+                    Ok((*id, r, st))
+                })
+                .collect();
+            for c in coded {
+                let (id, r, st) = c.map_err(anyhow::Error::msg)?;
+                stats.bounded += st.bounded;
+                stats.corrected += st.corrected;
+                if let Some(BlockData::Neural { residual, .. }) = held.get_mut(&id) {
+                    *residual = r;
+                }
+            }
+            for id in ids {
+                let d = held.get(&id).expect("every block of a finished slab is held").clone();
+                sink(id, d)?;
+            }
+            // Slabs below the next one's ring are no longer needed as neighbours.
+            if slab >= ring {
+                for id in (slab - ring) * per_slab..(slab - ring + 1) * per_slab {
+                    held.remove(&id);
+                }
+            }
+            Ok(())
+        };
+        self.encode_volume(data, dims, imp, norm, opts, |id, d| -> anyhow::Result<()> {
+            held.insert(id, d);
+            // Slab s is final once slab s + ring is complete.
+            if (id + 1) % per_slab == 0 {
+                let complete = id / per_slab;
+                if complete >= ring {
+                    finish_slab(&mut held, complete - ring, &mut sink)?;
+                    next = complete - ring + 1;
+                }
+            }
+            Ok(())
+        })?;
+        for slab in next..counts[2] {
+            finish_slab(&mut held, slab, &mut sink)?;
+        }
+        Ok(())
+    }
+
     /// Decodes `blocks` of one volume; each result is the clipped extent in data units.
     /// `batch` bounds the synthesis batch (memory), not the result.
     pub fn decode_blocks(&self, store: &dyn BlockStore, dims: Dims, norm: Norm, blocks: &[usize], batch: usize) -> Vec<Result<Vec<f32>, String>> {
@@ -214,11 +345,11 @@ impl Codec {
         need.sort_unstable();
         need.dedup();
         let entropy = &self.entropy;
-        let lat: HashMap<usize, Result<Option<Latents>, String>> = need
+        let lat: HashMap<usize, Result<Option<(Latents, Option<&[u8]>)>, String>> = need
             .par_iter()
             .map(|&id| {
                 let r = store.neural_streams(id).and_then(|s| match s {
-                    Some((z, y, level)) => entropy.decode(z, y, level).map(Some).map_err(|e| format!("block {id}: {e}")),
+                    Some(s) => entropy.decode(s.z, s.y, s.level).map(|l| Some((l, s.residual))).map_err(|e| format!("block {id}: {e}")),
                     None => Ok(None),
                 });
                 (id, r)
@@ -241,7 +372,7 @@ impl Codec {
             for (j, &k) in chunk.iter().enumerate() {
                 let b = coords(blocks[k]);
                 let get = |nb: [usize; 3]| match lat.get(&id_of(nb)) {
-                    Some(Ok(Some(t))) => Some(&t.y_hat[..]),
+                    Some(Ok(Some((t, _)))) => Some(&t.y_hat[..]),
                     _ => None,
                 };
                 latent_window(b, counts, m, l, p.latent_halo, get, &mut win[j * wlen..(j + 1) * wlen]);
@@ -253,7 +384,12 @@ impl Codec {
                 for x in &mut v {
                     *x = norm.inverse(*x);
                 }
-                results[k] = Some(Ok(v));
+                let residual = match lat.get(&blocks[k]) {
+                    Some(Ok(Some((_, r)))) => *r,
+                    _ => None,
+                };
+                let applied = residual.map_or(Ok(()), |r| super::bound::apply(r, &mut v, s).map_err(|e| format!("block {}: residual stream: {e}", blocks[k])));
+                results[k] = Some(applied.map(|_| v));
             }
         }
         results.into_iter().map(|r| r.expect("every block got a result")).collect()
@@ -278,12 +414,8 @@ mod tests {
     }
 
     impl BlockStore for Mem {
-        fn neural_streams(&self, b: usize) -> Result<Option<(&[u8], &[u8], i8)>, String> {
-            match self.blocks.get(b) {
-                Some(BlockData::Neural { z, y, level }) => Ok(Some((z, y, *level))),
-                Some(_) => Ok(None),
-                None => Err("no such block".into()),
-            }
+        fn neural_streams(&self, b: usize) -> Result<Option<NeuralStreams<'_>>, String> {
+            self.blocks.get(b).map(|d| d.streams()).ok_or_else(|| "no such block".into())
         }
         fn simple_block(&self, b: usize) -> Result<Vec<f32>, String> {
             let counts = block_counts(self.dims, self.core);
@@ -338,7 +470,7 @@ mod tests {
         // Latent symbols: entropy decoding is pure Rust, so identical bits under any pool size.
         let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
         for (id, b) in store.blocks.iter().enumerate() {
-            if let BlockData::Neural { z, y, level } = b {
+            if let BlockData::Neural { z, y, level, .. } = b {
                 let a = codec.latents(z, y, *level).unwrap();
                 let c = one.install(|| codec.latents(z, y, *level).unwrap());
                 assert_eq!(a.y_hat.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), c.y_hat.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), "block {id}");

@@ -4,7 +4,8 @@
 //! then runs once with that scale.
 
 use super::blocks::{block_counts, block_extent, gather, Norm};
-use super::pipeline::{BlockData, BlockStore, Codec, EncodeOptions};
+use super::bound::BoundSpec;
+use super::pipeline::{BlockData, Codec, EncodeOptions, MemStore};
 use crate::volume::Dims;
 use std::collections::HashMap;
 
@@ -35,27 +36,13 @@ pub fn subsample(nblocks: usize, n: usize) -> Vec<usize> {
     (0..n).map(|i| i * nblocks / n).collect()
 }
 
-struct Probe {
-    blocks: HashMap<usize, BlockData>,
-}
-
-impl BlockStore for Probe {
-    fn neural_streams(&self, b: usize) -> Result<Option<(&[u8], &[u8], i8)>, String> {
-        Ok(match self.blocks.get(&b) {
-            Some(BlockData::Neural { z, y, level }) => Some((z, y, *level)),
-            _ => None,
-        })
-    }
-    fn simple_block(&self, _b: usize) -> Result<Vec<f32>, String> {
-        Err("probe decodes neural blocks only".into())
-    }
-}
-
 /// Estimated (ratio, wPSNR) of packing with importance scale `s`, from the sample blocks.
 /// Ratio counts payload bytes against f32 input; a neural block's latent ring
-/// uses only sampled neighbours, a slight pessimism.
+/// uses only sampled neighbours, a slight pessimism. With an error bound the
+/// residual streams are coded too (they need the prediction, so quality is
+/// then always measured).
 #[allow(clippy::too_many_arguments)]
-pub fn probe(codec: &Codec, data: &[f32], dims: Dims, imp: &[f32], norm: Norm, sample: &[usize], s: f32, with_quality: bool) -> (f64, f64) {
+pub fn probe(codec: &Codec, data: &[f32], dims: Dims, imp: &[f32], norm: Norm, sample: &[usize], s: f32, with_quality: bool, bound: Option<&BoundSpec>) -> (f64, f64) {
     let scaled: Vec<f32> = imp.iter().map(|&v| (v * s).clamp(0.0, 1.0)).collect();
     let mut blocks = HashMap::new();
     let mut bytes = 0usize;
@@ -65,38 +52,41 @@ pub fn probe(codec: &Codec, data: &[f32], dims: Dims, imp: &[f32], norm: Norm, s
     let coords = |id: usize| [id % counts[0], (id / counts[0]) % counts[1], id / (counts[0] * counts[1])];
     codec
         .encode_blocks(data, dims, &scaled, norm, EncodeOptions::default(), sample, |id, d| {
-            bytes += match &d {
-                BlockData::Constant(_) => 4,
-                BlockData::Lossless(v) => v.len() * 4,
-                BlockData::Neural { z, y, .. } => z.len() + y.len() + 1,
-            } + 16; // index entry and framing
+            bytes += d.stored_len() + 24; // plus the index entry
             let (_, sz) = block_extent(dims, core, coords(id));
             voxels += sz[0] * sz[1] * sz[2];
             blocks.insert(id, d);
             Ok::<_, ()>(())
         })
         .expect("probe sink cannot fail");
-    let ratio = (voxels * 4) as f64 / bytes.max(1) as f64;
-    if !with_quality {
-        return (ratio, f64::NAN);
+    if !with_quality && bound.is_none() {
+        return ((voxels * 4) as f64 / bytes.max(1) as f64, f64::NAN);
     }
-    let store = Probe { blocks };
-    let neural: Vec<usize> = sample.iter().copied().filter(|b| matches!(store.blocks.get(b), Some(BlockData::Neural { .. }))).collect();
-    let dec = codec.decode_blocks(&store, dims, norm, &neural, 16);
+    let neural: Vec<usize> = sample.iter().copied().filter(|b| matches!(blocks.get(b), Some(BlockData::Neural { .. }))).collect();
+    let dec = codec.decode_blocks(&MemStore(&blocks), dims, norm, &neural, 16);
     let (mut wse, mut wsum) = (0f64, 0f64);
     for (k, &id) in neural.iter().enumerate() {
         let Ok(rec) = &dec[k] else { continue };
+        let mut rec = rec.clone();
         let (o, sz) = block_extent(dims, core, coords(id));
         let mut orig = vec![0f32; rec.len()];
         let mut w = vec![0f32; rec.len()];
         gather(data, dims, o, sz, &mut orig);
-        gather(imp, dims, o, sz, &mut w);
+        gather(&scaled, dims, o, sz, &mut w);
+        if let Some(b) = bound {
+            let e: Vec<f32> = w.iter().map(|&i| b.at(i)).collect();
+            if let Ok((Some(r), _)) = super::bound::encode(&orig, &rec, &e, sz) {
+                bytes += r.len() + 4;
+                let _ = super::bound::apply(&r, &mut rec, sz);
+            }
+        }
         for i in 0..rec.len() {
             let e = (orig[i] - rec[i]) as f64;
             wse += w[i] as f64 * e * e;
             wsum += w[i] as f64;
         }
     }
+    let ratio = (voxels * 4) as f64 / bytes.max(1) as f64;
     let (lo, hi) = crate::volume::value_range(data);
     let v = (hi - lo) as f64;
     let wpsnr = if wsum > 0.0 && wse > 0.0 { 10.0 * (v * v / (wse / wsum)).log10() } else { f64::INFINITY };
@@ -104,11 +94,12 @@ pub fn probe(codec: &Codec, data: &[f32], dims: Dims, imp: &[f32], norm: Norm, s
 }
 
 /// Bisection over log2(s) in [-6, 3] (ratio falls and wPSNR rises with s).
-pub fn search(codec: &Codec, data: &[f32], dims: Dims, imp: &[f32], norm: Norm, target: Target, sample: &[usize]) -> Choice {
+#[allow(clippy::too_many_arguments)]
+pub fn search(codec: &Codec, data: &[f32], dims: Dims, imp: &[f32], norm: Norm, target: Target, sample: &[usize], bound: Option<&BoundSpec>) -> Choice {
     let quality = matches!(target, Target::WPsnr(_));
     let eval = |ls: f64| {
         let s = 2f64.powf(ls) as f32;
-        let (r, q) = probe(codec, data, dims, imp, norm, sample, s, quality);
+        let (r, q) = probe(codec, data, dims, imp, norm, sample, s, quality, bound);
         (s, r, q)
     };
     let meets = |r: f64, q: f64| match target {

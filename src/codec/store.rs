@@ -3,7 +3,7 @@
 
 use super::blocks::Norm;
 use super::modelfile::{find_by_hash, ModelFile};
-use super::pipeline::{BlockStore, Codec};
+use super::pipeline::{BlockStore, Codec, NeuralStreams};
 use crate::format::{grid, BlockGrid, BlockId, BlockKind, Container, NeuralPayload, VolumeId};
 use std::path::Path;
 
@@ -22,7 +22,7 @@ impl<'a> ContainerStore<'a> {
 }
 
 impl BlockStore for ContainerStore<'_> {
-    fn neural_streams(&self, b: usize) -> Result<Option<(&[u8], &[u8], i8)>, String> {
+    fn neural_streams(&self, b: usize) -> Result<Option<NeuralStreams<'_>>, String> {
         let r = self.container.block(self.volume, BlockId(b as u64)).map_err(|e| e.to_string())?;
         if r.kind != BlockKind::Neural {
             return Ok(None);
@@ -34,7 +34,8 @@ impl BlockStore for ContainerStore<'_> {
             Some([l]) => *l as i8,
             Some(s) => return Err(format!("block {b} of volume {}: level stream of {} bytes (expected 1)", self.volume.0, s.len())),
         };
-        Ok(Some((p.streams[0], p.streams[1], level)))
+        // Stream 3 (format 1.1) is the error-bound residual stream.
+        Ok(Some(NeuralStreams { z: p.streams[0], y: p.streams[1], level, residual: p.streams.get(3).copied() }))
     }
 
     fn simple_block(&self, b: usize) -> Result<Vec<f32>, String> {

@@ -5,7 +5,10 @@ use super::error::{FormatError, Result};
 pub const MAGIC: [u8; 8] = *b"IDLAT\0\r\n";
 pub const TRAILER_MAGIC: [u8; 8] = *b"IDLTRAIL";
 pub const MAJOR: u16 = 1;
-pub const MINOR: u16 = 0;
+/// Newest minor this build reads and writes. A writer stamps the lowest minor
+/// whose features the file uses (1.0 files stay byte-identical; 1.1 adds the
+/// error-bound residual stream).
+pub const MINOR: u16 = 1;
 pub const HEADER_LEN: u64 = 32;
 pub const TRAILER_LEN: u64 = 88;
 pub const ENTRY_LEN: u64 = 24;
@@ -30,11 +33,11 @@ pub fn le_u64(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
 }
 
-pub fn header_bytes() -> [u8; HEADER_LEN as usize] {
+pub fn header_bytes(minor: u16) -> [u8; HEADER_LEN as usize] {
     let mut h = [0u8; HEADER_LEN as usize];
     h[..8].copy_from_slice(&MAGIC);
     h[8..10].copy_from_slice(&MAJOR.to_le_bytes());
-    h[10..12].copy_from_slice(&MINOR.to_le_bytes());
+    h[10..12].copy_from_slice(&minor.to_le_bytes());
     let crc = crc32fast::hash(&h[..28]);
     h[28..32].copy_from_slice(&crc.to_le_bytes());
     h
@@ -78,7 +81,7 @@ pub struct Trailer {
 }
 
 impl Trailer {
-    pub fn to_bytes(&self) -> [u8; TRAILER_LEN as usize] {
+    pub fn to_bytes(&self, minor: u16) -> [u8; TRAILER_LEN as usize] {
         let mut t = [0u8; TRAILER_LEN as usize];
         let w64 = |t: &mut [u8], at: usize, v: u64| t[at..at + 8].copy_from_slice(&v.to_le_bytes());
         w64(&mut t, 0, self.meta.offset);
@@ -92,7 +95,7 @@ impl Trailer {
         t[60..64].copy_from_slice(&self.index.crc.to_le_bytes());
         t[64..68].copy_from_slice(&self.model.crc.to_le_bytes());
         t[68..70].copy_from_slice(&MAJOR.to_le_bytes());
-        t[70..72].copy_from_slice(&MINOR.to_le_bytes());
+        t[70..72].copy_from_slice(&minor.to_le_bytes());
         let crc = crc32fast::hash(&t[..76]);
         t[76..80].copy_from_slice(&crc.to_le_bytes());
         t[80..88].copy_from_slice(&TRAILER_MAGIC);

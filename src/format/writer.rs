@@ -22,6 +22,7 @@ pub struct ContainerWriter {
     meta: ContainerMeta,
     entries: Vec<Vec<Option<Entry>>>,
     model_bytes: Option<Vec<u8>>,
+    minor: u16,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -43,7 +44,7 @@ impl ContainerWriter {
         let io = |source| FormatError::Io { path: tmp.clone(), source };
         let file = File::create(&tmp).map_err(io)?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
-        out.write_all(&header_bytes()).map_err(io)?;
+        out.write_all(&header_bytes(0)).map_err(io)?;
         Ok(ContainerWriter {
             path: path.to_owned(),
             tmp,
@@ -52,6 +53,7 @@ impl ContainerWriter {
             meta: ContainerMeta { writer: format!("idlat {}", env!("CARGO_PKG_VERSION")), ..Default::default() },
             entries: Vec::new(),
             model_bytes: None,
+            minor: 0,
         })
     }
 
@@ -73,6 +75,12 @@ impl ContainerWriter {
     pub fn set_model(&mut self, model: ModelRef, embedded_bytes: Option<&[u8]>) {
         self.meta.model = ModelRef { embedded: embedded_bytes.is_some(), ..model };
         self.model_bytes = embedded_bytes.map(|b| b.to_vec());
+    }
+
+    /// Declares that the file uses a feature of format 1.`minor` (stamped at finish).
+    pub fn require_minor(&mut self, minor: u16) {
+        debug_assert!(minor <= MINOR);
+        self.minor = self.minor.max(minor);
     }
 
     pub fn set_attributes(&mut self, attrs: BTreeMap<String, String>) {
@@ -134,9 +142,13 @@ impl ContainerWriter {
         let index: Vec<u8> = self.entries.iter().flatten().flat_map(|e| e.expect("checked above").to_bytes()).collect();
         trailer.index = Section { offset: self.pos, len: index.len() as u64, crc: crc32fast::hash(&index) };
         self.write(&index)?;
-        self.write(&trailer.to_bytes())?;
+        self.write(&trailer.to_bytes(self.minor))?;
         let out = self.out.take().expect("open until finish");
-        let file = out.into_inner().map_err(|e| FormatError::Io { path: self.tmp.clone(), source: e.into_error() })?;
+        let mut file = out.into_inner().map_err(|e| FormatError::Io { path: self.tmp.clone(), source: e.into_error() })?;
+        if self.minor != 0 {
+            use std::io::Seek;
+            file.seek(std::io::SeekFrom::Start(0)).and_then(|_| file.write_all(&header_bytes(self.minor))).map_err(self.io())?;
+        }
         file.sync_all().map_err(self.io())?;
         drop(file);
         std::fs::rename(&self.tmp, &self.path).map_err(|source| FormatError::Io { path: self.path.clone(), source })?;

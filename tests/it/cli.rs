@@ -136,3 +136,52 @@ fn latents_come_straight_from_the_bitstreams() {
     ok(&["latents", s(&idl), "-o", s(&csv), "--csv"]);
     assert_eq!(std::fs::read_to_string(&csv).unwrap().lines().count(), 5);
 }
+
+#[test]
+fn error_bound_holds_on_every_bounded_voxel() {
+    // Importance-driven bound: every voxel with importance >= 0.5 within E after
+    // unpack, whatever the decode batch and thread count; eval reports 100%.
+    let d = tmp();
+    let dims = "50x37x29"; // not a multiple of the block edge: clipped blocks too
+    let raw = sample(d.path(), "vortex", dims, 4);
+    let idl = d.path().join("b.idl");
+    let e = 0.02f64;
+    let out = ok(&["pack", s(&raw), "--dims", dims, "--importance", "iso:6", "--error-bound", &e.to_string(), "-o", s(&idl), "--quiet"]);
+    assert!(out.contains("packed 1 volume"), "{out}");
+    let info: serde_json::Value = serde_json::from_str(&ok(&["info", s(&idl), "--json"])).unwrap();
+    assert_eq!(info["format_version"], "1.1", "bounded files are format 1.1");
+    assert_eq!(info["volumes"][0]["codec"]["error_bound"]["abs"].as_f64().unwrap() as f32, e as f32);
+    let map = d.path().join("map.raw");
+    ok(&["importance", s(&raw), "--dims", dims, "--importance", "iso:6", "-o", s(&map)]);
+    let (x, imp) = (read_f32(&raw), read_f32(&map));
+    let bounded = imp.iter().filter(|&&i| i >= 0.5).count();
+    assert!(bounded > x.len() / 50 && bounded < x.len(), "{bounded} bounded voxels: the test needs both kinds");
+    let mut unbounded_err = 0f64;
+    for (threads, batch) in [("1", "1"), ("2", "7")] {
+        let rec = d.path().join(format!("rec{threads}.raw"));
+        let o = std::process::Command::new(bin())
+            .args(["unpack", s(&idl), "-o", s(&rec), "--quiet", "--force", "--batch", batch])
+            .env("RAYON_NUM_THREADS", threads)
+            .env("OMP_NUM_THREADS", threads)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let y = read_f32(&rec);
+        for i in 0..x.len() {
+            let err = (x[i] as f64 - y[i] as f64).abs();
+            if imp[i] >= 0.5 {
+                assert!(err <= e, "voxel {i}: |err| {err} > {e} (threads {threads})");
+            } else {
+                unbounded_err = unbounded_err.max(err);
+            }
+        }
+    }
+    assert!(unbounded_err > e, "unbounded voxels are left to the neural codec ({unbounded_err})");
+    let ev: serde_json::Value = serde_json::from_str(&ok(&["eval", s(&idl), "--reference", s(&raw), "--dims", dims, "--json"])).unwrap();
+    let b = &ev["volumes"][0]["error_bound"];
+    assert_eq!(b["bounded_voxels"].as_u64().unwrap() as usize, bounded, "{b}");
+    assert_eq!(b["share_within_pct"].as_f64().unwrap(), 100.0, "{b}");
+    // A bound below what f32 and the decoder margin allow is refused up front.
+    let bad = run(&["pack", s(&raw), "--dims", dims, "--importance", "iso:6", "--error-bound", "1e-7", "-o", s(&d.path().join("x.idl"))]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("below"), "{bad:?}");
+}
