@@ -3,12 +3,17 @@
 # Trains on generated samples only: seeds 101-103 of each kind, several time
 # steps. Benchmarks and tests use other seeds (1-9), so they are held out.
 # About 40 minutes on a 2-core CPU; pass extra flags to override (e.g. --steps 200).
+# `tools/train_default.sh --baseline` trains the paper's Table 2 baseline with the
+# same recipe (no importance, no quantisation, no rate loss) into
+# models/idlat-fast-baseline.safetensors, which tools/bench.sh compares against.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 tools/setup.sh
 PROFILE=${PROFILE:-fast}
-OUT=${OUT:-models/idlat-$PROFILE.safetensors}
+SUFFIX=""
+for a in "$@"; do [ "$a" = --baseline ] && SUFFIX=-baseline; done
+OUT=${OUT:-models/idlat-$PROFILE$SUFFIX.safetensors}
 mkdir -p "$(dirname "$OUT")"
 exec target/release/idlat train \
   --profile "$PROFILE" \

@@ -185,3 +185,22 @@ fn error_bound_holds_on_every_bounded_voxel() {
     let bad = run(&["pack", s(&raw), "--dims", dims, "--importance", "iso:6", "--error-bound", "1e-7", "-o", s(&d.path().join("x.idl"))]);
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("below"), "{bad:?}");
 }
+
+#[test]
+fn rate_control_reaches_for_the_target_ratio() {
+    // --target-ratio searches the importance scale on a subsample, then packs once:
+    // a higher target gives a smaller file, and the achieved ratio is near the target.
+    let d = tmp();
+    let raw = sample(d.path(), "vortex", "64x64x64", 6);
+    let ratio = |target: &str| {
+        let idl = d.path().join(format!("t{target}.idl"));
+        let o = run(&["pack", s(&raw), "--dims", "64x64x64", "--importance", "iso:7", "--target-ratio", target, "-o", s(&idl)]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("importance scale"), "the chosen scale is reported");
+        let j: serde_json::Value = serde_json::from_str(&ok(&["info", s(&idl), "--json"])).unwrap();
+        j["volumes"][0]["ratio_vs_f32"].as_f64().unwrap()
+    };
+    let (lo, hi) = (ratio("60"), ratio("400"));
+    assert!(hi > lo * 1.5, "target 400 gave ratio {hi}, target 60 gave {lo}");
+    assert!(lo >= 60.0 * 0.7, "target 60 achieved only {lo}");
+}
