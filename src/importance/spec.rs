@@ -41,6 +41,7 @@ pub enum Spec {
 }
 
 /// A spec error: the message plus the byte position it refers to.
+/// `pos` is always on a char boundary; `column` gives it in chars for the caret.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SpecError {
     pub spec: String,
@@ -48,11 +49,21 @@ pub struct SpecError {
     pub msg: String,
 }
 
+impl SpecError {
+    /// The column (in chars, not bytes) that `pos` points at, so the caret sits
+    /// under the right character when the spec contains non-ASCII text.
+    pub fn column(&self) -> usize {
+        let end = self.pos.min(self.spec.len());
+        // `get` rather than slicing: a position inside a character must not panic here.
+        self.spec.get(..end).map_or_else(|| self.spec.char_indices().take_while(|(i, _)| *i < end).count(), |p| p.chars().count())
+    }
+}
+
 impl fmt::Display for SpecError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "importance spec: {}", self.msg)?;
         writeln!(f, "  {}", self.spec)?;
-        write!(f, "  {}^", " ".repeat(self.spec[..self.pos.min(self.spec.len())].chars().count()))
+        write!(f, "  {}^", " ".repeat(self.column()))
     }
 }
 
@@ -61,9 +72,19 @@ impl std::error::Error for SpecError {}
 const TERMS: [&str; 12] = ["iso", "value", "near", "tf", "box", "sphere", "grad", "var", "entropy", "uniform", "file", "time"];
 const FUNCS: [&str; 6] = ["max", "min", "mul", "mix", "scale", "clamp"];
 
+/// `pos` is a byte offset that only ever moves by whole characters (`advance_while`,
+/// `eat`, ASCII literals), so slicing at it cannot split a multi-byte character.
 struct Parser<'a> {
     s: &'a str,
     pos: usize,
+}
+
+/// One `key[=value]` option of a term, with where the key and the value start.
+struct Opt {
+    pos: usize,
+    key: String,
+    val: Option<String>,
+    val_pos: usize,
 }
 
 type R<T> = Result<T, SpecError>;
@@ -74,7 +95,16 @@ impl<'a> Parser<'a> {
     }
 
     fn rest(&self) -> &'a str {
-        &self.s[self.pos..]
+        self.s.get(self.pos..).unwrap_or("")
+    }
+
+    /// Moves past every character matching `keep`, a whole character at a time
+    /// (paths and names may hold non-ASCII text), and returns what it passed.
+    fn advance_while(&mut self, keep: impl Fn(char) -> bool) -> &'a str {
+        let start = self.pos;
+        let len: usize = self.rest().chars().take_while(|&c| keep(c)).map(char::len_utf8).sum();
+        self.pos += len;
+        &self.s[start..self.pos]
     }
 
     fn skip_ws(&mut self) {
@@ -103,11 +133,7 @@ impl<'a> Parser<'a> {
 
     fn ident(&mut self) -> &'a str {
         self.skip_ws();
-        let start = self.pos;
-        while self.rest().starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
-            self.pos += 1;
-        }
-        &self.s[start..self.pos]
+        self.advance_while(|c| c.is_ascii_alphanumeric() || c == '_')
     }
 
     fn number(&mut self) -> R<f64> {
@@ -142,7 +168,7 @@ impl<'a> Parser<'a> {
     }
 
     /// Comma-separated options of a term until the term ends: `key=value` or bare words.
-    fn options(&mut self) -> R<Vec<(usize, String, Option<String>)>> {
+    fn options(&mut self) -> R<Vec<Opt>> {
         let mut out = Vec::new();
         while self.rest().trim_start().starts_with(',') {
             let save = self.pos;
@@ -157,25 +183,31 @@ impl<'a> Parser<'a> {
             if key.is_empty() {
                 return self.err(start, "expected an option such as k=0.2 or world");
             }
-            let val = if self.eat('=') {
+            let (val, val_pos) = if self.eat('=') {
                 self.skip_ws();
                 let vs = self.pos;
-                while self.rest().starts_with(|c: char| !",)".contains(c)) {
-                    self.pos += 1;
-                }
-                Some(self.s[vs..self.pos].trim().to_string())
+                (Some(self.advance_while(|c| !",)".contains(c)).trim().to_string()), vs)
             } else {
-                None
+                (None, self.pos)
             };
-            out.push((start, key, val));
+            out.push(Opt { pos: start, key, val, val_pos });
         }
         Ok(out)
     }
 
-    fn num_opt(&self, pos: usize, key: &str, v: &Option<String>) -> R<f64> {
-        match v.as_deref().map(str::parse::<f64>) {
+    fn num_opt(&self, o: &Opt) -> R<f64> {
+        let key = &o.key;
+        match o.val.as_deref().map(str::parse::<f64>) {
             Some(Ok(x)) if x.is_finite() => Ok(x),
-            _ => self.err(pos, format!("option '{key}' needs a number, e.g. {key}=0.5")),
+            None => self.err(o.pos, format!("option '{key}' needs a number, e.g. {key}=0.5")),
+            Some(_) => {
+                // Point at the first character that cannot belong to a number
+                // (`k=0.2é` points at the é), else at the start of the value.
+                let text = self.s.get(o.val_pos..).unwrap_or("");
+                let bad = text.char_indices().take_while(|(_, c)| !",)".contains(*c)).find(|(_, c)| !(c.is_ascii_digit() || "+-.eE ".contains(*c)));
+                let at = o.val_pos + bad.map_or(0, |(i, _)| i);
+                self.err(at, format!("option '{key}' needs a number, e.g. {key}=0.5"))
+            }
         }
     }
 
@@ -217,10 +249,7 @@ impl<'a> Parser<'a> {
         if self.rest().starts_with("of=") {
             self.pos += 3;
             let ns = self.pos;
-            while self.rest().starts_with(|c: char| c != ':') && !self.rest().is_empty() {
-                self.pos += 1;
-            }
-            let name = self.s[ns..self.pos].to_string();
+            let name = self.advance_while(|c| c != ':').to_string();
             if name.is_empty() || !self.eat(':') {
                 return self.err(ns, "expected of=NAME:SPEC");
             }
@@ -285,13 +314,13 @@ impl<'a> Parser<'a> {
             "iso" => {
                 let value = self.number()?;
                 let (mut k, mut falloff, mut world) = (0.2, Falloff::Exp, false);
-                for (p, key, v) in self.options()? {
-                    match (key.as_str(), v.as_deref()) {
-                        ("k", _) => k = self.num_opt(p, "k", &v)?,
+                for o in self.options()? {
+                    match (o.key.as_str(), o.val.as_deref()) {
+                        ("k", _) => k = self.num_opt(&o)?,
                         ("fn", Some("exp")) => falloff = Falloff::Exp,
                         ("fn", Some("inv")) => falloff = Falloff::Inv,
                         ("world", None) => world = true,
-                        _ => return self.err(p, format!("unknown iso option '{key}' (k=, fn=exp|inv, world)")),
+                        _ => return self.err(o.pos, format!("unknown iso option '{}' (k=, fn=exp|inv, world)", o.key)),
                     }
                 }
                 if k <= 0.0 {
@@ -320,10 +349,10 @@ impl<'a> Parser<'a> {
             "near" => {
                 let value = self.number()?;
                 let mut width = None;
-                for (p, key, v) in self.options()? {
-                    match key.as_str() {
-                        "w" => width = Some(self.num_opt(p, "w", &v)?),
-                        _ => return self.err(p, format!("unknown near option '{key}' (w=)")),
+                for o in self.options()? {
+                    match o.key.as_str() {
+                        "w" => width = Some(self.num_opt(&o)?),
+                        _ => return self.err(o.pos, format!("unknown near option '{}' (w=)", o.key)),
                     }
                 }
                 let Some(width) = width.filter(|w| *w > 0.0) else { return self.err(start, "near needs a positive width: near:7,w=0.5") };
@@ -336,11 +365,11 @@ impl<'a> Parser<'a> {
                 self.expect(':')?;
                 let hi = self.triple()?;
                 let (mut soft, mut world) = (0.0, false);
-                for (p, key, v) in self.options()? {
-                    match key.as_str() {
-                        "soft" => soft = self.num_opt(p, "soft", &v)?,
+                for o in self.options()? {
+                    match o.key.as_str() {
+                        "soft" => soft = self.num_opt(&o)?,
                         "world" => world = true,
-                        _ => return self.err(p, format!("unknown box option '{key}' (soft=, world)")),
+                        _ => return self.err(o.pos, format!("unknown box option '{}' (soft=, world)", o.key)),
                     }
                 }
                 if (0..3).any(|a| hi[a] <= lo[a]) {
@@ -351,12 +380,12 @@ impl<'a> Parser<'a> {
             "sphere" => {
                 let centre = self.triple()?;
                 let (mut r, mut soft, mut world) = (None, 0.0, false);
-                for (p, key, v) in self.options()? {
-                    match key.as_str() {
-                        "r" => r = Some(self.num_opt(p, "r", &v)?),
-                        "soft" => soft = self.num_opt(p, "soft", &v)?,
+                for o in self.options()? {
+                    match o.key.as_str() {
+                        "r" => r = Some(self.num_opt(&o)?),
+                        "soft" => soft = self.num_opt(&o)?,
                         "world" => world = true,
-                        _ => return self.err(p, format!("unknown sphere option '{key}' (r=, soft=, world)")),
+                        _ => return self.err(o.pos, format!("unknown sphere option '{}' (r=, soft=, world)", o.key)),
                     }
                 }
                 let Some(r) = r.filter(|r| *r > 0.0) else { return self.err(start, "sphere needs a positive radius: sphere:64,64,64,r=20") };
@@ -374,18 +403,16 @@ impl<'a> Parser<'a> {
                         return self.err(p0, format!("expected {word}:w=N"));
                     }
                     let vs = self.pos;
-                    while self.rest().starts_with(|c: char| !",)".contains(c)) {
-                        self.pos += 1;
-                    }
-                    opts.push((p0, k, Some(self.s[vs..self.pos].trim().to_string())));
+                    let val = self.advance_while(|c| !",)".contains(c)).trim().to_string();
+                    opts.push(Opt { pos: p0, key: k, val: Some(val), val_pos: vs });
                 }
                 opts.extend(self.options()?);
-                for (p, key, v) in opts {
-                    let n = self.num_opt(p, &key, &v)?;
-                    match key.as_str() {
+                for o in opts {
+                    let n = self.num_opt(&o)?;
+                    match o.key.as_str() {
                         "w" => w = n as usize,
                         "bins" if word == "entropy" => bins = n as usize,
-                        _ => return self.err(p, format!("unknown {word} option '{key}'")),
+                        _ => return self.err(o.pos, format!("unknown {word} option '{}'", o.key)),
                     }
                 }
                 if !(1..=64).contains(&w) || !(2..=1024).contains(&bins) {
@@ -402,10 +429,7 @@ impl<'a> Parser<'a> {
             }
             "file" => {
                 let ps = self.pos;
-                while self.rest().starts_with(|c: char| !",)".contains(c)) {
-                    self.pos += 1;
-                }
-                let path = self.s[ps..self.pos].trim().to_string();
+                let path = self.advance_while(|c| !",)".contains(c)).trim().to_string();
                 if path.is_empty() {
                     return self.err(ps, "file: needs a path");
                 }
@@ -498,6 +522,78 @@ impl fmt::Display for Spec {
             }
             Spec::Scale(s, inner) => write!(f, "scale({s},{inner})"),
             Spec::Clamp(a, b, inner) => write!(f, "clamp({a},{b},{inner})"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The caret line of an error, without its two-space indent.
+    fn caret_col(e: &SpecError) -> usize {
+        let last = e.to_string().lines().last().unwrap_or_default().to_string();
+        last.chars().count() - 3
+    }
+
+    #[test]
+    fn non_ascii_file_path_parses() {
+        assert_eq!(parse("file:carte_é.raw").unwrap(), Spec::File("carte_é.raw".into()));
+        assert_eq!(parse("max(file:/données/κ.npy,grad)").unwrap(), Spec::Max(vec![Spec::File("/données/κ.npy".into()), Spec::Grad]));
+        assert_eq!(parse("of=Pé:grad").unwrap(), Spec::Of { volume: "Pé".into(), spec: Box::new(Spec::Grad) });
+    }
+
+    #[test]
+    fn non_ascii_in_a_number_points_at_that_character() {
+        for (s, at) in [("iso:7,k=0.2é", "é"), ("box:0,0,0:10,10,10,soft=é", "é"), ("var:w=5é", "é"), ("iso:7é", "é"), ("max(grad,中)", "中")] {
+            let e = parse(s).unwrap_err();
+            let col = s.find(at).map(|b| s[..b].chars().count()).unwrap();
+            assert_eq!(e.column(), col, "{s}: {e}");
+            assert_eq!(caret_col(&e), col, "{s}: {e}");
+            assert!(s.is_char_boundary(e.pos), "{s}");
+        }
+    }
+
+    #[test]
+    fn column_of_a_position_inside_a_character_does_not_panic() {
+        let e = SpecError { spec: "é".into(), pos: 1, msg: String::new() };
+        assert_eq!(e.column(), 1);
+    }
+
+    /// Characters that make spec-shaped strings, with multi-byte ones mixed in.
+    fn spec_char() -> impl Strategy<Value = char> {
+        prop::sample::select(vec![
+            'i', 's', 'o', 'v', 'a', 'l', 'u', 'e', 'f', 'n', 'w', 'r', 'd', 'g', 'k', 'x', 'm', 'b', ':', ',', '=', '(', ')', '*', '.', '>', '<', '-', '+', ' ', '0', '1', '7', 'é', 'ß', '中', '😀',
+            '\u{301}',
+        ])
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_string_parses_or_errs_without_panicking(s in any::<String>()) {
+            if let Err(e) = parse(&s) {
+                prop_assert!(s.is_char_boundary(e.pos));
+                let _ = e.to_string();
+            }
+        }
+
+        #[test]
+        fn spec_shaped_strings_parse_or_err_without_panicking(
+            prefix in prop::sample::select(vec!["", "iso:", "file:", "of=", "box:0,0,0:", "var:", "entropy:", "max(", "mix(0.5*", "tf:", "value:", "near:7,", "sphere:1,2,3,"]),
+            body in prop::collection::vec(spec_char(), 0..24),
+        ) {
+            let s = format!("{prefix}{}", body.into_iter().collect::<String>());
+            match parse(&s) {
+                // Whatever parses must print back to something that parses the same.
+                Ok(spec) => prop_assert_eq!(parse(&spec.to_string()).ok(), Some(spec)),
+                Err(e) => {
+                    prop_assert!(s.is_char_boundary(e.pos));
+                    let _ = e.to_string();
+                }
+            }
         }
     }
 }
