@@ -36,8 +36,9 @@ pub struct Args {
 
 pub fn run(args: Args) -> CmdResult {
     let spec = crate::importance::parse(&args.importance).map_err(|e| anyhow::anyhow!("{e}"))?;
-    if !args.force && (args.output.exists() || args.output.with_extension("mhd").exists()) {
-        bail!("{} exists (use --force to overwrite)", args.output.display());
+    let (data, header) = crate::io::raw_mhd_paths(&args.output);
+    if let Some(p) = [data, header].into_iter().find(|p| !args.force && p.exists()) {
+        bail!("{} exists (use --force to overwrite)", p.display());
     }
     let vol = crate::io::read_volume(&args.input, &args.read.read_options()?)?;
     let t = std::time::Instant::now();

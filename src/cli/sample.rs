@@ -28,7 +28,7 @@ pub struct Args {
     /// Write this many consecutive steps (from --step) as numbered files.
     #[arg(long)]
     pub steps: Option<usize>,
-    /// Output .raw (a .mhd header is written beside it).
+    /// Output .raw (a .mhd header is written beside it); NAME.mhd writes NAME.raw + NAME.mhd.
     #[arg(short, long)]
     pub output: PathBuf,
     #[arg(long)]
@@ -49,8 +49,9 @@ pub fn run(args: Args) -> CmdResult {
         }
     };
     for (path, _) in &outputs {
-        if !args.force && (path.exists() || path.with_extension("mhd").exists()) {
-            bail!("{} exists (use --force to overwrite)", path.display());
+        let (data, header) = crate::io::raw_mhd_paths(path);
+        if let Some(p) = [data, header].into_iter().find(|p| !args.force && p.exists()) {
+            bail!("{} exists (use --force to overwrite)", p.display());
         }
     }
     for (path, step) in outputs {

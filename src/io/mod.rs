@@ -165,12 +165,23 @@ pub fn expand_inputs(args: &[String]) -> Result<Vec<PathBuf>, IoError> {
     Ok(out)
 }
 
-/// Writes `path` (little-endian f32, x fastest) and a MetaImage header beside it
-/// (`path` with extension `.mhd`). Returns the header path.
+/// The (data, header) pair `write_raw_mhd` writes for `path`: the data goes to
+/// `path` and the header beside it with extension `.mhd`, except when `path`
+/// itself names the header (`NAME.mhd`): then the data goes to `NAME.raw`, since
+/// writing both to one file would leave only a header pointing at itself.
+pub fn raw_mhd_paths(path: &Path) -> (PathBuf, PathBuf) {
+    let is_header = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("mhd"));
+    let data = if is_header { path.with_extension("raw") } else { path.to_owned() };
+    let header = path.with_extension("mhd");
+    (data, header)
+}
+
+/// Writes little-endian f32 data (x fastest) and a MetaImage header pointing at
+/// it; `raw_mhd_paths` says where. Returns the header path.
 pub fn write_raw_mhd(path: &Path, vol: &Volume) -> Result<PathBuf, IoError> {
-    std::fs::write(path, raw::encode_samples(&vol.data, DType::F32)).map_err(|e| os_err(path, e))?;
-    let mhd = path.with_extension("mhd");
-    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("data.raw");
+    let (data, mhd) = raw_mhd_paths(path);
+    std::fs::write(&data, raw::encode_samples(&vol.data, DType::F32)).map_err(|e| os_err(&data, e))?;
+    let file_name = data.file_name().and_then(|n| n.to_str()).unwrap_or("data.raw");
     std::fs::write(&mhd, mhd_header(vol, file_name)).map_err(|e| os_err(&mhd, e))?;
     Ok(mhd)
 }

@@ -204,3 +204,26 @@ fn rate_control_reaches_for_the_target_ratio() {
     assert!(hi > lo * 1.5, "target 400 gave ratio {hi}, target 60 gave {lo}");
     assert!(lo >= 60.0 * 0.7, "target 60 achieved only {lo}");
 }
+
+#[test]
+fn mhd_output_name_keeps_the_data_beside_the_header() {
+    // `-o NAME.mhd` used to write the data to NAME.mhd, then overwrite it with the header.
+    let d = tmp();
+    let mhd = d.path().join("s.mhd");
+    ok(&["sample", "vortex", "--dims", "12x10x8", "-o", s(&mhd)]);
+    let raw = d.path().join("s.raw");
+    assert_eq!(std::fs::metadata(&raw).unwrap().len(), 12 * 10 * 8 * 4);
+    assert!(std::fs::read_to_string(&mhd).unwrap().contains("ElementDataFile = s.raw"));
+    let v = idlat::io::read_volume(&mhd, &Default::default()).unwrap();
+    assert_eq!(v.data, read_f32(&raw));
+    let e = run(&["sample", "vortex", "--dims", "12x10x8", "-o", s(&mhd)]);
+    assert!(!e.status.success() && String::from_utf8_lossy(&e.stderr).contains("--force"));
+
+    let map = d.path().join("m.mhd");
+    ok(&["importance", s(&mhd), "--importance", "uniform:0.5", "-o", s(&map)]);
+    assert!(std::fs::read_to_string(&map).unwrap().contains("ElementDataFile = m.raw"));
+    let m = idlat::io::read_volume(&map, &Default::default()).unwrap();
+    assert!(m.data.len() == 960 && m.data.iter().all(|&x| x == 0.5));
+    let e = run(&["importance", s(&mhd), "--importance", "uniform:0.5", "-o", s(&d.path().join("m.raw"))]);
+    assert!(!e.status.success() && String::from_utf8_lossy(&e.stderr).contains("--force"), "m.raw and m.mhd exist");
+}
