@@ -157,12 +157,26 @@ pub fn read_nrrd(path: &Path) -> Result<Volume, IoError> {
     let (mut dims, mut dtype, mut file, mut enc, mut skip, mut lskip) = (None, None, None, "raw".to_string(), 0u64, 0usize);
     let mut at = 0usize;
     let mut first = true;
+    // A detached header may simply stop after its last field (teem and pynrrd
+    // write `data file: X` as the final line, with or without a newline);
+    // only attached data needs the blank line that separates it from the header.
+    let mut at_eof = false;
     loop {
-        let end = bytes[at..].iter().position(|&b| b == b'\n').map(|p| at + p).ok_or_else(|| inv(path, "header does not end with a blank line"))?;
-        let line = String::from_utf8_lossy(&bytes[at..end]).trim_end_matches('\r').to_string();
-        at = end + 1;
+        let rest = bytes.get(at..).unwrap_or_default();
+        let (raw_line, next) = match rest.iter().position(|&b| b == b'\n') {
+            Some(p) => (&rest[..p], at + p + 1),
+            None => {
+                at_eof = true;
+                (rest, bytes.len())
+            }
+        };
+        let line = String::from_utf8_lossy(raw_line).trim_end_matches('\r').to_string();
+        at = next;
         if first {
             first = false;
+            if at_eof {
+                break;
+            }
             continue;
         }
         if line.is_empty() {
@@ -197,6 +211,12 @@ pub fn read_nrrd(path: &Path) -> Result<Volume, IoError> {
             "line skip" | "lineskip" => lskip = v.parse().map_err(|_| inv(path, format!("line skip '{v}'")))?,
             _ => {}
         }
+        if at_eof {
+            break;
+        }
+    }
+    if at_eof && file.is_none() {
+        return Err(inv(path, "header does not end with a blank line (attached data must follow one; a detached header needs a 'data file:' field)"));
     }
     let dims = dims.ok_or_else(|| inv(path, "no sizes"))?;
     let dtype = dtype.ok_or_else(|| inv(path, "no type"))?;

@@ -136,3 +136,51 @@ fn missing_values_are_filled_and_masked() {
     assert!(vol.data.iter().all(|x| x.abs() < 100.0), "sentinels replaced");
     assert_eq!(vol.info.missing, Some(1e35));
 }
+
+/// NRRD headers as teem and pynrrd write them: a detached header ends right
+/// after `data file:`, with no blank line (it used to be rejected); attached
+/// .nrrd data follows a blank line, raw or gzip.
+#[test]
+fn nrrd_detached_header_without_blank_line_and_attached_encodings() {
+    use std::io::Write;
+    let d = tmp();
+    let dir = d.path();
+    let want = expected([7, 5, 6]);
+    let data: Vec<u8> = want.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let gz = |b: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(b).unwrap();
+        e.finish().unwrap()
+    };
+    std::fs::write(dir.join("d.raw"), &data).unwrap();
+    std::fs::write(dir.join("d.raw.gz"), gz(&data)).unwrap();
+    let head = |enc: &str| {
+        format!(
+            "NRRD0004\n# Complete NRRD file format specification at:\n# http://teem.sourceforge.net/nrrd/format.html\n\
+             type: float\ndimension: 3\nspace: left-posterior-superior\nsizes: 7 5 6\n\
+             space directions: (0.5,0,0) (0,2,0) (0,0,1)\nkinds: domain domain domain\nendian: little\nencoding: {enc}\n\
+             space origin: (1,2,3)\n"
+        )
+    };
+    let cases = [
+        ("teem.nhdr", format!("{}data file: d.raw\n", head("raw")).into_bytes()),
+        ("no_newline.nhdr", format!("{}data file: d.raw", head("raw")).into_bytes()),
+        ("gzip.nhdr", format!("{}data file: d.raw.gz\n", head("gzip")).into_bytes()),
+        ("blank.nhdr", format!("{}data file: d.raw\n\n", head("raw")).into_bytes()),
+        ("attached.nrrd", [format!("{}\n", head("raw")).into_bytes(), data.clone()].concat()),
+        ("attached_gz.nrrd", [format!("{}\n", head("gzip")).into_bytes(), gz(&data)].concat()),
+    ];
+    for (name, bytes) in cases {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        let v = read_volume(&p, &ReadOptions::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(v.info.dims, [7, 5, 6], "{name}");
+        assert_eq!((v.info.spacing, v.info.origin), ([0.5, 2.0, 1.0], [1.0, 2.0, 3.0]), "{name}");
+        assert_eq!(v.data, want, "{name}");
+    }
+    // Attached data still needs the blank line: without it the header runs to EOF.
+    let p = dir.join("cut.nrrd");
+    std::fs::write(&p, head("raw")).unwrap();
+    let e = read_volume(&p, &ReadOptions::default()).unwrap_err().to_string();
+    assert!(e.contains("blank line"), "{e}");
+}
