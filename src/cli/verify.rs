@@ -26,6 +26,8 @@ pub struct Args {
 pub fn run(args: Args) -> CmdResult {
     let c = match Container::open(&args.input) {
         Ok(c) => c,
+        // A file that cannot be read at all is a usage error (exit 2), not corruption.
+        Err(e @ crate::format::FormatError::Io { .. }) => return Err(e.into()),
         Err(e) => {
             println!("{}: CORRUPT: {e}", args.input.display());
             return Ok(ExitCode::from(1));

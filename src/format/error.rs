@@ -12,6 +12,10 @@ pub enum FormatError {
     UnsupportedVersion { major: u16, minor: u16, supported: u16 },
     #[error("truncated {section}: need {need} bytes, have {have}")]
     Truncated { section: &'static str, need: u64, have: u64 },
+    /// The header is valid but no trailer ends the file: almost always a copy or
+    /// download that stopped early, so "not an idlat container" would mislead.
+    #[error("{}", damaged_trailer_msg(*.len, *.expected))]
+    TruncatedOrDamagedTrailer { len: u64, expected: Option<u64> },
     #[error("checksum mismatch in the {section}")]
     BadCrc { section: &'static str },
     #[error("checksum mismatch in block {block} of volume {volume}")]
@@ -37,6 +41,13 @@ impl From<FormatError> for std::io::Error {
             _ => std::io::ErrorKind::InvalidData,
         };
         std::io::Error::new(kind, e.to_string())
+    }
+}
+
+fn damaged_trailer_msg(len: u64, expected: Option<u64>) -> String {
+    match expected {
+        Some(e) if e < len => format!("{} bytes follow the trailer: the container ends at byte {e}, the file has {len} bytes", len - e),
+        _ => format!("the file is truncated or its trailer is damaged: it starts with a valid idlat header, but its last 88 bytes are not a trailer (file has {len} bytes)"),
     }
 }
 

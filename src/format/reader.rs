@@ -43,6 +43,18 @@ fn section<'a>(map: &'a [u8], s: Section, name: &'static str, end: u64) -> Resul
     Ok(bytes)
 }
 
+/// Where a valid trailer ends when bytes were appended after it (searched in the
+/// last MiB only, to bound the cost of this error path on huge files).
+fn displaced_trailer_end(map: &[u8]) -> Option<u64> {
+    let tl = TRAILER_LEN as usize;
+    let from = map.len().saturating_sub(1 << 20).max(HEADER_LEN as usize);
+    let tail = map.get(from..)?;
+    let at = tail.windows(TRAILER_MAGIC.len()).rposition(|w| w == TRAILER_MAGIC)?;
+    let end = from + at + TRAILER_MAGIC.len();
+    let start = end.checked_sub(tl).filter(|&s| s >= HEADER_LEN as usize)?;
+    Trailer::parse(map.get(start..end)?).ok().map(|_| end as u64)
+}
+
 impl Container {
     pub fn open(path: &Path) -> Result<Container> {
         let io = |source| FormatError::Io { path: path.to_owned(), source };
@@ -59,7 +71,12 @@ impl Container {
             return Err(FormatError::Truncated { section: "file", need: HEADER_LEN + TRAILER_LEN, have: len });
         }
         let (_, minor) = parse_header(&map[..HEADER_LEN as usize])?;
-        let trailer = Trailer::parse(&map[(len - TRAILER_LEN) as usize..])?;
+        let trailer = match Trailer::parse(&map[(len - TRAILER_LEN) as usize..]) {
+            // The header proved this is a container, so a missing trailer magic
+            // means the end of the file is gone or overwritten, not a foreign file.
+            Err(FormatError::BadMagic { .. }) => return Err(FormatError::TruncatedOrDamagedTrailer { len, expected: displaced_trailer_end(&map) }),
+            t => t?,
+        };
         let body_end = len - TRAILER_LEN;
         if trailer.meta_raw_len > MAX_META_RAW {
             return Err(FormatError::LimitExceeded { what: "metadata bytes", value: trailer.meta_raw_len, max: MAX_META_RAW });

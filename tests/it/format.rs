@@ -95,12 +95,33 @@ fn truncated_and_foreign_files_give_clear_errors() {
     let p = dir.path().join("c.idl");
     random_container(&p, 3);
     let b = std::fs::read(&p).unwrap();
-    for cut in [0, 10, 40, b.len() / 2, b.len() - 1] {
+    assert!(b.len() > 240, "the container is big enough to cut past its header");
+    for cut in [0, 10, 40, 119, 120, b.len() / 2, b.len() - 1] {
         let t = dir.path().join("t.idl");
         std::fs::write(&t, &b[..cut]).unwrap();
         let e = Container::open(&t).err().expect("truncated file must not open");
-        assert!(matches!(e, FormatError::Truncated { .. } | FormatError::BadMagic { .. } | FormatError::BadCrc { .. }), "cut {cut}: {e}");
+        if cut < 120 {
+            assert!(matches!(e, FormatError::Truncated { section: "file", need: 120, have } if have == cut as u64), "cut {cut}: {e}");
+        } else {
+            // A valid header with the end cut off is a truncated file, not a foreign one.
+            assert!(matches!(e, FormatError::TruncatedOrDamagedTrailer { len, expected: None } if len == cut as u64), "cut {cut}: {e}");
+            let msg = e.to_string();
+            assert!(msg.contains("truncated") && msg.contains(&format!("{cut} bytes")) && !msg.contains("not an idlat"), "cut {cut}: {msg}");
+        }
     }
+    // Bytes appended after the trailer: the message names where the container ends.
+    let t = dir.path().join("long.idl");
+    std::fs::write(&t, [b.as_slice(), b"junk"].concat()).unwrap();
+    let e = Container::open(&t).err().unwrap();
+    assert!(matches!(e, FormatError::TruncatedOrDamagedTrailer { expected: Some(n), .. } if n == b.len() as u64), "{e}");
+    assert!(e.to_string().contains(&format!("ends at byte {}", b.len())), "{e}");
+    // verify: a damaged file is corrupt (exit 1), a missing one is an error (exit 2).
+    let out = run(&["verify", s(&t)]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let out = run(&["verify", s(&dir.path().join("nothere.idl"))]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(err.contains("nothere.idl") && err.contains("No such file") && !String::from_utf8_lossy(&out.stdout).contains("CORRUPT"), "{err}");
     let t = dir.path().join("text.idl");
     std::fs::write(&t, vec![b'x'; 500]).unwrap();
     assert!(matches!(Container::open(&t), Err(FormatError::BadMagic { .. })));
