@@ -227,3 +227,22 @@ fn mhd_output_name_keeps_the_data_beside_the_header() {
     let e = run(&["importance", s(&mhd), "--importance", "uniform:0.5", "-o", s(&d.path().join("m.raw"))]);
     assert!(!e.status.success() && String::from_utf8_lossy(&e.stderr).contains("--force"), "m.raw and m.mhd exist");
 }
+
+#[test]
+fn closed_stdout_pipe_ends_quietly_instead_of_panicking() {
+    // `idlat info --json | head -1` used to panic on EPIPE (exit 101).
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::process::ExitStatusExt;
+    let d = tmp();
+    let idl = d.path().join("c.idl");
+    super::format::random_container(&idl, 3);
+    let mut fds = [0; 2];
+    // SAFETY: pipe() fills two fresh descriptors that we then own.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    drop(read); // the reader is gone before idlat writes anything
+    let out = std::process::Command::new(bin()).args(["info", s(&idl), "--json"]).stdout(write).stderr(std::process::Stdio::piped()).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked") && out.status.code() != Some(101), "{:?}: {err}", out.status);
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "ends like other Unix filters: {:?} {err}", out.status);
+}
