@@ -5,6 +5,7 @@
 //! tch models) → `format` (the `.idl` container, no libtorch).
 //! `importance`, `sample` and `io` are leaf utilities used by `cli` and `codec`.
 
+pub mod analysis;
 pub mod cli;
 pub mod codec;
 pub mod format;

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, one module per area (tests/it/).
 
 mod it {
+    pub mod analysis;
     pub mod bench;
     pub mod common;
     pub mod format;

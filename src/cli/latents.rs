@@ -11,6 +11,10 @@ use std::process::ExitCode;
 /// block's dequantised latents y_hat (D = M × L³, channel-major); with --z the
 /// side-info symbols are appended. Non-neural blocks (constant, lossless) are
 /// skipped. --csv writes the same table as CSV.
+///
+/// Beside the table, OUTPUT with extension .json records the grid (dims, block
+/// size, spacing, latent shape, source container): `idlat cluster` and `idlat
+/// tsne` read it to lay labels over the volume (docs/ANALYSIS.md).
 #[derive(clap::Args, Debug)]
 pub struct Args {
     pub input: PathBuf,
@@ -84,6 +88,24 @@ pub fn run(args: Args) -> CmdResult {
             w.extend(rows.iter().flatten().copied())?;
             w.finish()?;
         }
+        let vm = c.volume(v)?;
+        let sidecar = crate::analysis::table::LatentsMeta {
+            container: std::fs::canonicalize(&args.input).unwrap_or_else(|_| args.input.clone()),
+            volume: vm.info.name.clone(),
+            dims: vm.info.dims,
+            spacing: vm.info.spacing,
+            origin: vm.info.origin,
+            block: vm.block,
+            channels: mf.profile.m,
+            latent_edge: mf.profile.latent_core(),
+            extra: if args.z { mf.profile.z_symbols() } else { 0 },
+            value_range: vm.value_range,
+            importance: vm.importance.clone(),
+            rows: rows.len(),
+            blocks: store.grid.len(),
+        };
+        let sc = crate::analysis::table::LatentsMeta::sidecar_path(&args.output);
+        std::fs::write(&sc, serde_json::to_string_pretty(&sidecar)?).with_context(|| format!("writing {}", sc.display()))?;
         println!("{}: {} blocks × {} values ({} latents each) in {:.3} s", args.output.display(), rows.len(), width, width.saturating_sub(3), t.elapsed().as_secs_f64());
         Ok(ExitCode::SUCCESS)
     }

@@ -4,15 +4,18 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+pub mod cluster;
 pub mod common;
 pub mod eval;
 pub mod importance;
 pub mod info;
+pub mod isosim;
 pub mod latents;
 pub mod mount;
 pub mod pack;
 pub mod sample;
 pub mod train;
+pub mod tsne;
 pub mod unpack;
 pub mod verify;
 
@@ -39,6 +42,9 @@ pub enum Command {
     Train(train::Args),
     Importance(importance::Args),
     Latents(latents::Args),
+    Cluster(cluster::Args),
+    Tsne(tsne::Args),
+    Isosim(isosim::Args),
     Sample(sample::Args),
 }
 
@@ -61,6 +67,9 @@ pub fn run(cli: Cli) -> CmdResult {
         Command::Train(a) => train::run(a),
         Command::Importance(a) => importance::run(a),
         Command::Latents(a) => latents::run(a),
+        Command::Cluster(a) => cluster::run(a),
+        Command::Tsne(a) => tsne::run(a),
+        Command::Isosim(a) => isosim::run(a),
         Command::Sample(a) => sample::run(a),
     }
 }
