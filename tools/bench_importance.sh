@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Iso-distance importance map of a 256^3 volume: idlat's exact EDT (with
-# sub-voxel seeds) against scipy.ndimage.distance_transform_edt on the same
-# thresholded mask, in the same run. Reports both times and their ratio.
+# Iso-distance importance map of a 256^3 volume: idlat's exact distance to the
+# sub-voxel crossing points (three row scans + five F-H passes, see
+# src/importance/edt.rs) against scipy.ndimage.distance_transform_edt on the
+# thresholded mask (a voxel-centre distance, two EDTs), in the same run.
+# Reports both times and their ratio.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
