@@ -12,6 +12,9 @@ use std::process::ExitCode;
 /// the model is excluded and its size reported separately). wMSE and wPSNR
 /// follow the paper (eq. 13-14) with the importance map given here (default:
 /// uniform, i.e. plain PSNR). Voxels marked missing (--missing) are left out.
+/// The overall line sums squared errors and weights over every voxel of every
+/// volume (PSNR over the value range of all volumes together); it is not an
+/// average of per-volume PSNRs.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     pub input: PathBuf,
@@ -70,6 +73,7 @@ pub fn run(args: Args) -> CmdResult {
     let opts = args.read.read_options()?;
     let codec = super::common::codec_for(&c, args.model.as_deref(), args.device)?;
     let mut rows = Vec::new();
+    let mut total = crate::metrics::Sums::default();
     for (i, (v, path)) in vols.iter().zip(&refs).enumerate() {
         let meta = c.volume(*v)?;
         let mut o = opts.clone();
@@ -86,19 +90,36 @@ pub fn run(args: Args) -> CmdResult {
         let stored = c.volume_stored_bytes(*v)?;
         let original = (orig.data.len() * meta.info.dtype.size()) as u64;
         let error_bound = bound_report(meta, &orig, &rec, mask.as_deref(), i, vols.len())?;
+        let sums = crate::metrics::sums(&orig.data, &rec, Some(&imp), mask.as_deref());
+        total = total.merge(&sums);
         rows.push(Row {
             volume: meta.info.name.clone(),
             original_bytes: original,
             stored_bytes: stored,
             lsr: original as f64 / stored as f64,
-            quality: crate::metrics::quality(&orig.data, &rec, Some(&imp), mask.as_deref()),
+            quality: sums.quality(),
             decode_seconds,
             error_bound,
         });
     }
     let model_bytes = c.model_section_len();
+    let (o, s): (u64, u64) = rows.iter().fold((0, 0), |a, r| (a.0 + r.original_bytes, a.1 + r.stored_bytes));
+    let overall = total.quality();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "importance": spec.to_string(), "model_section_bytes": model_bytes, "volumes": rows }))?);
+        let overall = serde_json::json!({
+            "original_bytes": o,
+            "stored_bytes": s,
+            "lsr": o as f64 / s as f64,
+            "lsr_with_model": o as f64 / (s + model_bytes) as f64,
+            "voxels": overall.voxels,
+            "value_range": overall.value_range,
+            "mse": overall.mse,
+            "psnr": overall.psnr,
+            "wmse": overall.wmse,
+            "wpsnr": overall.wpsnr,
+            "max_abs_error": overall.max_abs_error,
+        });
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "importance": spec.to_string(), "model_section_bytes": model_bytes, "volumes": rows, "overall": overall }))?);
     } else {
         println!("{:<20} {:>10} {:>9} {:>9} {:>9} {:>12} {:>12}", "volume", "LSR", "PSNR", "wPSNR", "wMSE", "max|err|", "decode s");
         for r in &rows {
@@ -119,7 +140,15 @@ pub fn run(args: Args) -> CmdResult {
                 );
             }
         }
-        let (o, s): (u64, u64) = rows.iter().fold((0, 0), |a, r| (a.0 + r.original_bytes, a.1 + r.stored_bytes));
+        println!(
+            "{:<20} {:>10.1} {:>9.2} {:>9.2} {:>9.3e} {:>12.4e}",
+            "overall",
+            o as f64 / s as f64,
+            overall.psnr,
+            overall.wpsnr,
+            overall.wmse,
+            overall.max_abs_error
+        );
         println!("overall LSR {:.1} (model excluded; with the {} embedded model bytes: {:.1}); importance {}", o as f64 / s as f64, model_bytes, o as f64 / (s + model_bytes) as f64, spec);
     }
     Ok(ExitCode::SUCCESS)

@@ -32,31 +32,56 @@ fn sample_writes_a_header_vtk_opens() {
 fn pack_unpack_eval_round_trip_with_the_shipped_model() {
     let d = tmp();
     let raw = sample(d.path(), "vortex", "48x40x36", 2);
+    let raw2 = sample(d.path(), "vortex", "48x40x36", 5);
     let idl = d.path().join("v.idl");
-    let out = ok(&["pack", s(&raw), "--dims", "48x40x36", "--importance", "iso:6", "-o", s(&idl), "--quiet"]);
-    assert!(out.contains("packed 1 volume") && out.contains("ratio"), "{out}");
+    let out = ok(&["pack", s(&raw), s(&raw2), "--dims", "48x40x36", "--importance", "iso:6", "-o", s(&idl), "--quiet"]);
+    assert!(out.contains("packed 2 volumes") && out.contains("ratio"), "{out}");
     let info = ok(&["info", s(&idl), "--json"]);
     let j: serde_json::Value = serde_json::from_str(&info).unwrap();
     assert_eq!(j["volumes"][0]["dims"], serde_json::json!([48, 40, 36]));
     assert_eq!(j["model"]["embedded"], serde_json::json!(false), "the shipped model is referenced by hash");
     assert!(ok(&["verify", s(&idl), "--decode"]).contains("OK"));
-    let rec = d.path().join("rec.raw");
+    let rec = d.path().join("rec");
     ok(&["unpack", s(&idl), "-o", s(&rec), "--quiet"]);
-    let (a, b) = (read_f32(&raw), read_f32(&rec));
+    let (rec1, rec2) = (rec.join("vortex2.raw"), rec.join("vortex5.raw"));
+    let (a, b) = (read_f32(&raw), read_f32(&rec1));
     assert_eq!(a.len(), b.len());
-    // eval's numbers equal an independent numpy computation.
-    let ev: serde_json::Value = serde_json::from_str(&ok(&["eval", s(&idl), "--reference", s(&raw), "--dims", "48x40x36", "--json"])).unwrap();
+    // eval's numbers, per volume and overall, equal an independent numpy
+    // computation (the importance maps come from `idlat importance`, the
+    // weighting and sums from numpy).
+    let (map1, map2) = (d.path().join("m2.raw"), d.path().join("m5.raw"));
+    for (r, m) in [(&raw, &map1), (&raw2, &map2)] {
+        ok(&["importance", s(r), "--dims", "48x40x36", "--importance", "iso:6", "-o", s(m)]);
+    }
+    let ev: serde_json::Value = serde_json::from_str(&ok(&["eval", s(&idl), "--reference", s(&raw), s(&raw2), "--dims", "48x40x36", "--importance", "iso:6", "--json"])).unwrap();
     let np = py(
-        "import sys, numpy as np\na = np.fromfile(sys.argv[1], '<f4'); b = np.fromfile(sys.argv[2], '<f4')\n\
-         mse = np.mean((a.astype(np.float64) - b) ** 2); v = a.max() - a.min()\n\
-         print(10 * np.log10(v * v / mse), np.abs(a.astype(np.float64) - b).max())",
-        &[s(&raw), s(&rec)],
+        "import sys, numpy as np\n\
+         f = lambda p: np.fromfile(p, '<f4').astype(np.float64)\n\
+         vols = [(f(sys.argv[1]), f(sys.argv[2]), f(sys.argv[3])), (f(sys.argv[4]), f(sys.argv[5]), f(sys.argv[6]))]\n\
+         p = lambda r, m: 10 * np.log10(r * r / m)\n\
+         se = wse = w = n = 0.0; lo = np.inf; hi = -np.inf; mx = 0.0\n\
+         for a, b, i in vols:\n\
+         \x20   e = (a - b) ** 2; r = a.max() - a.min()\n\
+         \x20   print(p(r, e.mean()), p(r, (i * e).sum() / i.sum()), (i * e).sum() / i.sum(), np.abs(a - b).max())\n\
+         \x20   se += e.sum(); wse += (i * e).sum(); w += i.sum(); n += e.size; lo = min(lo, a.min()); hi = max(hi, a.max()); mx = max(mx, np.abs(a - b).max())\n\
+         print(p(hi - lo, se / n), p(hi - lo, wse / w), wse / w, mx)",
+        &[s(&raw), s(&rec1), s(&map1), s(&raw2), s(&rec2), s(&map2)],
     );
-    let v: Vec<f64> = np.split_whitespace().map(|t| t.parse().unwrap()).collect();
-    let q = &ev["volumes"][0];
-    assert!((q["psnr"].as_f64().unwrap() - v[0]).abs() < 1e-6, "{q} vs {v:?}");
-    assert!((q["max_abs_error"].as_f64().unwrap() - v[1]).abs() < 1e-6);
-    assert!(q["lsr"].as_f64().unwrap() > 10.0, "ratio {q}");
+    let rows: Vec<Vec<f64>> = np.lines().map(|l| l.split_whitespace().map(|t| t.parse().unwrap()).collect()).collect();
+    let close = |got: &serde_json::Value, want: f64, what: &str| {
+        let g = got.as_f64().unwrap_or_else(|| panic!("{what} missing"));
+        assert!((g - want).abs() <= 1e-6 * want.abs().max(1.0), "{what}: eval {g} vs numpy {want}");
+    };
+    for (q, v) in [(&ev["volumes"][0], &rows[0]), (&ev["volumes"][1], &rows[1]), (&ev["overall"], &rows[2])] {
+        close(&q["psnr"], v[0], "psnr");
+        close(&q["wpsnr"], v[1], "wpsnr");
+        close(&q["wmse"], v[2], "wmse");
+        close(&q["max_abs_error"], v[3], "max_abs_error");
+        assert!(q["lsr"].as_f64().unwrap() > 10.0, "ratio {q}");
+    }
+    assert_eq!(ev["overall"]["voxels"].as_u64(), Some(2 * 48 * 40 * 36));
+    let text = ok(&["eval", s(&idl), "--reference", s(&raw), s(&raw2), "--dims", "48x40x36", "--importance", "iso:6"]);
+    assert!(text.lines().any(|l| l.starts_with("overall ") && l.contains(&format!("{:.2}", rows[2][1]))), "{text}");
 }
 
 #[test]
