@@ -100,8 +100,25 @@ fn bound_for(args: &Args, lo: f32, hi: f32) -> anyhow::Result<Option<crate::code
 struct Packed {
     name: String,
     input_bytes: u64,
+    /// The volume as f32, the reference of every ratio idlat reports (spec, bench, --target-ratio).
+    f32_bytes: u64,
+    dtype: crate::volume::DType,
     stored_bytes: u64,
     scale: f32,
+}
+
+/// "ratio X vs f32", plus the ratio against the input files when their element
+/// type is not f32 (a u8 input is 4x smaller, so the two differ by 4x).
+fn ratio_text(f32_bytes: u64, input_bytes: u64, stored: u64, dtypes: &[crate::volume::DType]) -> String {
+    let mut t = format!("ratio {:.1} vs f32", f32_bytes as f64 / stored.max(1) as f64);
+    if input_bytes != f32_bytes {
+        let what = match dtypes {
+            [d, rest @ ..] if rest.iter().all(|r| r == d) => format!("the input's {}", d.name()),
+            _ => "the input files".to_string(),
+        };
+        t.push_str(&format!(" ({:.1} vs {what})", input_bytes as f64 / stored.max(1) as f64));
+    }
+    t
 }
 
 pub fn run(args: Args) -> CmdResult {
@@ -191,12 +208,13 @@ fn run_torch(args: Args) -> CmdResult {
             let sample = subsample(grid.len(), 48);
             let choice = search(codec, &vol.data, dims, &imp, norm, target, &sample, bound.as_ref());
             scale = choice.scale;
+            // A ratio target skips the quality probe, so there is no wPSNR estimate then.
+            let wpsnr = if choice.est_wpsnr.is_nan() { "n/a".to_string() } else { format!("{:.2} dB", choice.est_wpsnr) };
             let msg = format!(
-                "{}: importance scale {:.3} (estimated ratio {:.1}, wPSNR {:.2} dB on {} sample blocks){}",
+                "{}: importance scale {:.3} (estimated ratio {:.1} vs f32, wPSNR {wpsnr} on {} sample blocks){}",
                 vol.info.name,
                 choice.scale,
                 choice.est_ratio,
-                choice.est_wpsnr,
                 sample.len(),
                 if choice.met { "" } else { " — target not reachable, using the closest setting" }
             );
@@ -257,7 +275,8 @@ fn run_torch(args: Args) -> CmdResult {
         }
         bar.finish_and_clear();
         if !args.quiet {
-            let mut msg = format!("{}: {} → {} bytes (ratio {:.1})", vol.info.name, input_bytes, stored, (vol.data.len() * 4) as f64 / stored.max(1) as f64);
+            let f32_bytes = (vol.data.len() * 4) as u64;
+            let mut msg = format!("{}: {} → {} bytes ({})", vol.info.name, input_bytes, stored, ratio_text(f32_bytes, input_bytes, stored, &[vol.info.dtype]));
             if let Some(b) = &bound {
                 let n = vol.data.len().max(1);
                 msg.push_str(&format!(
@@ -270,43 +289,51 @@ fn run_torch(args: Args) -> CmdResult {
             }
             note(&bar, msg);
         }
-        done.push(Packed { name: vol.info.name.clone(), input_bytes, stored_bytes: stored, scale });
+        done.push(Packed { name: vol.info.name.clone(), input_bytes, f32_bytes: (vol.data.len() * 4) as u64, dtype: vol.info.dtype, stored_bytes: stored, scale });
     }
     let stats = writer.finish()?;
     let secs = t0.elapsed().as_secs_f64();
     let input: u64 = done.iter().map(|p| p.input_bytes).sum();
-    let f32_bytes: u64 = done.iter().map(|p| p.stored_bytes).sum::<u64>();
-    let _ = f32_bytes;
+    let f32_bytes: u64 = done.iter().map(|p| p.f32_bytes).sum();
+    let dtypes: Vec<_> = done.iter().map(|p| p.dtype).collect();
+    let without_model = (stats.file_bytes - stats.model_bytes).max(1);
+    let model_note = if stats.model_bytes > 0 {
+        format!("; without the {:.2} MB embedded model {}", stats.model_bytes as f64 / 1e6, ratio_text(f32_bytes, input, without_model, &dtypes))
+    } else {
+        String::new()
+    };
     let mut line = format!(
-        "packed {} volume{}: input {:.2} MB, output {:.2} MB, ratio {:.1} ({:.1} without the {:.2} MB embedded model), {:.2} MB/s",
+        "packed {} volume{}: input {:.2} MB, output {:.2} MB, {}{model_note}; {:.2} MB/s",
         done.len(),
         if done.len() == 1 { "" } else { "s" },
         input as f64 / 1e6,
         stats.file_bytes as f64 / 1e6,
-        input as f64 / stats.file_bytes as f64,
-        input as f64 / (stats.file_bytes - stats.model_bytes).max(1) as f64,
-        stats.model_bytes as f64 / 1e6,
+        ratio_text(f32_bytes, input, stats.file_bytes, &dtypes),
         input as f64 / 1e6 / secs
     );
-    if args.eval {
+    // A quality target is only estimated on sample blocks: report what the full pack achieved.
+    if args.eval || args.target_psnr.is_some() {
         let c = crate::format::Container::open(&args.output)?;
-        let mut q = Vec::new();
+        let mut q = crate::metrics::Sums::default();
         let mut reports = Vec::new();
         for (i, path) in paths.iter().enumerate() {
             let (vol, mask) = crate::io::read_volume_with_mask(path, &opts)?;
             let others: Vec<(&str, &crate::volume::Volume)> = all.iter().zip(&names).map(|(v, n)| (n.as_str(), v)).collect();
             let imp = importance::compute(&spec, &Context { volume: &vol, others: &others, time_index: i, time_count: count })?;
             let rec = crate::codec::store::decode_volume(codec.as_ref(), &c, crate::format::VolumeId(i as u32), 16, |_, _| {}).map_err(anyhow::Error::msg)?;
-            q.push(crate::metrics::quality(&vol.data, &rec, Some(&imp), mask.as_deref()));
+            q = q.merge(&crate::metrics::sums(&vol.data, &rec, Some(&imp), mask.as_deref()));
             if let Some(b) = bound_for(&args, vol.range().0, vol.range().1)? {
                 let mut scaled = imp.clone();
                 importance::apply_scale(&mut scaled, done[i].scale);
                 reports.push(crate::codec::bound::report(&b, &vol.data, &rec, &scaled, mask.as_deref()));
             }
         }
-        let psnr = q.iter().map(|q| q.psnr).sum::<f64>() / q.len() as f64;
-        let wpsnr = q.iter().map(|q| q.wpsnr).sum::<f64>() / q.len() as f64;
-        line.push_str(&format!(", PSNR {psnr:.2} dB, wPSNR {wpsnr:.2} dB"));
+        // Over all voxels of all volumes, as `idlat eval` reports overall.
+        let q = q.quality();
+        line.push_str(&format!("; achieved PSNR {:.2} dB, wPSNR {:.2} dB", q.psnr, q.wpsnr));
+        if let Some(t) = args.target_psnr {
+            line.push_str(&format!(" (target {t:.2} dB)"));
+        }
         if !reports.is_empty() {
             let n: u64 = reports.iter().map(|r| r.bounded_voxels).sum();
             let ok: u64 = reports.iter().map(|r| r.within_bound).sum();
