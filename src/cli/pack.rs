@@ -252,7 +252,12 @@ fn run_torch(args: Args) -> CmdResult {
                 BlockData::Constant(v) => (BlockKind::Constant, v.to_le_bytes().to_vec()),
                 BlockData::Lossless(v) => (BlockKind::Lossless, block::lossless_payload(&v)),
                 BlockData::Neural { z, y, level, residual: None } => (BlockKind::Neural, NeuralPayload::encode(&[&z, &y, &[level as u8]])),
-                BlockData::Neural { z, y, level, residual: Some(r) } => (BlockKind::Neural, NeuralPayload::encode(&[&z, &y, &[level as u8], &r])),
+                BlockData::Neural { z, y, level, residual: Some(r) } => {
+                    if crate::codec::bound::needs_minor_2(&r) {
+                        writer.require_minor(2); // interpolation residual mode (spec §6.2)
+                    }
+                    (BlockKind::Neural, NeuralPayload::encode(&[&z, &y, &[level as u8], &r]))
+                }
             };
             stored += payload.len() as u64 + crate::format::layout::ENTRY_LEN;
             writer.write_block(vid, BlockId(id as u64), kind, &payload)?;

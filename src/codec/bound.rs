@@ -14,6 +14,11 @@
 //! `PRECISION_REL` of the largest magnitude are refused because drift or f32
 //! rounding could exceed them.
 //!
+//! Blocks whose every voxel is bounded may instead use the interpolation mode
+//! (format 1.2): values predicted from already decoded values of the block in
+//! SZ3's multilevel interpolation order, no network output at all; the packer
+//! keeps whichever mode codes smaller.
+//!
 //! Probabilities come from integer arithmetic only (two stored bytes select a
 //! zero probability and a geometric tail), so any decoder rebuilds the exact
 //! table.
@@ -216,15 +221,7 @@ fn predict(q: &[i32], i: usize, sz: [usize; 3]) -> (i32, usize) {
     }
     // Round half away from zero, integers only.
     let pred = if n == 0 { 0 } else { ((2 * sum + sum.signum() * n) / (2 * n)) as i32 };
-    let ctx = match mag {
-        0 => 0,
-        1..=2 => 1,
-        3..=6 => 2,
-        7..=14 => 3,
-        15..=30 => 4,
-        _ => 5,
-    };
-    (pred, ctx)
+    (pred, bucket(mag))
 }
 
 fn symbol(d: i32) -> usize {
@@ -261,29 +258,132 @@ fn fit(hist: &[u64]) -> (u8, u8) {
     (best.1, best.2)
 }
 
-/// Codes the residuals of one block of size `sz` (`x` original, `p` prediction,
-/// `bound` per voxel; data units, x fastest). None when no voxel needs a correction.
+/// How a residual stream predicts each voxel (spec §6.2; the sign of the stored step).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// `x̂ = v + q·Δ`, `v` the neural value; `q` predicted by the mean of its causal
+    /// neighbours (format 1.1). Best where the network predicts well.
+    Neural,
+    /// `x̂ = P + q·Δ`, `P` interpolated (multilevel, cubic, as in SZ3) from already
+    /// decoded values of the block, the stored offset for its first voxel; no network
+    /// output at all (format 1.2). Interpolation weights average the quantisation noise
+    /// of the neighbours, so on smooth data most `q` are 0 even at coarse bounds (a
+    /// Lorenzo predictor, whose integer weights keep values on one lattice, cannot).
+    /// Best on smooth data the network blurs; deterministic on any device (pure-Rust
+    /// arithmetic in a fixed order).
+    Interp,
+}
+
+/// One step of the interpolation order: voxel `i`, its context, and its neighbours
+/// along the interpolation axis at distances -3s, -s, +s, +3s (None outside the block).
+struct Visit {
+    i: usize,
+    ctx: usize,
+    nb: [Option<usize>; 4],
+}
+
+/// The multilevel interpolation order over a block of size `sz` (x fastest), as in
+/// SZ3: voxel (0,0,0) first, then for strides s = S/2, S/4, .., 1 (S the smallest power
+/// of two >= the largest edge) the voxels at odd multiples of s along x, then y, then z,
+/// among those already on the grid of stride s in the other axes. Every voxel is
+/// visited once; its neighbours are decoded before it. The context is the level
+/// (coarse levels carry larger residuals).
+fn interp_order(sz: [usize; 3]) -> Vec<Visit> {
+    let n = sz[0] * sz[1] * sz[2];
+    let mut out = Vec::with_capacity(n);
+    out.push(Visit { i: 0, ctx: CONTEXTS - 1, nb: [None; 4] });
+    let top = sz.iter().copied().max().unwrap_or(1).next_power_of_two();
+    let stride = [1, sz[0], sz[0] * sz[1]];
+    let mut s = top / 2;
+    while s >= 1 {
+        let ctx = (s.trailing_zeros() as usize).min(CONTEXTS - 1);
+        for axis in 0..3 {
+            // Steps per axis for this pass: odd multiples of s on `axis`, multiples of s
+            // on axes already refined at this level (< axis), of 2s on the others.
+            let step = |a: usize| if a < axis { s } else { 2 * s };
+            for z in (if axis == 2 { s } else { 0 }..sz[2]).step_by(step(2)) {
+                for y in (if axis == 1 { s } else { 0 }..sz[1]).step_by(step(1)) {
+                    for x in (if axis == 0 { s } else { 0 }..sz[0]).step_by(step(0)) {
+                        let c = [x, y, z][axis];
+                        let i = x + sz[0] * (y + sz[1] * z);
+                        let at = |d: isize| {
+                            let t = c as isize + d * s as isize;
+                            (t >= 0 && (t as usize) < sz[axis]).then(|| (i as isize + (t - c as isize) * stride[axis] as isize) as usize)
+                        };
+                        out.push(Visit { i, ctx, nb: [at(-3), at(-1), at(1), at(3)] });
+                    }
+                }
+            }
+        }
+        s /= 2;
+    }
+    debug_assert_eq!(out.len(), n);
+    out
+}
+
+/// Interpolated prediction from decoded values `v`: cubic (-1, 9, 9, -1)/16 when both
+/// outer neighbours exist, linear midpoint with two, the one neighbour otherwise, and
+/// `first` for the first voxel. f64 in a fixed order, rounded to f32: every decoder
+/// computes the same value.
+#[inline]
+fn interpolate(v: &[f32], nb: &[Option<usize>; 4], first: f32) -> f32 {
+    let g = |k: usize| nb[k].map(|j| v[j] as f64);
+    match (g(0), g(1), g(2), g(3)) {
+        (Some(a), Some(b), Some(c), Some(d)) => ((-a + 9.0 * b + 9.0 * c - d) / 16.0) as f32,
+        (_, Some(b), Some(c), _) => ((b + c) * 0.5) as f32,
+        (_, Some(b), None, _) => b as f32,
+        (_, None, Some(c), _) => c as f32,
+        _ => first,
+    }
+}
+
+/// Context of a sum of neighbour magnitudes.
+#[inline]
+fn bucket(mag: u64) -> usize {
+    match mag {
+        0 => 0,
+        1..=2 => 1,
+        3..=6 => 2,
+        7..=14 => 3,
+        15..=30 => 4,
+        _ => 5,
+    }
+}
+
+/// The symbols of one block under one mode, before entropy coding.
+struct Coded {
+    /// Coded difference `q - q̂` per voxel.
+    ds: Vec<i32>,
+    /// Context per voxel.
+    ctxs: Vec<usize>,
+    /// Voxels whose decoded value the stream changes.
+    corrected: usize,
+}
+
+/// Chooses every voxel's `q` under `mode` (`base(i)`: the value `q = 0` decodes to).
 ///
 /// Each voxel takes, among the `q` its bound admits, the one nearest the causal
-/// prediction (so the coded difference is small). Unbounded voxels take the
-/// prediction when that does not move them further from the original than the
-/// neural value is (or than half a step), else zero.
-pub fn encode(x: &[f32], p: &[f32], bound: &[f32], sz: [usize; 3]) -> Result<(Option<Vec<u8>>, BlockStats), String> {
-    assert_eq!(x.len(), sz[0] * sz[1] * sz[2], "block size");
-    let e_min = bound.iter().copied().filter(|e| e.is_finite()).fold(f32::INFINITY, f32::min);
-    let mut stats = BlockStats { bounded: bound.iter().filter(|e| e.is_finite()).count(), corrected: 0 };
-    if !e_min.is_finite() {
-        return Ok((None, stats));
-    }
-    let step = 2.0 * e_min * (1.0 - MARGIN);
-    let mut qs = vec![0i32; x.len()];
-    let mut syms = vec![(0usize, 0usize); x.len()]; // (context, difference)
-    let mut ds = vec![0i32; x.len()];
-    let mut hist = vec![vec![0u64; ALPHABET]; CONTEXTS];
-    for i in 0..x.len() {
-        let (pred, ctx) = predict(&qs, i, sz);
-        let r = x[i] as f64 - p[i] as f64;
-        let err = |q: i32| ((x[i] as f64) - reconstruct(p[i], q, step) as f64).abs();
+/// prediction (so the coded difference is small). Unbounded voxels (neural mode only)
+/// take the prediction when that does not move them further from the original than
+/// the neural value is (or than half a step), else zero.
+fn choose(x: &[f32], base: impl Fn(usize) -> f32, bound: &[f32], sz: [usize; 3], step: f32, mode: Mode) -> Result<Coded, String> {
+    let n = x.len();
+    let (mut qs, mut ds, mut ctxs) = (vec![0i32; n], vec![0i32; n], vec![0usize; n]);
+    let order = (mode == Mode::Interp).then(|| interp_order(sz));
+    let mut dec = vec![0f32; if mode == Mode::Interp { n } else { 0 }];
+    // Symbols go in coding order k: voxel order (neural) or the interpolation order.
+    for k in 0..n {
+        // Neural: q predicted from neighbours' q, value base + q·Δ. Interp: the value
+        // interpolated from decoded neighbours, q coded as is (q̂ = 0).
+        let (i, pred, ctx, b) = match &order {
+            None => {
+                let (pred, ctx) = predict(&qs, k, sz);
+                (k, pred, ctx, base(k))
+            }
+            Some(o) => (o[k].i, 0, o[k].ctx, interpolate(&dec, &o[k].nb, base(o[k].i))),
+        };
+        let r = x[i] as f64 - b as f64;
+        let err = |q: i32| ((x[i] as f64) - reconstruct(b, q, step) as f64).abs();
         let e = bound[i];
         let q = if e.is_finite() {
             // Step/2 = e·(1 - MARGIN) for the tightest voxel; accepting up to e·(1 - MARGIN/2)
@@ -291,7 +391,7 @@ pub fn encode(x: &[f32], p: &[f32], bound: &[f32], sz: [usize; 3]) -> Result<(Op
             let t = (e * (1.0 - 0.5 * MARGIN)) as f64;
             let nearest = (r / step as f64).round();
             if !nearest.is_finite() || nearest.abs() >= MAX_Q as f64 {
-                return Err(format!("residual {r} at voxel {i} is too large for error bound {e} (prediction {})", p[i]));
+                return Err(format!("residual {r} at voxel {i} is too large for error bound {e} (prediction {b})"));
             }
             let lo = ((r - t) / step as f64).ceil() as i32;
             let hi = ((r + t) / step as f64).floor() as i32;
@@ -306,72 +406,148 @@ pub fn encode(x: &[f32], p: &[f32], bound: &[f32], sz: [usize; 3]) -> Result<(Op
             0
         };
         qs[i] = q;
+        if mode == Mode::Interp {
+            dec[i] = reconstruct(b, q, step);
+        }
         let d = q as i64 - pred as i64;
         if d.abs() >= MAX_Q {
             return Err(format!("residual difference {d} at voxel {i} out of range"));
         }
-        ds[i] = d as i32;
-        syms[i] = (ctx, symbol(d as i32));
-        hist[ctx][syms[i].1] += 1;
+        ds[k] = d as i32;
+        ctxs[k] = ctx;
     }
-    stats.corrected = qs.iter().filter(|&&q| q != 0).count();
-    if stats.corrected == 0 {
-        return Ok((None, stats));
+    let corrected = match mode {
+        Mode::Neural => qs.iter().filter(|&&q| q != 0).count(),
+        Mode::Interp => n,
+    };
+    Ok(Coded { ds, ctxs, corrected })
+}
+
+/// Entropy-codes chosen symbols into a stream: header (signed step, context models,
+/// interpolation offset), then the ANS words.
+fn serialise(c: &Coded, step: f32, mode: Mode, offset: f32) -> Result<Vec<u8>, String> {
+    let mut hist = vec![vec![0u64; ALPHABET]; CONTEXTS];
+    for (&d, &ctx) in c.ds.iter().zip(&c.ctxs) {
+        hist[ctx][symbol(d)] += 1;
     }
     let params: Vec<(u8, u8)> = hist.iter().map(|h| fit(h)).collect();
     let models: Vec<_> = params.iter().map(|&(a, b)| model(a, b)).collect();
     let half = DefaultUniformModel::new(1 << 16);
     let mut coder = DefaultAnsCoder::new();
     // A stack coder: encode in reverse so the decoder reads forward.
-    for i in (0..x.len()).rev() {
-        let (ctx, s) = syms[i];
+    for (&d, &ctx) in c.ds.iter().zip(&c.ctxs).rev() {
+        let s = symbol(d);
         if s == ESC {
-            let u = zigzag(ds[i]);
+            let u = zigzag(d);
             coder.encode_symbol((u & 0xffff) as usize, half).map_err(|e| e.to_string())?;
             coder.encode_symbol((u >> 16) as usize, half).map_err(|e| e.to_string())?;
         }
         coder.encode_symbol(s, &models[ctx]).map_err(|e| e.to_string())?;
     }
     let words = coder.into_compressed().map_err(|_| "ANS coder failed".to_string())?;
-    let mut out = Vec::with_capacity(HEADER + 4 * words.len());
-    out.extend_from_slice(&step.to_le_bytes());
+    let mut out = Vec::with_capacity(HEADER + 4 + 4 * words.len());
+    let signed = if mode == Mode::Interp { -step } else { step };
+    out.extend_from_slice(&signed.to_le_bytes());
     for (a, b) in params {
         out.extend_from_slice(&[a, b]);
     }
+    if mode == Mode::Interp {
+        out.extend_from_slice(&offset.to_le_bytes());
+    }
     out.extend(words.iter().flat_map(|w| w.to_le_bytes()));
-    Ok((Some(out), stats))
+    Ok(out)
 }
 
-/// The step a residual stream uses (for reports), or an error for a bad header.
-pub fn step_of(stream: &[u8]) -> Result<f32, String> {
+/// Codes the residuals of one block of size `sz` (`x` original, `p` prediction,
+/// `bound` per voxel; data units, x fastest). None when no voxel needs a correction.
+///
+/// Tries the neural-prediction mode and, when every voxel of the block is bounded
+/// (so no voxel may keep its neural value), the interpolation mode; keeps the smaller.
+pub fn encode(x: &[f32], p: &[f32], bound: &[f32], sz: [usize; 3]) -> Result<(Option<Vec<u8>>, BlockStats), String> {
+    assert_eq!(x.len(), sz[0] * sz[1] * sz[2], "block size");
+    let e_min = bound.iter().copied().filter(|e| e.is_finite()).fold(f32::INFINITY, f32::min);
+    let mut stats = BlockStats { bounded: bound.iter().filter(|e| e.is_finite()).count(), corrected: 0 };
+    if !e_min.is_finite() {
+        return Ok((None, stats));
+    }
+    let step = 2.0 * e_min * (1.0 - MARGIN);
+    let neural = choose(x, |i| p[i], bound, sz, step, Mode::Neural)?;
+    if neural.corrected == 0 {
+        return Ok((None, stats));
+    }
+    let mut best = (serialise(&neural, step, Mode::Neural, 0.0)?, neural.corrected);
+    let offset = x[0];
+    if stats.bounded == x.len() && offset.is_finite() {
+        let lz = choose(x, |_| offset, bound, sz, step, Mode::Interp)?;
+        let s = serialise(&lz, step, Mode::Interp, offset)?;
+        if s.len() < best.0.len() {
+            best = (s, lz.corrected);
+        }
+    }
+    stats.corrected = best.1;
+    Ok((Some(best.0), stats))
+}
+
+/// Parsed stream header: mode, step, context models' parameters, interpolation offset, body.
+fn header(stream: &[u8]) -> Result<(Mode, f32, &[u8], f32, &[u8]), String> {
     let h = stream.get(..HEADER).ok_or_else(|| format!("residual stream shorter than its {HEADER}-byte header"))?;
-    let step = f32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+    let signed = f32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+    let (mode, step) = if signed.is_sign_negative() { (Mode::Interp, -signed) } else { (Mode::Neural, signed) };
     if !(step.is_finite() && step > 0.0) {
-        return Err(format!("residual step {step} is not a positive finite number"));
+        return Err(format!("residual step {signed} is not a finite nonzero number"));
     }
     if h[4..].chunks_exact(2).any(|ab| ab[1] > 63) {
         return Err("residual stream header has a tail index above 63".into());
     }
-    Ok(step)
+    let (offset, body) = match mode {
+        Mode::Neural => (0.0, &stream[HEADER..]),
+        Mode::Interp => {
+            let o = stream.get(HEADER..HEADER + 4).ok_or("interpolation residual stream shorter than its offset")?;
+            let o = f32::from_le_bytes([o[0], o[1], o[2], o[3]]);
+            if !o.is_finite() {
+                return Err(format!("interpolation residual offset {o} is not finite"));
+            }
+            (o, &stream[HEADER + 4..])
+        }
+    };
+    Ok((mode, step, &h[4..], offset, body))
+}
+
+/// The step a residual stream uses (for reports), or an error for a bad header.
+pub fn step_of(stream: &[u8]) -> Result<f32, String> {
+    header(stream).map(|(_, step, ..)| step)
+}
+
+/// Whether a stream uses the interpolation mode, a format 1.2 feature (writers stamp the minor).
+pub fn needs_minor_2(stream: &[u8]) -> bool {
+    matches!(header(stream), Ok((Mode::Interp, ..)))
 }
 
 /// Adds a block's decoded residuals to its prediction `p` (data units, block of size `sz`) in place.
+/// In the interpolation mode the stream alone sets every voxel and `p` is overwritten.
 pub fn apply(stream: &[u8], p: &mut [f32], sz: [usize; 3]) -> Result<(), String> {
     if p.len() != sz[0] * sz[1] * sz[2] {
         return Err(format!("{} predicted voxels for a block of {:?}", p.len(), sz));
     }
-    let step = step_of(stream)?;
-    let body = &stream[HEADER..];
+    let (mode, step, params, offset, body) = header(stream)?;
     if body.len() % 4 != 0 {
         return Err(format!("residual stream body of {} bytes is not whole words", body.len()));
     }
     let words: Vec<u32> = body.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
     let mut coder = DefaultAnsCoder::from_compressed(words).map_err(|_| "residual stream ends with a zero word".to_string())?;
-    let models: Vec<_> = stream[4..HEADER].chunks_exact(2).map(|ab| model(ab[0], ab[1])).collect();
+    let models: Vec<_> = params.chunks_exact(2).map(|ab| model(ab[0], ab[1])).collect();
     let half = DefaultUniformModel::new(1 << 16);
     let mut qs = vec![0i32; p.len()];
-    for i in 0..p.len() {
-        let (pred, ctx) = predict(&qs, i, sz);
+    let order = (mode == Mode::Interp).then(|| interp_order(sz));
+    for k in 0..p.len() {
+        // In the interpolation mode only voxels decoded earlier in the order are read.
+        let (i, pred, ctx, base) = match &order {
+            None => {
+                let (pred, ctx) = predict(&qs, k, sz);
+                (k, pred, ctx, p[k])
+            }
+            Some(o) => (o[k].i, 0, o[k].ctx, interpolate(p, &o[k].nb, offset)),
+        };
         let s = coder.decode_symbol(&models[ctx]).map_err(|e| e.to_string())?;
         let d = if s == ESC {
             let hi = coder.decode_symbol(half).map_err(|e| e.to_string())? as u32;
@@ -385,7 +561,7 @@ pub fn apply(stream: &[u8], p: &mut [f32], sz: [usize; 3]) -> Result<(), String>
             return Err(format!("residual {q} out of range at voxel {i}"));
         }
         qs[i] = q as i32;
-        p[i] = reconstruct(p[i], q as i32, step);
+        p[i] = reconstruct(base, q as i32, step);
     }
     if !coder.is_empty() {
         return Err("residual stream has data after its last symbol".into());
@@ -439,6 +615,67 @@ mod tests {
         extra.extend_from_slice(&[1, 0, 0, 0]);
         assert!(apply(&extra, &mut p.clone(), sz).is_err());
         assert!(apply(&s, &mut vec![0f32; 450], [10, 5, 9]).is_err(), "fewer voxels than coded symbols");
+    }
+
+    #[test]
+    fn interpolation_mode_wins_on_smooth_blocks_and_ignores_the_prediction() {
+        // A smooth ramp with a noisy "neural" prediction: every voxel bounded, so the
+        // interpolation mode is tried, codes smaller, and decodes without the prediction.
+        let sz = [16, 16, 16];
+        let n = 16 * 16 * 16;
+        let x: Vec<f32> = (0..n).map(|i| 100.0 + 0.3 * (i % 16) as f32 + 0.2 * ((i / 16) % 16) as f32 + 0.1 * (i / 256) as f32).collect();
+        let p: Vec<f32> = x.iter().enumerate().map(|(i, &v)| v + if i % 3 == 0 { 0.7 } else { -0.5 }).collect();
+        let bounds = vec![0.05f32; n];
+        let (s, st) = encode(&x, &p, &bounds, sz).unwrap();
+        let s = s.unwrap();
+        assert!(needs_minor_2(&s), "interpolation mode chosen for a smooth block");
+        assert_eq!(st.corrected, n);
+        let neural = choose(&x, |i| p[i], &bounds, sz, step_of(&s).unwrap(), Mode::Neural).unwrap();
+        assert!(s.len() < serialise(&neural, step_of(&s).unwrap(), Mode::Neural, 0.0).unwrap().len());
+        // Any prediction (even garbage) decodes to the same values: only the stream matters.
+        for junk in [0.0f32, -1e6, 12345.0] {
+            let mut rec = vec![junk; n];
+            apply(&s, &mut rec, sz).unwrap();
+            assert!(x.iter().zip(&rec).all(|(a, b)| (a - b).abs() <= 0.05), "bound holds");
+        }
+        // Threshold mode with an unbounded voxel keeps the neural mode (format 1.1).
+        let mut partial = bounds.clone();
+        partial[7] = f32::INFINITY;
+        let (s2, _) = encode(&x, &p, &partial, sz).unwrap();
+        assert!(!needs_minor_2(&s2.unwrap()));
+    }
+
+    #[test]
+    fn interpolation_order_visits_each_voxel_once_after_its_neighbours() {
+        for sz in [[1, 1, 1], [32, 32, 32], [5, 3, 2], [17, 1, 9], [2, 31, 4], [1, 1, 40]] {
+            let n = sz[0] * sz[1] * sz[2];
+            let order = interp_order(sz);
+            let mut seen = vec![false; n];
+            for v in &order {
+                assert!(!seen[v.i], "{sz:?}: voxel {} twice", v.i);
+                for j in v.nb.iter().flatten() {
+                    assert!(seen[*j], "{sz:?}: voxel {} reads {j} before it is decoded", v.i);
+                }
+                seen[v.i] = true;
+            }
+            assert!(seen.iter().all(|&s| s), "{sz:?}: every voxel visited");
+        }
+    }
+
+    #[test]
+    fn interpolation_streams_with_bad_offsets_are_rejected() {
+        let sz = [8, 8, 8];
+        let x: Vec<f32> = (0..512).map(|i| (i as f32 * 0.01).sin()).collect();
+        let (s, _) = encode(&x, &vec![5.0; 512], &vec![0.01; 512], sz).unwrap();
+        let s = s.unwrap();
+        assert!(needs_minor_2(&s));
+        let mut bad = s.clone();
+        bad[HEADER..HEADER + 4].copy_from_slice(&f32::INFINITY.to_le_bytes());
+        assert!(apply(&bad, &mut vec![0.0; 512], sz).is_err());
+        assert!(apply(&s[..HEADER + 2], &mut vec![0.0; 512], sz).is_err());
+        let mut zero = s.clone();
+        zero[0..4].copy_from_slice(&(-0.0f32).to_le_bytes());
+        assert!(apply(&zero, &mut vec![0.0; 512], sz).is_err(), "a zero step is corrupt in either mode");
     }
 
     proptest! {

@@ -359,6 +359,13 @@ impl Codec {
         let mut neural: Vec<usize> = Vec::new(); // indices into `blocks`
         for (k, &id) in blocks.iter().enumerate() {
             match lat.get(&id) {
+                // An interpolation-mode residual sets every voxel itself: no synthesis needed.
+                Some(Ok(Some((_, Some(r))))) if super::bound::needs_minor_2(r) => {
+                    let (_, s) = block_extent(dims, core, coords(id));
+                    let mut v = vec![0f32; s[0] * s[1] * s[2]];
+                    let applied = super::bound::apply(r, &mut v, s).map_err(|e| format!("block {id}: residual stream: {e}"));
+                    results[k] = Some(applied.map(|_| v));
+                }
                 Some(Ok(Some(_))) => neural.push(k),
                 Some(Ok(None)) => results[k] = Some(store.simple_block(id)),
                 Some(Err(e)) => results[k] = Some(Err(e.clone())),
