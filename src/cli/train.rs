@@ -107,14 +107,17 @@ pub fn run(args: Args) -> CmdResult {
         let trained = train(&vols, &cfg, |step, loss, bpv, psnr, val| {
             bar.set_position(step as u64 + 1);
             bar.set_message(format!("loss {loss:.4} bpv {bpv:.3} psnr {psnr:.1}"));
-            if let Some(v) = val {
-                super::common::note(&bar, format!(
+            match val {
+                // The baseline stores no bitstream: its checkpoint line reports training quality.
+                Some(_) if cfg.baseline => super::common::note(&bar, format!("step {:>6}: checkpoint, training loss {loss:.5}, PSNR {psnr:.2} dB (baseline: no bitstream to validate)", step + 1)),
+                Some(v) => super::common::note(&bar, format!(
                     "step {:>6}: validation (real bitstreams) {:.3} bits/voxel, PSNR {:.2} dB, wPSNR {:.2} dB",
                     step + 1,
                     v.bits_per_voxel,
                     v.psnr,
                     v.wpsnr
-                ));
+                )),
+                None => {}
             }
         })
         .map_err(anyhow::Error::msg)?;
