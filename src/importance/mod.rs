@@ -423,6 +423,49 @@ mod tests {
     }
 
     #[test]
+    fn remaining_kinds_options_and_combinators() {
+        let mut v = vol([10, 4, 4], |x, _, _| x as f32);
+        assert_eq!(eval("value:<4.5", &v)[4..6], [1.0, 0.0]);
+        // fn=inv: 1 / (1 + k d); iso 4.5 crosses between x = 4 and 5, d = 0.5 at x = 4.
+        assert!((eval("iso:4.5,k=1,fn=inv", &v)[4] - 1.0 / 1.5).abs() < 1e-6);
+        // world: spacing 2 along x doubles the distance; a world box is in coordinates.
+        v.info.spacing = [2.0, 1.0, 1.0];
+        v.info.origin = [10.0, 0.0, 0.0];
+        assert!((eval("iso:4.5,k=1,world", &v)[4] - (-1f32).exp()).abs() < 1e-6);
+        let wb = eval("box:13,0,0:17,4,4,world", &v);
+        assert_eq!(wb[1..4], [0.0, 1.0, 1.0], "x = 2, 3 are at 14, 16");
+        // soft edges decay as exp(-d / S) outside the box and stay 1 inside.
+        let soft = eval("box:0,0,0:3,4,4,soft=2", &v);
+        assert_eq!(soft[2], 1.0);
+        assert!(soft[4] > 0.0 && soft[4] < soft[3] && soft[3] < 1.0, "{:?}", &soft[..6]);
+        let sphere = eval("sphere:0,0,0,r=2,soft=1", &v);
+        assert!(sphere[1] == 1.0 && sphere[3] > 0.0 && sphere[3] < 1.0);
+        // max / min pick per voxel.
+        let mx = eval("max(value:>7.5,value:<1.5)", &v);
+        assert_eq!((mx[0], mx[4], mx[9]), (1.0, 0.0, 1.0));
+        let mn = eval("min(value:>2.5,value:<6.5)", &v);
+        assert_eq!((mn[2], mn[4], mn[7]), (0.0, 1.0, 0.0));
+        // var and entropy are zero where the window is constant and highest where it varies.
+        let step = vol([12, 4, 4], |x, _, _| if x < 6 { 0.0 } else { 1.0 });
+        let var = eval("var:w=3", &step);
+        assert_eq!(var[0], 0.0);
+        assert_eq!(var[5].max(var[6]), 1.0);
+        let ent = eval("entropy:w=4", &step);
+        assert_eq!(ent[0], 0.0);
+        assert!(ent[5] > 0.0, "the tile across the step has two values");
+        // file: a map of the same dims, clamped to [0, 1]; a wrong size is an error.
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("m.raw");
+        let vals: Vec<f32> = (0..v.data.len()).map(|i| i as f32 / 40.0 - 0.5).collect();
+        std::fs::write(&path, vals.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+        let f = eval(&format!("file:{}", path.display()), &v);
+        assert_eq!(f[0], 0.0);
+        assert!((f[30] - 0.25).abs() < 1e-6 && f[159] == 1.0);
+        std::fs::write(&path, [0u8; 12]).unwrap();
+        assert!(compute(&parse(&format!("file:{}", path.display())).unwrap(), &Context::single(&v)).is_err());
+    }
+
+    #[test]
     fn time_and_other_volumes() {
         let a = vol([4, 4, 4], |x, _, _| x as f32);
         let b = vol([4, 4, 4], |_, y, _| y as f32);

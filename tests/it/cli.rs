@@ -6,7 +6,7 @@ use super::common::*;
 #[test]
 fn help_lists_every_subcommand() {
     let h = ok(&["--help"]);
-    for c in ["pack", "unpack", "info", "verify", "eval", "mount", "train", "importance", "latents", "sample"] {
+    for c in ["pack", "unpack", "info", "verify", "eval", "mount", "train", "importance", "latents", "cluster", "tsne", "isosim", "sample"] {
         assert!(h.contains(c), "--help lacks {c}");
     }
 }
@@ -311,4 +311,31 @@ fn ratios_say_what_they_count() {
     assert!(out.contains(" vs f32 (") && out.contains(" vs the input's u8)"), "{out}");
     let line = err.lines().find(|l| l.starts_with("b: ")).unwrap_or_else(|| panic!("no per-volume line: {err}"));
     assert!(line.contains(" vs f32 (") && line.contains(" vs the input's u8)"), "{line}");
+}
+
+#[test]
+fn unpack_checks_the_output_before_decoding() {
+    // A damaged block would fail the decode; a bad -o must be reported first.
+    let d = tmp();
+    let raw = sample(d.path(), "nyx", "16x16x16", 2);
+    let idl = d.path().join("l.idl");
+    ok(&["pack", s(&raw), "--dims", "16x16x16", "--lossless", "-o", s(&idl), "--quiet"]);
+    let e = {
+        let c = idlat::format::Container::open(&idl).unwrap();
+        c.entry(idlat::format::VolumeId(0), idlat::format::BlockId(0)).unwrap()
+    };
+    let mut b = std::fs::read(&idl).unwrap();
+    b[(e.offset + e.len as u64 / 2) as usize] ^= 0x5a;
+    std::fs::write(&idl, b).unwrap();
+    let out = run(&["unpack", s(&idl), "-o", s(&d.path().join("x.txt")), "--quiet"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.code() == Some(2) && err.contains("unknown output type") && !err.contains("checksum"), "{err}");
+    let taken = d.path().join("taken.npy");
+    std::fs::write(&taken, b"x").unwrap();
+    let out = run(&["unpack", s(&idl), "-o", s(&taken), "--quiet"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.code() == Some(2) && err.contains("--force") && !err.contains("checksum"), "{err}");
+    // With a valid output the damaged block is what fails.
+    let out = run(&["unpack", s(&idl), "-o", s(&d.path().join("ok.npy")), "--quiet"]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("checksum"), "{out:?}");
 }
