@@ -33,8 +33,10 @@ pub struct Args {
     /// Blocks per synthesis batch (bounds memory; results do not depend on it).
     #[arg(long, default_value_t = super::common::DECODE_BATCH)]
     pub batch: usize,
+    /// Overwrite existing output files.
     #[arg(long)]
     pub force: bool,
+    /// No progress bars or per-volume lines.
     #[arg(short, long)]
     pub quiet: bool,
 }
@@ -46,12 +48,10 @@ pub fn run(args: Args) -> CmdResult {
         Some(n) => vec![c.find_volume(n).with_context(|| format!("no volume '{n}' in {}", args.input.display()))?],
         None => c.volumes().map(|(v, _)| v).collect(),
     };
-    let codec = super::common::codec_for(&c, args.model.as_deref(), args.device)?;
     let single = vols.len() == 1 && args.output.extension().is_some();
-    if !single {
-        std::fs::create_dir_all(&args.output).with_context(|| format!("creating {}", args.output.display()))?;
-    }
-    let mut bytes = 0u64;
+    // Every output is checked (type, --force, --dtype) before any decoding, so
+    // a bad -o fails in a second rather than after minutes of decoding.
+    let mut plan = Vec::new();
     for v in vols {
         let meta = c.volume(v)?;
         let out = if single { args.output.clone() } else { args.output.join(format!("{}.{}", meta.info.name, args.format)) };
@@ -63,6 +63,15 @@ pub fn run(args: Args) -> CmdResult {
         if dtype.is_some() && !matches!(out.extension().and_then(|e| e.to_str()), Some("raw" | "mhd")) {
             bail!("--dtype applies to .raw/.mhd output only");
         }
+        crate::io::check_output(&out, args.force)?;
+        plan.push((v, meta, out, dtype));
+    }
+    let codec = super::common::codec_for(&c, args.model.as_deref(), args.device)?;
+    if !single {
+        std::fs::create_dir_all(&args.output).with_context(|| format!("creating {}", args.output.display()))?;
+    }
+    let mut bytes = 0u64;
+    for (v, meta, out, dtype) in plan {
         let bar = super::common::progress(meta.block_count, args.quiet, &format!("unpack {}", meta.info.name));
         let data = super::common::decode(codec.as_ref(), &c, v, args.batch, |d, _| bar.set_position(d as u64))?;
         bar.finish_and_clear();

@@ -191,10 +191,10 @@ pub fn mhd_header(vol: &Volume, data_file: &str) -> String {
     mhd_text(&vol.info, data_file)
 }
 
-/// Writes a volume, choosing the format by extension: `.raw`/`.mhd` (pair),
-/// `.nhdr` (+ `.raw`), `.npy`, `.vti`. `dtype` restores an original type for
-/// `.raw` (with a matching `.mhd`); the other formats store f32.
-pub fn write_volume(path: &Path, vol: &Volume, dtype: Option<DType>, force: bool) -> Result<Vec<PathBuf>, IoError> {
+/// The files `write_volume` writes for `path`, checked before any work is done:
+/// the extension must be known and, unless `force`, none of them may exist.
+/// Callers with slow work before the write (decoding) call this first.
+pub fn check_output(path: &Path, force: bool) -> Result<Vec<PathBuf>, IoError> {
     let ext = lower_name(path).rsplit_once('.').map(|(_, e)| e.to_string()).unwrap_or_default();
     let targets: Vec<PathBuf> = match ext.as_str() {
         "raw" | "mhd" => vec![path.with_extension("raw"), path.with_extension("mhd")],
@@ -207,6 +207,15 @@ pub fn write_volume(path: &Path, vol: &Volume, dtype: Option<DType>, force: bool
             return Err(IoError::Invalid { path: p.clone(), msg: "exists (use --force to overwrite)".into() });
         }
     }
+    Ok(targets)
+}
+
+/// Writes a volume, choosing the format by extension: `.raw`/`.mhd` (pair),
+/// `.nhdr` (+ `.raw`), `.npy`, `.vti`. `dtype` restores an original type for
+/// `.raw` (with a matching `.mhd`); the other formats store f32.
+pub fn write_volume(path: &Path, vol: &Volume, dtype: Option<DType>, force: bool) -> Result<Vec<PathBuf>, IoError> {
+    let ext = lower_name(path).rsplit_once('.').map(|(_, e)| e.to_string()).unwrap_or_default();
+    let targets = check_output(path, force)?;
     let raw_name = path.with_extension("raw").file_name().and_then(|n| n.to_str()).unwrap_or("data.raw").to_string();
     match ext.as_str() {
         "raw" | "mhd" => {
