@@ -8,5 +8,6 @@ mod it {
     pub mod cli;
     pub mod io;
     pub mod mount;
+    pub mod roundtrip;
     pub mod vectors;
 }
