@@ -19,8 +19,9 @@ pub const DEFAULT_MODEL_FILE: &str = "idlat-fast.safetensors";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    // In the message, not a `source`, so anyhow's `{:#}` does not print it twice.
+    #[error("{path}: {err}")]
+    Io { path: PathBuf, err: std::io::Error },
     #[error("model file is not valid safetensors: {0}")]
     Parse(String),
     #[error("model file lacks {0}")]
@@ -91,7 +92,7 @@ impl ModelFile {
     }
 
     pub fn load(path: &Path) -> Result<ModelFile, ModelError> {
-        let bytes = std::fs::read(path).map_err(|source| ModelError::Io { path: path.to_owned(), source })?;
+        let bytes = std::fs::read(path).map_err(|err| ModelError::Io { path: path.to_owned(), err })?;
         ModelFile::from_bytes(&bytes)
     }
 
@@ -125,7 +126,7 @@ impl ModelFile {
         let tmp = path.with_extension("safetensors.tmp");
         std::fs::write(&tmp, &bytes)
             .and_then(|_| std::fs::rename(&tmp, path))
-            .map_err(|source| ModelError::Io { path: path.to_owned(), source })?;
+            .map_err(|err| ModelError::Io { path: path.to_owned(), err })?;
         Ok(sha256_hex(&bytes))
     }
 

@@ -4,8 +4,10 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FormatError {
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    // The OS error is in the message and deliberately not a `source`:
+    // anyhow's `{:#}` prints the chain, which would repeat it.
+    #[error("{path}: {err}")]
+    Io { path: PathBuf, err: std::io::Error },
     #[error("not an idlat container (bad magic in the {section})")]
     BadMagic { section: &'static str },
     #[error("container format version {major}.{minor} is not supported (this build reads major version {supported})")]
@@ -35,7 +37,7 @@ pub enum FormatError {
 impl From<FormatError> for std::io::Error {
     fn from(e: FormatError) -> std::io::Error {
         let kind = match &e {
-            FormatError::Io { source, .. } => source.kind(),
+            FormatError::Io { err, .. } => err.kind(),
             FormatError::NoVolume(_) => std::io::ErrorKind::NotFound,
             FormatError::Exists { .. } => std::io::ErrorKind::AlreadyExists,
             _ => std::io::ErrorKind::InvalidData,

@@ -57,7 +57,7 @@ fn displaced_trailer_end(map: &[u8]) -> Option<u64> {
 
 impl Container {
     pub fn open(path: &Path) -> Result<Container> {
-        let io = |source| FormatError::Io { path: path.to_owned(), source };
+        let io = |err| FormatError::Io { path: path.to_owned(), err };
         let file = std::fs::File::open(path).map_err(io)?;
         // SAFETY: read-only private mapping of a file that idlat never modifies in
         // place; see the module docs for the truncation (SIGBUS) caveat.

@@ -41,7 +41,7 @@ impl ContainerWriter {
         let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out.idl");
         let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-        let io = |source| FormatError::Io { path: tmp.clone(), source };
+        let io = |err| FormatError::Io { path: tmp.clone(), err };
         let file = File::create(&tmp).map_err(io)?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
         out.write_all(&header_bytes(0)).map_err(io)?;
@@ -88,13 +88,13 @@ impl ContainerWriter {
     }
 
     fn io(&self) -> impl Fn(std::io::Error) -> FormatError + '_ {
-        move |source| FormatError::Io { path: self.tmp.clone(), source }
+        move |err| FormatError::Io { path: self.tmp.clone(), err }
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
         let out = self.out.as_mut().expect("open until finish");
         if let Err(source) = out.write_all(bytes) {
-            return Err(FormatError::Io { path: self.tmp.clone(), source });
+            return Err(FormatError::Io { path: self.tmp.clone(), err: source });
         }
         self.pos += bytes.len() as u64;
         Ok(())
@@ -144,14 +144,14 @@ impl ContainerWriter {
         self.write(&index)?;
         self.write(&trailer.to_bytes(self.minor))?;
         let out = self.out.take().expect("open until finish");
-        let mut file = out.into_inner().map_err(|e| FormatError::Io { path: self.tmp.clone(), source: e.into_error() })?;
+        let mut file = out.into_inner().map_err(|e| FormatError::Io { path: self.tmp.clone(), err: e.into_error() })?;
         if self.minor != 0 {
             use std::io::Seek;
             file.seek(std::io::SeekFrom::Start(0)).and_then(|_| file.write_all(&header_bytes(self.minor))).map_err(self.io())?;
         }
         file.sync_all().map_err(self.io())?;
         drop(file);
-        std::fs::rename(&self.tmp, &self.path).map_err(|source| FormatError::Io { path: self.path.clone(), source })?;
+        std::fs::rename(&self.tmp, &self.path).map_err(|err| FormatError::Io { path: self.path.clone(), err })?;
         if let Some(dir) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
             // Persist the rename; failure here does not lose data already synced.
             let _ = File::open(dir).and_then(|d| d.sync_all());

@@ -24,15 +24,17 @@ use std::path::{Path, PathBuf};
 /// Errors reading or writing volume files; each names the file and the problem.
 #[derive(Debug, thiserror::Error)]
 pub enum IoError {
-    #[error("{path}: {source}")]
-    Os { path: PathBuf, source: std::io::Error },
+    // The OS error is part of the message and deliberately not a `source`:
+    // anyhow's `{:#}` prints the chain, which would repeat it.
+    #[error("{path}: {err}")]
+    Os { path: PathBuf, err: std::io::Error },
     #[error("{path}: {msg}")]
     Invalid { path: PathBuf, msg: String },
 }
 
 /// Wraps an OS error with the file it concerns.
 pub fn os_err(path: &Path, source: std::io::Error) -> IoError {
-    IoError::Os { path: path.to_owned(), source }
+    IoError::Os { path: path.to_owned(), err: source }
 }
 
 /// How to interpret inputs that do not describe themselves (raw bricks).
@@ -62,7 +64,8 @@ pub fn read_volume_with_mask(path: &Path, opts: &ReadOptions) -> Result<(Volume,
     let base = name.trim_end_matches(".gz");
     let ext = base.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
     let mut vol = match ext {
-        "npy" if !gz => npy::read_npy(path)?,
+        "npy" if gz => npy::read_npy_gz(path)?,
+        "npy" => npy::read_npy(path)?,
         "mhd" | "mha" => headers::read_mhd(path)?,
         "nrrd" | "nhdr" => headers::read_nrrd(path)?,
         "vti" => headers::read_vti(path)?,

@@ -7,10 +7,31 @@ use npyz::{TypeChar, WriterBuilder};
 use std::path::Path;
 
 pub fn read_npy(path: &Path) -> Result<Volume, IoError> {
-    let inv = |msg: String| IoError::Invalid { path: path.to_owned(), msg };
     let f = std::fs::File::open(path).map_err(|e| os_err(path, e))?;
     let file_len = f.metadata().map_err(|e| os_err(path, e))?.len();
-    let npy = npyz::NpyFile::new(std::io::BufReader::new(f)).map_err(|e| inv(format!("not a valid .npy: {e}")))?;
+    parse_npy(path, std::io::BufReader::new(f), file_len)
+}
+
+/// A gzip-compressed .npy (`NAME.npy.gz`). It is inflated into memory first so
+/// the shape can be checked against the real data length before `npyz`
+/// allocates for it, as for a plain file; the inflated bytes are no larger than
+/// the volume itself.
+pub fn read_npy_gz(path: &Path) -> Result<Volume, IoError> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| os_err(path, e))?;
+    let mut bytes = Vec::new();
+    flate2::read::MultiGzDecoder::new(std::io::BufReader::new(f))
+        .read_to_end(&mut bytes)
+        .map_err(|e| IoError::Invalid { path: path.to_owned(), msg: format!("not valid gzip: {e}") })?;
+    let len = bytes.len() as u64;
+    parse_npy(path, std::io::Cursor::new(bytes), len)
+}
+
+/// Parses .npy bytes from `r`; `avail` is how many bytes the stream holds.
+fn parse_npy(path: &Path, r: impl std::io::Read, avail: u64) -> Result<Volume, IoError> {
+    let inv = |msg: String| IoError::Invalid { path: path.to_owned(), msg };
+    let file_len = avail;
+    let npy = npyz::NpyFile::new(r).map_err(|e| inv(format!("not a valid .npy: {e}")))?;
     let shape: Vec<usize> = npy.shape().iter().map(|&s| s as usize).collect();
     if shape.is_empty() || shape.len() > 3 || shape.contains(&0) {
         return Err(inv(format!("only scalar 1-3D arrays are supported (shape {shape:?})")));
@@ -27,9 +48,11 @@ pub fn read_npy(path: &Path) -> Result<Volume, IoError> {
         (TypeChar::Int, 4) => DType::I32,
         _ => return Err(inv(format!("unsupported dtype {ts}"))),
     };
-    let n: usize = shape.iter().product();
-    if (n * dtype.size()) as u64 > file_len {
-        return Err(inv(format!("shape {shape:?} needs {} bytes but the file has {file_len}", n * dtype.size())));
+    // Checked: the shape comes from the file and may be absurd.
+    let n = shape.iter().try_fold(1usize, |a, &s| a.checked_mul(s)).ok_or_else(|| inv(format!("shape {shape:?} overflows")))?;
+    let need = (n as u64).saturating_mul(dtype.size() as u64);
+    if need > file_len {
+        return Err(inv(format!("shape {shape:?} needs {need} bytes but the file has {file_len}")));
     }
     let fortran = npy.order() == npyz::Order::Fortran;
     let conv = |e: std::io::Error| inv(format!("reading data: {e}"));

@@ -184,3 +184,22 @@ fn nrrd_detached_header_without_blank_line_and_attached_encodings() {
     let e = read_volume(&p, &ReadOptions::default()).unwrap_err().to_string();
     assert!(e.contains("blank line"), "{e}");
 }
+
+/// `.npy.gz` is gunzipped and read as .npy (it used to be taken for a raw brick).
+#[test]
+fn gzipped_npy_is_read_as_npy() {
+    let d = tmp();
+    let dir = d.path();
+    py(
+        "import sys, os, gzip, io, numpy as np\nd = sys.argv[1]\n\
+         a = ((np.arange(7*5*6) * 37) % 101 - 20).reshape(6, 5, 7).astype('<i2')\n\
+         b = io.BytesIO(); np.save(b, a); open(os.path.join(d, 'a.npy.gz'), 'wb').write(gzip.compress(b.getvalue()))\n\
+         open(os.path.join(d, 'bad.npy.gz'), 'wb').write(gzip.compress(b'not an npy'))",
+        &[s(dir)],
+    );
+    let v = read_volume(&dir.join("a.npy.gz"), &ReadOptions::default()).unwrap();
+    assert_eq!((v.info.dims, v.info.dtype), ([7, 5, 6], DType::I16));
+    assert_eq!(v.data, expected([7, 5, 6]));
+    let e = read_volume(&dir.join("bad.npy.gz"), &ReadOptions::default()).unwrap_err().to_string();
+    assert!(e.contains("not a valid .npy"), "{e}");
+}
