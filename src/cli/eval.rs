@@ -26,8 +26,10 @@ pub struct Args {
     /// Importance map for wMSE/wPSNR.
     #[arg(long, default_value = "uniform:1")]
     pub importance: String,
+    /// Model file, if the container references one that is not installed.
     #[arg(long)]
     pub model: Option<PathBuf>,
+    /// Where the codec runs: auto (CUDA when available), cpu or cuda.
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
     /// Machine-readable output.

@@ -23,13 +23,17 @@ use std::process::ExitCode;
 #[derive(clap::Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
+    /// Input volume (any format pack reads).
     pub input: PathBuf,
+    /// The importance spec (grammar above).
     #[arg(long)]
     pub importance: String,
+    /// Output map: NAME.raw (f32, plus NAME.mhd beside it) or NAME.mhd (plus NAME.raw).
     #[arg(short, long)]
     pub output: PathBuf,
     #[command(flatten)]
     pub read: InputArgs,
+    /// Overwrite existing output files.
     #[arg(long)]
     pub force: bool,
 }

@@ -13,6 +13,7 @@ pub struct Args {
     /// Container file.
     #[arg(required_unless_present = "device")]
     pub input: Option<PathBuf>,
+    /// Machine-readable JSON output.
     #[arg(long)]
     pub json: bool,
     /// Print the compute device decoding would use.

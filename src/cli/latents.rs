@@ -17,7 +17,9 @@ use std::process::ExitCode;
 /// tsne` read it to lay labels over the volume (docs/ANALYSIS.md).
 #[derive(clap::Args, Debug)]
 pub struct Args {
+    /// Container file.
     pub input: PathBuf,
+    /// Output table file (.npy, or CSV text with --csv).
     #[arg(short, long)]
     pub output: PathBuf,
     /// Volume name (default: the first).
@@ -26,10 +28,13 @@ pub struct Args {
     /// Append the hyper-latent (z) symbols.
     #[arg(long)]
     pub z: bool,
+    /// Write the table as CSV text instead of .npy.
     #[arg(long)]
     pub csv: bool,
+    /// Model file, if the container references one that is not installed.
     #[arg(long)]
     pub model: Option<PathBuf>,
+    /// Overwrite existing output files.
     #[arg(long)]
     pub force: bool,
 }

@@ -33,8 +33,10 @@ pub struct Args {
     /// Let other users access the mount (needs user_allow_other in /etc/fuse.conf).
     #[arg(long)]
     pub allow_other: bool,
+    /// Model file, if the container references one that is not installed.
     #[arg(long)]
     pub model: Option<PathBuf>,
+    /// Where the codec runs: auto (CUDA when available), cpu or cuda.
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
     /// Daemon mode: append log lines (e.g. a corrupt block) to this file instead of discarding them.

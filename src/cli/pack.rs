@@ -62,6 +62,7 @@ pub struct Args {
     /// Store every block exactly (zstd), no neural coding.
     #[arg(long)]
     pub lossless: bool,
+    /// Where the codec runs: auto (CUDA when available), cpu or cuda.
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
     /// Windows per network batch.
@@ -73,6 +74,7 @@ pub struct Args {
     /// Overwrite an existing output.
     #[arg(long)]
     pub force: bool,
+    /// No progress bars or per-volume lines.
     #[arg(short, long)]
     pub quiet: bool,
 }

@@ -20,6 +20,7 @@ pub struct Args {
     /// Grid size, x fastest.
     #[arg(long, default_value = "64x64x64")]
     pub dims: String,
+    /// Random seed: the same seed, dims and step give the same volume.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Time step of the run.
@@ -31,6 +32,7 @@ pub struct Args {
     /// Output .raw (a .mhd header is written beside it); NAME.mhd writes NAME.raw + NAME.mhd.
     #[arg(short, long)]
     pub output: PathBuf,
+    /// Overwrite existing output files.
     #[arg(long)]
     pub force: bool,
 }

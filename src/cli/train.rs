@@ -48,6 +48,7 @@ pub struct Args {
     /// Learning rate of the networks (the density models use 10x).
     #[arg(long, default_value_t = 1e-4)]
     pub lr: f64,
+    /// Random seed of initialisation and batch sampling.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// The paper's baseline: same architecture, no importance, no quantisation, no rate loss.
@@ -56,13 +57,16 @@ pub struct Args {
     /// Continue from a model file (weights; optimiser state restarts).
     #[arg(long)]
     pub resume: Option<PathBuf>,
+    /// Run validation every N steps.
     #[arg(long, default_value_t = 200)]
     pub validate_every: usize,
+    /// Where the codec runs: auto (CUDA when available), cpu or cuda.
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
     /// Refuse nothing: overwrite an existing output.
     #[arg(long)]
     pub force: bool,
+    /// No progress bar.
     #[arg(short, long)]
     pub quiet: bool,
 }

@@ -28,6 +28,7 @@ pub struct Args {
     /// Model file, if the container references one that is not installed.
     #[arg(long)]
     pub model: Option<PathBuf>,
+    /// Where the codec runs: auto (CUDA when available), cpu or cuda.
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
     /// Blocks per synthesis batch (bounds memory; results do not depend on it).

@@ -17,8 +17,10 @@ pub struct Args {
     /// Also decode every block.
     #[arg(long)]
     pub decode: bool,
+    /// Model file, if the container references one that is not installed.
     #[arg(long)]
     pub model: Option<PathBuf>,
+    /// Where the codec runs: auto (CUDA when available), cpu or cuda.
     #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
     pub device: DeviceArg,
 }

@@ -339,3 +339,40 @@ fn unpack_checks_the_output_before_decoding() {
     let out = run(&["unpack", s(&idl), "-o", s(&d.path().join("ok.npy")), "--quiet"]);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("checksum"), "{out:?}");
 }
+
+#[test]
+fn every_option_of_the_core_commands_has_help() {
+    use clap::CommandFactory;
+    let cli = idlat::cli::Cli::command();
+    let mut missing = Vec::new();
+    for name in ["pack", "unpack", "info", "verify", "eval", "mount", "train", "importance", "latents", "sample"] {
+        let sub = cli.find_subcommand(name).unwrap_or_else(|| panic!("no subcommand {name}"));
+        for a in sub.get_arguments() {
+            let id = a.get_id().as_str();
+            if a.is_positional() || a.is_hide_set() || id == "help" || id == "version" {
+                continue;
+            }
+            if a.get_help().is_none() && a.get_long_help().is_none() {
+                missing.push(format!("{name} --{id}"));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "options without help: {missing:?}");
+}
+
+#[test]
+fn os_errors_are_printed_once() {
+    // The OS error used to appear twice: in the message and again as its cause.
+    let d = tmp();
+    let nope = d.path().join("nope.raw");
+    for args in [
+        vec!["pack", s(&nope), "--dims", "4x4x4", "-o", "x.idl"],
+        vec!["info", s(&nope)],
+        vec!["unpack", s(&nope), "-o", "x.raw"],
+    ] {
+        let out = run(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.matches("No such file").count(), 1, "{args:?}: {err}");
+    }
+}
