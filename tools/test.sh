@@ -12,7 +12,7 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 # Release mode: reuses set-up's build and keeps the numeric tests fast.
-cargo test --release --all-targets 2>&1 | tee "$log" || status=$?
+cargo test --release --all-targets --no-fail-fast 2>&1 | tee "$log" || status=$?
 if [ -x tools/fuzz_smoke.sh ] && { [ "${CI:-}" = true ] || [ "${IDLAT_FUZZ:-0}" = 1 ]; }; then
   tools/fuzz_smoke.sh "${IDLAT_FUZZ_SECONDS:-20}" || status=1
 fi

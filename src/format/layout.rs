@@ -61,6 +61,11 @@ pub fn parse_header(h: &[u8]) -> Result<(u16, u16)> {
     if le_u32(h, 12) != 0 {
         return Err(FormatError::Invalid { section: "header", msg: "reserved flags are not zero".into() });
     }
+    // Spec §2: bytes 16..28 are reserved and must be 0, so a later minor can give
+    // them a meaning without old readers silently ignoring it.
+    if h[16..28].iter().any(|&b| b != 0) {
+        return Err(FormatError::Invalid { section: "header", msg: "reserved bytes 16..28 are not zero".into() });
+    }
     Ok((major, minor))
 }
 
@@ -154,5 +159,30 @@ impl Entry {
     /// Reserved bytes 17..24 must be zero.
     pub fn reserved_ok(e: &[u8]) -> bool {
         e[17..24].iter().all(|&b| b == 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A header with `f` applied, its CRC recomputed so only the tested rule can fail.
+    fn header_with(f: impl Fn(&mut [u8; HEADER_LEN as usize])) -> [u8; HEADER_LEN as usize] {
+        let mut h = header_bytes(MINOR);
+        f(&mut h);
+        let crc = crc32fast::hash(&h[..28]);
+        h[28..32].copy_from_slice(&crc.to_le_bytes());
+        h
+    }
+
+    #[test]
+    fn header_reserved_bytes_must_be_zero() {
+        assert_eq!(parse_header(&header_with(|_| {})).unwrap(), (MAJOR, MINOR));
+        for at in [16, 20, 27] {
+            let e = parse_header(&header_with(|h| h[at] = 1)).unwrap_err();
+            assert!(matches!(&e, FormatError::Invalid { section: "header", msg } if msg.contains("16..28")), "byte {at}: {e}");
+        }
+        let e = parse_header(&header_with(|h| h[12] = 1)).unwrap_err();
+        assert!(matches!(&e, FormatError::Invalid { section: "header", msg } if msg.contains("flags")), "{e}");
     }
 }

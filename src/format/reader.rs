@@ -192,9 +192,29 @@ impl Container {
             return Ok(None);
         }
         let z = section(&self.map, self.trailer.model, "model", self.file_len() - TRAILER_LEN)?;
-        let raw = zstd::bulk::decompress(z, MAX_MODEL as usize).map_err(|e| FormatError::Invalid { section: "model", msg: format!("zstd: {e}") })?;
-        Ok(Some(raw))
+        inflate_model(z).map(Some)
     }
+}
+
+/// Decompresses the model section into exactly the length its zstd frame
+/// declares, checked against `MAX_MODEL` first: `bulk::decompress` allocates its
+/// whole capacity up front, so passing `MAX_MODEL` reserved 1 GiB for every
+/// embedded model (spec §7: capacity is the declared raw length, never more).
+fn inflate_model(z: &[u8]) -> Result<Vec<u8>> {
+    let bad = |msg: String| FormatError::Invalid { section: "model", msg };
+    let declared = match zstd::zstd_safe::get_frame_content_size(z) {
+        Ok(Some(n)) => n,
+        Ok(None) => return Err(bad("the zstd frame does not declare its decompressed size".into())),
+        Err(_) => return Err(bad("not a zstd frame".into())),
+    };
+    if declared > MAX_MODEL {
+        return Err(FormatError::LimitExceeded { what: "model bytes", value: declared, max: MAX_MODEL });
+    }
+    let raw = zstd::bulk::decompress(z, declared as usize).map_err(|e| bad(format!("zstd: {e}")))?;
+    if raw.len() as u64 != declared {
+        return Err(bad(format!("decompressed to {} bytes, the frame declares {declared}", raw.len())));
+    }
+    Ok(raw)
 }
 
 fn validate_meta(meta: &ContainerMeta, index_len: u64) -> Result<()> {
@@ -234,4 +254,33 @@ fn validate_meta(meta: &ContainerMeta, index_len: u64) -> Result<()> {
         return Err(FormatError::Invalid { section: "index", msg: format!("{} entries for {next} blocks", index_len / ENTRY_LEN) });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_section_inflates_to_its_declared_size_only() {
+        let model = b"model bytes ".repeat(100);
+        let z = zstd::bulk::compress(&model, 3).unwrap();
+        assert_eq!(inflate_model(&z).unwrap(), model);
+        // A streamed frame carries no size: rejected rather than guessed.
+        let mut enc = zstd::stream::Encoder::new(Vec::new(), 3).unwrap();
+        std::io::Write::write_all(&mut enc, &model).unwrap();
+        let streamed = enc.finish().unwrap();
+        assert!(matches!(inflate_model(&streamed), Err(FormatError::Invalid { section: "model", .. })));
+        // A frame header declaring 2 GiB is refused before any allocation:
+        // magic, descriptor (single segment, 8-byte content size), size.
+        let mut huge = vec![0x28, 0xB5, 0x2F, 0xFD, 0xE0];
+        huge.extend_from_slice(&(2u64 << 30).to_le_bytes());
+        huge.extend_from_slice(&[1, 0, 0]); // an empty last raw block
+        assert!(matches!(inflate_model(&huge), Err(FormatError::LimitExceeded { value, .. }) if value == 2 << 30));
+        assert!(matches!(inflate_model(b"garbage"), Err(FormatError::Invalid { .. })));
+        // Declared size larger than the data: zstd stops short, which is an error.
+        let mut short = vec![0x28, 0xB5, 0x2F, 0xFD, 0xE0];
+        short.extend_from_slice(&100u64.to_le_bytes());
+        short.extend_from_slice(&[1, 0, 0]);
+        assert!(inflate_model(&short).is_err());
+    }
 }
