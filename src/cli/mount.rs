@@ -14,6 +14,8 @@ use std::sync::Arc;
 /// LRU cache (--cache-mb); sequential readers get the next slab decoded ahead.
 /// `.idlat-stats` at the root reports cache and decode statistics (JSON).
 /// Unmount with `fusermount3 -u MOUNTPOINT`, or Ctrl-C / SIGTERM the daemon.
+/// A detached daemon logs (e.g. which block is corrupt) to --log, by default
+/// $XDG_RUNTIME_DIR (else /tmp) /idlat-mount-<mount point>.log; the path is printed.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     pub input: PathBuf,
@@ -39,9 +41,27 @@ pub struct Args {
     /// Where the codec runs: auto (CUDA when available), cpu or cuda.
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
-    /// Daemon mode: append log lines (e.g. a corrupt block) to this file instead of discarding them.
+    /// Daemon mode: append log lines (e.g. a corrupt block) to this file
+    /// [default: $XDG_RUNTIME_DIR, else /tmp, /idlat-mount-<mount point>.log].
     #[arg(long)]
     pub log: Option<PathBuf>,
+}
+
+/// Where a detached daemon logs when --log is not given: the user's runtime
+/// directory (private, per user) if there is one, else the temp directory; the
+/// name is derived from the absolute mount point so two mounts do not share a log.
+fn default_log_path(mountpoint: &std::path::Path) -> PathBuf {
+    let abs = std::fs::canonicalize(mountpoint).unwrap_or_else(|_| mountpoint.to_owned());
+    let tag: String = abs.to_string_lossy().trim_matches('/').chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
+    let dir = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from).filter(|d| d.is_dir()).unwrap_or_else(std::env::temp_dir);
+    dir.join(format!("idlat-mount-{}.log", if tag.is_empty() { "root".into() } else { tag }))
+}
+
+/// Opens the daemon's log for appending: owner-only, and never through a
+/// symlink, since the default lives in a shared directory such as /tmp.
+fn open_log(p: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().create(true).append(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(p).with_context(|| format!("log file {}", p.display()))
 }
 
 pub fn run(args: Args) -> CmdResult {
@@ -56,6 +76,15 @@ pub fn run(args: Args) -> CmdResult {
     if neural {
         crate::codec::store::resolve_model(&container, args.model.as_deref()).map_err(anyhow::Error::msg)?;
     }
+    // Opened before detaching so a bad path is reported on the terminal; without
+    // a log file the daemon's messages (a corrupt block's name) would be lost.
+    let log = if args.foreground {
+        None
+    } else {
+        let p = args.log.clone().unwrap_or_else(|| default_log_path(&args.mountpoint));
+        let f = open_log(&p)?;
+        Some((p, f))
+    };
     let mut ready_fd: Option<i32> = None;
     if !args.foreground {
         // Fork before libtorch starts threads; the parent exits once the child reports the mount live.
@@ -77,7 +106,8 @@ pub fn run(args: Args) -> CmdResult {
                 let mut b = [0u8; 1];
                 let n = unsafe { libc::read(fds[0], b.as_mut_ptr().cast(), 1) };
                 if n == 1 {
-                    println!("mounted {} at {}", args.input.display(), args.mountpoint.display());
+                    let log_path = log.as_ref().map(|(p, _)| p.display().to_string()).unwrap_or_default();
+                    println!("mounted {} at {} (log: {log_path})", args.input.display(), args.mountpoint.display());
                     return Ok(ExitCode::SUCCESS);
                 }
                 bail!("the mount daemon exited before the mount was live");
@@ -106,10 +136,9 @@ pub fn run(args: Args) -> CmdResult {
         allow_other: args.allow_other,
         readahead_bytes: args.readahead_mb << 20,
     };
-    let log_fd = match (&args.log, ready_fd) {
-        (Some(p), Some(_)) => {
+    let log_fd = match (log, ready_fd) {
+        (Some((_, f)), Some(_)) => {
             use std::os::fd::IntoRawFd;
-            let f = std::fs::OpenOptions::new().create(true).append(true).open(p).with_context(|| format!("log file {}", p.display()))?;
             Some(f.into_raw_fd())
         }
         _ => None,

@@ -105,7 +105,6 @@ struct Packed {
     /// The volume as f32, the reference of every ratio idlat reports (spec, bench, --target-ratio).
     f32_bytes: u64,
     dtype: crate::volume::DType,
-    stored_bytes: u64,
     scale: f32,
 }
 
@@ -296,7 +295,7 @@ fn run_torch(args: Args) -> CmdResult {
             }
             note(&bar, msg);
         }
-        done.push(Packed { name: vol.info.name.clone(), input_bytes, f32_bytes: (vol.data.len() * 4) as u64, dtype: vol.info.dtype, stored_bytes: stored, scale });
+        done.push(Packed { name: vol.info.name.clone(), input_bytes, f32_bytes: (vol.data.len() * 4) as u64, dtype: vol.info.dtype, scale });
     }
     let stats = writer.finish()?;
     let secs = t0.elapsed().as_secs_f64();

@@ -255,3 +255,35 @@ fn daemon_mode_detaches_and_fusermount_unmounts() {
     assert!(Command::new("fusermount3").arg("-u").arg(&mnt).status().unwrap().success());
     assert!(!mnt.join("isabel1.raw").exists());
 }
+
+#[test]
+fn daemon_logs_a_corrupt_block_to_a_file_by_default() {
+    // Without --log a detached daemon used to send its log to /dev/null.
+    let d = tmp();
+    let raw = sample(d.path(), "isabel", "32x32x8", 1);
+    let idl = d.path().join("i.idl");
+    ok(&["pack", s(&raw), "--dims", "32x32x8", "--lossless", "-o", s(&idl), "--quiet"]);
+    let c = idlat::format::Container::open(&idl).unwrap();
+    let e = c.entry(idlat::format::VolumeId(0), idlat::format::BlockId(0)).unwrap();
+    drop(c);
+    let mut bytes = std::fs::read(&idl).unwrap();
+    bytes[(e.offset + e.len as u64 / 2) as usize] ^= 0x5a;
+    std::fs::write(&idl, &bytes).unwrap();
+    let (mnt, run_dir) = (d.path().join("mnt"), d.path().join("run"));
+    std::fs::create_dir_all(&mnt).unwrap();
+    std::fs::create_dir_all(&run_dir).unwrap();
+    let out = Command::new(bin()).args(["mount", s(&idl), s(&mnt)]).env("XDG_RUNTIME_DIR", &run_dir).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
+    let log = std::fs::read_dir(&run_dir).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|x| x == "log")).expect("a log file in XDG_RUNTIME_DIR");
+    assert!(text.contains(s(&log)), "the log path is printed: {text}");
+    assert!(std::fs::read(mnt.join("isabel1.raw")).is_err(), "the damaged block gives EIO");
+    assert!(Command::new("fusermount3").arg("-u").arg(&mnt).status().unwrap().success());
+    let t = Instant::now();
+    let mut logged = String::new();
+    while !logged.contains("block 0") && t.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+        logged = std::fs::read_to_string(&log).unwrap();
+    }
+    assert!(logged.contains("block 0"), "log names the block: {logged}");
+}
