@@ -1,10 +1,36 @@
-//! Block payload parsing: neural stream tables, the simple kinds and the
-//! error-bound residual stream, decoded twice into fresh buffers to catch
-//! state leaking between calls.
+//! Block payload parsing: neural stream tables, the simple kinds, the
+//! error-bound residual stream, and real ANS decoding of z/y streams with the
+//! shipped model's tables; each decoded twice into fresh buffers to catch state
+//! leaking between calls.
 #![no_main]
+use idlat::codec::hyper::EntropyCodec;
+use idlat::codec::modelfile::ModelFile;
 use libfuzzer_sys::fuzz_target;
+use std::sync::OnceLock;
+
+/// The shipped model, built into the target so every run decodes garbage with
+/// the tables real containers use (pure Rust: no libtorch).
+static MODEL: &[u8] = include_bytes!("../../models/idlat-fast.safetensors");
+
+fn codec() -> &'static EntropyCodec {
+    static CODEC: OnceLock<EntropyCodec> = OnceLock::new();
+    CODEC.get_or_init(|| {
+        let mf = ModelFile::from_bytes(MODEL).expect("the shipped model parses");
+        EntropyCodec::from_model(&mf).expect("the shipped model has entropy tables")
+    })
+}
+
+/// Input: level (i8), z length (u16 LE, taken modulo what is left), z bytes, y bytes.
+fn ans_decode(data: &[u8]) {
+    let [level, l0, l1, rest @ ..] = data else { return };
+    let zl = u16::from_le_bytes([*l0, *l1]) as usize % (rest.len() + 1);
+    let (z, y) = rest.split_at(zl);
+    let run = || codec().decode(z, y, *level as i8).map(|l| (l.z, l.y_hat.iter().map(|f| f.to_bits()).collect::<Vec<_>>())).map_err(|e| e.to_string());
+    assert_eq!(run(), run());
+}
 
 fuzz_target!(|data: &[u8]| {
+    ans_decode(data);
     let a = idlat::format::NeuralPayload::parse(data).map(|p| p.streams.iter().map(|s| s.len()).collect::<Vec<_>>());
     let b = idlat::format::NeuralPayload::parse(data).map(|p| p.streams.iter().map(|s| s.len()).collect::<Vec<_>>());
     assert_eq!(a, b);
