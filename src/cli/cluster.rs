@@ -32,6 +32,7 @@ pub struct Args {
     /// Output directory (created if missing).
     #[arg(short, long)]
     pub output: PathBuf,
+    /// Clustering method: hierarchical linkage (kodama) or spectral.
     #[arg(long, value_enum, default_value_t = Method::Ward)]
     pub method: Method,
     /// Number of clusters.
@@ -56,8 +57,10 @@ pub struct Args {
     /// Also write cluster C's blocks as DIR/cluster-C.vti.
     #[arg(long)]
     pub select: Option<usize>,
+    /// Model file for --select (default: the container's, found by hash).
     #[arg(long)]
     pub model: Option<PathBuf>,
+    /// Overwrite existing output files.
     #[arg(long)]
     pub force: bool,
 }

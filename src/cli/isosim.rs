@@ -53,13 +53,16 @@ pub struct Args {
     /// Skip the distance-field baseline.
     #[arg(long)]
     pub no_baseline: bool,
+    /// Model file (default: the shipped model).
     #[arg(long)]
     pub model: Option<PathBuf>,
+    /// Where the encoder runs: auto (GPU if present), cpu or cuda.
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
     /// Windows per network batch.
     #[arg(long, default_value_t = 8)]
     pub batch: usize,
+    /// Overwrite existing output files.
     #[arg(long)]
     pub force: bool,
 }

@@ -26,11 +26,13 @@ use std::process::ExitCode;
 pub struct Args {
     /// Latent table from `idlat latents` (.npy).
     pub input: PathBuf,
+    /// Projection as CSV: ux,uy,uz (block or cell coordinates), label, x, y.
     #[arg(short, long)]
     pub output: PathBuf,
     /// Scatter plot (PNG).
     #[arg(long)]
     pub png: Option<PathBuf>,
+    /// Vectors to project: whole blocks (the paper) or latent cells.
     #[arg(long, value_enum, default_value_t = Unit::Block)]
     pub unit: Unit,
     /// Cluster labels: labels.csv of `idlat cluster`, or its output directory.
@@ -45,13 +47,16 @@ pub struct Args {
     /// t-SNE perplexity (lowered to (N - 1) / 3 for few vectors).
     #[arg(long, default_value_t = 30.0)]
     pub perplexity: f32,
+    /// Optimisation iterations.
     #[arg(long, default_value_t = 1000)]
     pub epochs: usize,
+    /// Seed of the initial layout (the projection is reproducible for a seed).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Grid sidecar (default: INPUT with extension .json).
     #[arg(long)]
     pub meta: Option<PathBuf>,
+    /// Overwrite existing output files.
     #[arg(long)]
     pub force: bool,
 }
