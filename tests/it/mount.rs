@@ -187,19 +187,25 @@ fn paraview_contours_the_mounted_volume() {
     assert!(std::fs::metadata(&png).unwrap().len() > 1000, "screenshot written");
 }
 
-#[test]
-fn corrupt_block_fails_only_its_range_and_daemon_survives() {
-    let d = tmp();
-    // Lossless blocks: easy to find a payload byte to damage.
-    let raw = sample(d.path(), "nyx", "64x64x40", 2);
-    let idl = d.path().join("l.idl");
-    ok(&["pack", s(&raw), "--dims", "64x64x40", "--lossless", "-o", s(&idl), "--quiet"]);
+/// A lossless pack of a sample (lossless blocks make a payload byte easy to find) with one
+/// byte in the middle of block `block`'s payload flipped; returns (raw, idl).
+fn lossless_with_corrupt_block(dir: &std::path::Path, kind: &str, dims: &str, seed: u64, block: u64) -> (std::path::PathBuf, std::path::PathBuf) {
+    let raw = sample(dir, kind, dims, seed);
+    let idl = dir.join(format!("{kind}-corrupt.idl"));
+    ok(&["pack", s(&raw), "--dims", dims, "--lossless", "-o", s(&idl), "--quiet"]);
     let c = idlat::format::Container::open(&idl).unwrap();
-    let e = c.entry(idlat::format::VolumeId(0), idlat::format::BlockId(1)).unwrap();
+    let e = c.entry(idlat::format::VolumeId(0), idlat::format::BlockId(block)).unwrap();
     drop(c);
     let mut bytes = std::fs::read(&idl).unwrap();
     bytes[(e.offset + e.len as u64 / 2) as usize] ^= 0x5a;
     std::fs::write(&idl, &bytes).unwrap();
+    (raw, idl)
+}
+
+#[test]
+fn corrupt_block_fails_only_its_range_and_daemon_survives() {
+    let d = tmp();
+    let (raw, idl) = lossless_with_corrupt_block(d.path(), "nyx", "64x64x40", 2, 1);
     let m = Mount::new(&idl, &d.path().join("mnt"), &[]);
     let file = std::fs::File::open(m.dir.join("nyx2.raw")).unwrap();
     let want = std::fs::read(&raw).unwrap();
@@ -260,15 +266,7 @@ fn daemon_mode_detaches_and_fusermount_unmounts() {
 fn daemon_logs_a_corrupt_block_to_a_file_by_default() {
     // Without --log a detached daemon used to send its log to /dev/null.
     let d = tmp();
-    let raw = sample(d.path(), "isabel", "32x32x8", 1);
-    let idl = d.path().join("i.idl");
-    ok(&["pack", s(&raw), "--dims", "32x32x8", "--lossless", "-o", s(&idl), "--quiet"]);
-    let c = idlat::format::Container::open(&idl).unwrap();
-    let e = c.entry(idlat::format::VolumeId(0), idlat::format::BlockId(0)).unwrap();
-    drop(c);
-    let mut bytes = std::fs::read(&idl).unwrap();
-    bytes[(e.offset + e.len as u64 / 2) as usize] ^= 0x5a;
-    std::fs::write(&idl, &bytes).unwrap();
+    let (_, idl) = lossless_with_corrupt_block(d.path(), "isabel", "32x32x8", 1, 0);
     let (mnt, run_dir) = (d.path().join("mnt"), d.path().join("run"));
     std::fs::create_dir_all(&mnt).unwrap();
     std::fs::create_dir_all(&run_dir).unwrap();
