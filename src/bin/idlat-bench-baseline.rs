@@ -12,28 +12,24 @@
 use idlat::codec::blocks::{block_counts, block_extent, crop_core, extract_window, latent_window, scatter, Norm};
 use idlat::codec::engine::{select_device, DeviceChoice, Engine};
 use idlat::codec::modelfile::ModelFile;
+use idlat::io::{read_volume, ReadOptions};
 use idlat::metrics::quality;
 use idlat::volume::{parse_dims, value_range};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
-fn read_f32(path: &str, n: usize) -> Result<Vec<f32>, String> {
-    let b = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
-    if b.len() != n * 4 {
-        return Err(format!("{path}: {} bytes, expected {} (f32 little-endian)", b.len(), n * 4));
-    }
-    Ok(b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
-}
-
 fn run(args: &[String]) -> Result<String, String> {
     let [model, raw, dims, rest @ ..] = args else {
         return Err("usage: idlat-bench-baseline MODEL.safetensors VOLUME.raw XxYxZ [MAP.raw]".into());
     };
-    let dims = parse_dims(dims)?;
+    // Raw f32 bricks of the given dims, read (and size-checked) as `pack` reads them.
+    let opts = ReadOptions { dims: Some(parse_dims(dims)?), ..Default::default() };
+    let read = |p: &str| read_volume(Path::new(p), &opts).map(|v| v.data).map_err(|e| e.to_string());
+    let dims = opts.dims.expect("set above");
     let n = dims[0] * dims[1] * dims[2];
-    let data = read_f32(raw, n)?;
-    let imp = rest.first().map(|m| read_f32(m, n)).transpose()?;
+    let data = read(raw)?;
+    let imp = rest.first().map(|m| read(m)).transpose()?;
     let mf = ModelFile::load(Path::new(model)).map_err(|e| e.to_string())?;
     if mf.meta.get("baseline").map(String::as_str) != Some("true") {
         return Err(format!("{model} is not a baseline model (train one with `idlat train --baseline`)"));
