@@ -1,4 +1,4 @@
-//! Codec speed benchmark (run by tools/bench_codec.sh): synthesis and analysis
+//! Codec speed benchmark (run by tools/bench.sh): synthesis and analysis
 //! throughput of each profile on this machine, in MB/s of f32 voxels, plus the
 //! fast/paper ratio measured in the same run. Untrained weights unless a model
 //! file per profile is given: speed does not depend on the weight values.
