@@ -141,10 +141,12 @@ impl EntropyCodec {
     }
 
     /// Codes one block. `z` are the rounded hyper-latents (clamped here), `y`
-    /// the analysis output, `level` the quantisation level (step 2^(level/4)).
-    /// Returns (z stream, y stream, y_hat).
-    pub fn encode(&self, z: &[i32], y: &[f32], level: i8) -> (Vec<u8>, Vec<u8>, Vec<f32>) {
-        let step = quant_step(level);
+    /// the analysis output, `level` the requested quantisation level (step
+    /// 2^(level/4)). A latent whose symbol would leave the alphabet makes the
+    /// block use the next coarser level instead of being clipped, so the level
+    /// returned (and stored) may exceed the one asked for.
+    /// Returns (z stream, y stream, y_hat, level used).
+    pub fn encode(&self, z: &[i32], y: &[f32], level: i8) -> (Vec<u8>, Vec<u8>, Vec<f32>, i8) {
         let p = &self.profile;
         let zc: Vec<i32> = z.iter().map(|&s| s.clamp(-SYMBOL_RADIUS, SYMBOL_RADIUS)).collect();
         let gz3 = p.z_grid().pow(3);
@@ -154,7 +156,17 @@ impl EntropyCodec {
                 zc.iter().enumerate().map(|(i, &s)| ((s + SYMBOL_RADIUS) as usize, &self.z_models[i / gz3])),
             )
             .expect("clamped symbols are inside every table");
-        let (mean, idx) = self.hyper_decode(&zc, level);
+        let mut level = level;
+        let (mean, idx) = loop {
+            let step = quant_step(level);
+            let (mean, idx) = self.hyper_decode(&zc, level);
+            let fits = y.iter().zip(&mean).all(|(&v, &mu)| !(((v - mu) / step).round().abs() > SYMBOL_RADIUS as f32));
+            if fits || level == i8::MAX {
+                break (mean, idx);
+            }
+            level += 1;
+        };
+        let step = quant_step(level);
         let mut y_hat = vec![0f32; y.len()];
         let mut syms = vec![0usize; y.len()];
         for i in 0..y.len() {
@@ -166,7 +178,7 @@ impl EntropyCodec {
         let mut yc = DefaultAnsCoder::new();
         yc.encode_symbols_reverse(syms.iter().zip(&idx).map(|(&s, &k)| (s, &self.y_models[k as usize])))
             .expect("clamped symbols are inside every table");
-        (words_to_bytes(zc_coder.into_compressed().unwrap_infallible()), words_to_bytes(yc.into_compressed().unwrap_infallible()), y_hat)
+        (words_to_bytes(zc_coder.into_compressed().unwrap_infallible()), words_to_bytes(yc.into_compressed().unwrap_infallible()), y_hat, level)
     }
 
     /// Decodes one block's streams; garbage gives an error, never a panic or a hang
@@ -212,6 +224,25 @@ pub fn quant_step(level: i8) -> f32 {
 pub fn level_for_importance(imp: f32) -> i8 {
     let imp = if imp.is_finite() { imp.clamp(0.0, 1.0) } else { 0.0 };
     (4.0 * (2.0 - 4.0 * imp)).round() as i8
+}
+
+/// Quantisation level of one block from the importance over its analysis
+/// window (`w`^3, x fastest, core `core`^3 at offset `hv`): the core's mean,
+/// raised by its hot spots so a thin important feature still gets a fine step.
+/// Packing and training both call this, so the model trains at the steps it
+/// will be coded with.
+pub fn block_level(win: &[f32], w: usize, hv: usize, core: usize) -> i8 {
+    let (mut sum, mut max, mut n) = (0f64, 0f32, 0usize);
+    for zz in hv..hv + core {
+        for yy in hv..hv + core {
+            for &v in &win[(zz * w + yy) * w + hv..(zz * w + yy) * w + hv + core] {
+                sum += v as f64;
+                max = max.max(v);
+                n += 1;
+            }
+        }
+    }
+    level_for_importance(((sum / n.max(1) as f64) as f32).max(0.75 * max))
 }
 
 fn relu(v: &mut [f32]) {

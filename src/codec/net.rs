@@ -78,7 +78,41 @@ struct FastNets {
     /// added to the output, so latents can carry the block's low frequencies
     /// directly and the convolutional stack learns only the detail.
     coarse: nn::Conv3D,
+    /// Linear block-transform path (`profile.transform`): analysis basis
+    /// (k = s = stride) and synthesis basis (its transpose).
+    basis: Option<(nn::Conv3D, nn::ConvTranspose3D)>,
 }
+
+/// Gain of the DCT initialisation: unit-step rounding of the latents then
+/// costs about 35 dB PSNR on [0, 1] data before training tunes it.
+const BASIS_GAIN: f64 = 4.0;
+/// The basis codes x - 1/2 so DC latents of [0, 1] data are centred on zero.
+const BASIS_CENTRE: f64 = 0.5;
+
+/// The `m` lowest-frequency orthonormal DCT-II functions on an `n`³ cell
+/// (ordered by u+v+w, then lexicographically), `[m][n][n][n]` with x fastest.
+fn dct_basis(n: usize, m: usize) -> Vec<f32> {
+    let mut freqs: Vec<[usize; 3]> = (0..n * n * n).map(|i| [i / (n * n), (i / n) % n, i % n]).collect();
+    freqs.sort_by_key(|f| (f[0] + f[1] + f[2], *f));
+    let c = |u: usize, x: usize| {
+        let a = if u == 0 { (1.0 / n as f64).sqrt() } else { (2.0 / n as f64).sqrt() };
+        a * (std::f64::consts::PI * (2 * x + 1) as f64 * u as f64 / (2 * n) as f64).cos()
+    };
+    let mut out = Vec::with_capacity(m * n * n * n);
+    for f in freqs.iter().take(m) {
+        for z in 0..n {
+            for y in 0..n {
+                for x in 0..n {
+                    out.push((c(f[0], z) * c(f[1], y) * c(f[2], x)) as f32);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Optimiser group of the entropy-model networks (h_a, h_s); see `Nets::new`.
+pub const HYPER_GROUP: usize = 1;
 
 /// Per-channel Gaussian density of z (learned mean and log-scale); kept in its
 /// own VarStore so it trains with its own learning rate.
@@ -126,7 +160,41 @@ impl FastNets {
         let dec = (0..3).map(|i| nn::conv_transpose3d(&gs / format!("up{i}"), ch[i], ch[i + 1], 4, up)).collect();
         let dec_out = nn::conv3d(&gs / "out", ch[3], 1, 3, k3);
         let coarse = nn::conv3d(&gs / "coarse", m, 1, 1, Default::default());
-        FastNets { profile: p.clone(), cond, enc, enc_sft, enc_out, tg0, tg1, dec_sft, dec, dec_out, coarse }
+        let basis = p.transform.then(|| {
+            let st = p.stride as i64;
+            let nob = nn::ConvConfig { stride: st, bias: false, ..Default::default() };
+            let enc_b = nn::conv3d(&ga / "basis", 1, m, st, nob);
+            let dec_b = nn::conv_transpose3d(&gs / "basis", m, 1, st, nn::ConvTransposeConfig { stride: st, bias: false, ..Default::default() });
+            (enc_b, dec_b)
+        });
+        let mut n = FastNets { profile: p.clone(), cond, enc, enc_sft, enc_out, tg0, tg1, dec_sft, dec, dec_out, coarse, basis };
+        if p.transform {
+            n.init_as_transform_codec();
+        }
+        n
+    }
+
+    /// Starts training from a DCT transform codec: the bases hold the DCT
+    /// functions, enc_out is the identity, and the last layer of every
+    /// nonlinear branch is zero, so those branches learn only what the linear
+    /// transform misses (a cold start left the stacks at ~28 dB after hours
+    /// of CPU training, below a plain truncated DCT's 35 dB).
+    fn init_as_transform_codec(&mut self) {
+        let p = &self.profile;
+        let (m, st) = (p.m as i64, p.stride as i64);
+        let b = Tensor::from_slice(&dct_basis(p.stride, p.m)).view([m, 1, st, st, st]);
+        tch::no_grad(|| {
+            let (enc_b, dec_b) = self.basis.as_mut().expect("transform profile");
+            enc_b.ws.copy_(&(&b * BASIS_GAIN));
+            dec_b.ws.copy_(&(&b / BASIS_GAIN));
+            self.enc_out.ws.copy_(&Tensor::eye(m, (Kind::Float, Device::Cpu)).view([m, m, 1, 1, 1]));
+            for conv in [&mut self.enc[2], &mut self.dec_out, &mut self.coarse] {
+                let _ = conv.ws.zero_();
+            }
+            for bias in [&mut self.enc[2].bs, &mut self.enc_out.bs, &mut self.dec_out.bs, &mut self.coarse.bs].into_iter().flatten() {
+                let _ = bias.zero_();
+            }
+        });
     }
 
     fn analysis(&self, x: &Tensor, imp: &Tensor) -> Tensor {
@@ -137,6 +205,8 @@ impl FastNets {
             h = self.enc[i].forward(&h);
             if i < 2 {
                 h = h.leaky_relu();
+            } else if let Some((b, _)) = &self.basis {
+                h = h + b.forward(&(x - BASIS_CENTRE));
             }
             h = self.enc_sft[i].forward(&h, &c);
         }
@@ -167,7 +237,11 @@ impl FastNets {
         // Coarse path over the latent window, cropped to the core after upsampling.
         let lw = p.latent_window() as i64;
         let up = self.coarse.forward(y).upsample_trilinear3d([lw * 8, lw * 8, lw * 8], false, None, None, None);
-        detail + narrow3(&up, hv, c)
+        let out = detail + narrow3(&up, hv, c);
+        match &self.basis {
+            Some((_, b)) => out + narrow3(&b.forward(y), hv, c) + BASIS_CENTRE,
+            None => out,
+        }
     }
 }
 
@@ -176,8 +250,11 @@ impl Nets {
         let p = profile;
         let (m, nz, nh) = (p.m as i64, p.nz as i64, p.nh as i64);
         let k3 = nn::ConvConfig { padding: 1, ..Default::default() };
-        let ha = vs / "h_a";
-        let hs = vs / "h_s";
+        // The entropy model (h_a, h_s) sits in optimiser group 1, which trains
+        // at the density learning rate: at the model rate its output biases
+        // moved by 0.1 in 700 steps where they need to move by several units.
+        let ha = vs.set_group(HYPER_GROUP) / "h_a";
+        let hs = vs.set_group(HYPER_GROUP) / "h_s";
         // h_s's names are fixed: the Rust twin (hyper.rs) reads them from the model file.
         let _ = (H_S_TCONV, H_S_MID, H_S_OUT);
         let hyper = Hyper {
@@ -207,11 +284,30 @@ impl Nets {
         }
     }
 
+    /// Warm start of the entropy model from the latents of real data: the
+    /// hyper-decoder's output biases become each channel's mean and log
+    /// standard deviation over `yc` (`[B,M,L,L,L]`), so coding costs about
+    /// the zeroth-order entropy from the first step instead of several bits per
+    /// latent under unit Gaussians.
+    pub fn warm_start_entropy(&mut self, yc: &Tensor) {
+        let m = self.profile.m as i64;
+        let mean = yc.mean_dim([0i64, 2, 3, 4].as_slice(), false, Kind::Float);
+        let log_std = yc.std_dim([0i64, 2, 3, 4].as_slice(), true, false).clamp(tables::SCALE_MIN, tables::SCALE_MAX).log();
+        tch::no_grad(|| {
+            let b = self.hyper.hs4.bs.as_mut().expect("h_s output has a bias");
+            b.narrow(0, 0, m).copy_(&mean);
+            b.narrow(0, m, m).copy_(&log_std);
+        });
+    }
+
     /// h_a: stored latents `[B,M,L,L,L]` → z `[B,nz,G,G,G]` (odd L padded by one).
     pub fn hyper_analysis(&self, y: &Tensor) -> Tensor {
         let l = y.size()[2];
         let y = if l % 2 == 1 { y.constant_pad_nd([0, 1, 0, 1, 0, 1]) } else { y.shallow_clone() };
-        self.hyper.ha1.forward(&self.hyper.ha0.forward(&y.abs()).leaky_relu())
+        // Transform models feed y signed so h_s can predict the sign of DC-like
+        // latents as a mean; the original fast model saw |y|.
+        let y = if self.profile.transform { y } else { y.abs() };
+        self.hyper.ha1.forward(&self.hyper.ha0.forward(&y).leaky_relu())
     }
 
     /// h_s (training twin of the Rust one): z → (mean, log-scale), each `[B,M,L,L,L]`.

@@ -182,20 +182,8 @@ impl Codec {
                 let out: Vec<BlockData> = (0..neural.len())
                     .into_par_iter()
                     .map(|k| {
-                        // Block importance: the core's mean, raised by its hot spots.
-                        let win = &is[k * w * w * w..(k + 1) * w * w * w];
-                        let (mut sum, mut max, mut n) = (0f64, 0f32, 0usize);
-                        for zz in hv..hv + core {
-                            for yy in hv..hv + core {
-                                for &v in &win[(zz * w + yy) * w + hv..(zz * w + yy) * w + hv + core] {
-                                    sum += v as f64;
-                                    max = max.max(v);
-                                    n += 1;
-                                }
-                            }
-                        }
-                        let level = super::hyper::level_for_importance(((sum / n as f64) as f32).max(0.75 * max));
-                        let (zb, yb, _) = entropy.encode(&z[k * nz..(k + 1) * nz], &y[k * ny..(k + 1) * ny], level);
+                        let level = super::hyper::block_level(&is[k * w * w * w..(k + 1) * w * w * w], w, hv, core);
+                        let (zb, yb, _, level) = entropy.encode(&z[k * nz..(k + 1) * nz], &y[k * ny..(k + 1) * ny], level);
                         BlockData::Neural { z: zb, y: yb, level, residual: None }
                     })
                     .collect();
@@ -437,7 +425,7 @@ mod tests {
     }
 
     fn tiny() -> Profile {
-        Profile { name: "tiny".into(), arch: "fast".into(), core: 16, halo_vox: 8, stride: 8, latent_halo: 1, m: 4, nz: 4, nh: 8, enc_ch: 4, cond_ch: 4, sft_hidden: 4, dec_ch: [4, 4, 4] }
+        Profile { name: "tiny".into(), arch: "fast".into(), core: 16, halo_vox: 8, stride: 8, latent_halo: 1, m: 4, nz: 4, nh: 8, enc_ch: 4, cond_ch: 4, sft_hidden: 4, dec_ch: [4, 4, 4], transform: true }
     }
 
     fn volume(dims: Dims) -> Vec<f32> {

@@ -41,6 +41,12 @@ pub struct Profile {
     pub sft_hidden: usize,
     /// Decoder channels after each of the three upsampling stages.
     pub dec_ch: [usize; 3],
+    /// `fast` only: a linear block-transform path beside the convolutional
+    /// stacks (an 8³ analysis/synthesis basis per latent cell, initialised to
+    /// the lowest-frequency DCT-II functions), and a signed hyper-analysis
+    /// input. Models from before it was added lack the field and read as false.
+    #[serde(default)]
+    pub transform: bool,
 }
 
 impl Profile {
@@ -52,13 +58,14 @@ impl Profile {
             halo_vox: 8,
             stride: 8,
             latent_halo: 1,
-            m: 32,
+            m: 64,
             nz: 16,
             nh: 48,
             enc_ch: 32,
             cond_ch: 16,
             sft_hidden: 32,
             dec_ch: [48, 24, 12],
+            transform: true,
         }
     }
 
@@ -80,6 +87,7 @@ impl Profile {
             cond_ch: 16,
             sft_hidden: 32,
             dec_ch: [16, 16, 8],
+            transform: false,
         }
     }
 

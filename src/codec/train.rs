@@ -10,7 +10,7 @@
 //! and the real Rust entropy coder and counts bytes.
 
 use super::blocks::{extract_window, Norm};
-use super::hyper::EntropyCodec;
+use super::hyper::{block_level, quant_step, EntropyCodec};
 use super::modelfile::ModelFile;
 use super::net::{self, gaussian_bits, ste_round, Nets, ZDensity};
 use super::profile::Profile;
@@ -154,18 +154,26 @@ pub fn random_importance(x: &[f32], w: usize, rng: &mut ChaCha8Rng) -> Vec<f32> 
 struct Batch {
     x: Tensor,
     imp: Tensor,
+    /// Each window's quantisation step `[B,1,1,1,1]`, from its importance as
+    /// packing derives it (`hyper::block_level`); 1 for the baseline.
+    step: Tensor,
 }
 
-fn make_batch(windows: &[Vec<f32>], idx: &[usize], w: usize, rng: &mut ChaCha8Rng, device: Device, zero_imp: bool) -> Batch {
+fn make_batch(windows: &[Vec<f32>], idx: &[usize], p: &Profile, rng: &mut ChaCha8Rng, device: Device, zero_imp: bool) -> Batch {
+    let w = p.window();
     let n = w * w * w;
     let mut xs = Vec::with_capacity(idx.len() * n);
     let mut is = Vec::with_capacity(idx.len() * n);
+    let mut steps = Vec::with_capacity(idx.len());
     for &i in idx {
         xs.extend_from_slice(&windows[i]);
         if zero_imp {
             is.extend(std::iter::repeat_n(0f32, n));
+            steps.push(1.0);
         } else {
-            is.extend(random_importance(&windows[i], w, rng));
+            let imp = random_importance(&windows[i], w, rng);
+            steps.push(quant_step(block_level(&imp, w, p.halo_vox, p.core)));
+            is.extend(imp);
         }
     }
     let b = idx.len() as i64;
@@ -173,6 +181,7 @@ fn make_batch(windows: &[Vec<f32>], idx: &[usize], w: usize, rng: &mut ChaCha8Rn
     Batch {
         x: Tensor::from_slice(&xs).view([b, 1, w, w, w]).to_device(device),
         imp: Tensor::from_slice(&is).view([b, 1, w, w, w]).to_device(device),
+        step: Tensor::from_slice(&steps).view([b, 1, 1, 1, 1]).to_device(device),
     }
 }
 
@@ -197,12 +206,16 @@ fn forward(nets: &Nets, zd: &ZDensity, b: &Batch, cfg: &TrainConfig) -> (Tensor,
     let z = nets.hyper_analysis(&yc);
     let bits_z = zd.bits(&(&z + z.rand_like() - 0.5)).sum(Kind::Float);
     let (mu, logs) = nets.hyper_synthesis(&ste_round(&z));
-    let scale = logs.exp().clamp(super::tables::SCALE_MIN, super::tables::SCALE_MAX);
-    let bits_y = gaussian_bits(&(&yc + yc.rand_like() - 0.5), &mu, &scale).sum(Kind::Float);
-    let yc_hat = ste_round(&(&yc - &mu)) + &mu;
+    // Latents are coded in units of the window's step, as EntropyCodec does:
+    // residual (y - mu) / step against the scale divided by the step.
+    let step = &b.step;
+    let scale = (logs.exp() / step).clamp(super::tables::SCALE_MIN, super::tables::SCALE_MAX);
+    let r = (&yc - &mu) / step;
+    let bits_y = gaussian_bits(&(&r + r.rand_like() - 0.5), &r.zeros_like(), &scale).sum(Kind::Float);
+    let yc_hat = ste_round(&r) * step + &mu;
     let pad = [h, h, h, h, h, h];
     let mask = Tensor::ones_like(&yc).constant_pad_nd(pad);
-    let y_win = ste_round(&y) * (1.0 - &mask) + yc_hat.constant_pad_nd(pad);
+    let y_win = ste_round(&(&y / step)) * step * (1.0 - &mask) + yc_hat.constant_pad_nd(pad);
     let xh = nets.synthesis(&y_win);
     let w = (core_of(&b.imp, p) * cfg.a).exp();
     let err = (&xc - &xh).square();
@@ -223,13 +236,14 @@ pub fn validate(mf: &ModelFile, device: Device, windows: &[Vec<f32>], seed: u64)
     for win in windows {
         let imp = random_importance(win, w, &mut rng);
         let (y, z) = engine.analyse(win, &imp, 1);
-        let (zs, ys, y_hat) = codec.encode(&z, &y, 0);
+        let (zs, ys, y_hat, level) = codec.encode(&z, &y, block_level(&imp, w, p.halo_vox, p.core));
+        let step = quant_step(level);
         bytes += zs.len() + ys.len();
         // The window's ring latents come from its own analysis, rounded.
         let lw = p.latent_window();
         let mut full = vec![0f32; p.m * lw * lw * lw];
         for (i, v) in engine.analyse_full(win, &imp).iter().enumerate() {
-            full[i] = v.round();
+            full[i] = (v / step).round() * step;
         }
         let (l, h) = (p.latent_core(), p.latent_halo);
         for c in 0..p.m {
@@ -282,7 +296,7 @@ pub fn train(vols: &[Volume], cfg: &TrainConfig, mut progress: impl FnMut(usize,
 
     let mut vs = nn::VarStore::new(cfg.device);
     let mut vsd = nn::VarStore::new(cfg.device);
-    let nets = Nets::new(&vs.root(), p);
+    let mut nets = Nets::new(&vs.root(), p);
     let mut zd = ZDensity::new(&vsd.root(), p.nz);
     if let Some(r) = &cfg.resume {
         let mf = ModelFile::load(r).map_err(|e| e.to_string())?;
@@ -291,8 +305,20 @@ pub fn train(vols: &[Volume], cfg: &TrainConfig, mut progress: impl FnMut(usize,
         }
         net::import(&mut vs, &mf)?;
         net::import_density(&mut zd, &mf)?;
+    } else if !cfg.baseline {
+        let (l, h) = (p.latent_core() as i64, p.latent_halo as i64);
+        let idx: Vec<usize> = (0..windows.len().min(64)).collect();
+        let ys: Vec<Tensor> = idx
+            .chunks(cfg.batch.max(1))
+            .map(|c| {
+                let b = make_batch(&windows, c, p, &mut rng, cfg.device, false);
+                tch::no_grad(|| nets.analysis(&b.x, &b.imp)).narrow(2, h, l).narrow(3, h, l).narrow(4, h, l)
+            })
+            .collect();
+        nets.warm_start_entropy(&Tensor::cat(&ys, 0));
     }
     let mut opt = nn::Adam::default().build(&vs, cfg.lr).map_err(|e| e.to_string())?;
+    opt.set_lr_group(net::HYPER_GROUP, cfg.lr_density);
     let mut optd = nn::Adam::default().build(&vsd, cfg.lr_density).map_err(|e| e.to_string())?;
     let mut meta = BTreeMap::new();
     meta.insert("recipe".into(), cfg.recipe.clone());
@@ -306,6 +332,7 @@ pub fn train(vols: &[Volume], cfg: &TrainConfig, mut progress: impl FnMut(usize,
     for step in 0..cfg.steps {
         if step == cfg.steps * 4 / 5 {
             opt.set_lr(cfg.lr * 0.1);
+            opt.set_lr_group(net::HYPER_GROUP, cfg.lr_density * 0.1);
             optd.set_lr(cfg.lr_density * 0.1);
         }
         let mut idx = Vec::with_capacity(cfg.batch);
@@ -319,7 +346,7 @@ pub fn train(vols: &[Volume], cfg: &TrainConfig, mut progress: impl FnMut(usize,
             idx.push(order[cursor]);
             cursor += 1;
         }
-        let b = make_batch(&windows, &idx, w, &mut rng, cfg.device, cfg.baseline);
+        let b = make_batch(&windows, &idx, p, &mut rng, cfg.device, cfg.baseline);
         let (loss, bpv, mse) = forward(&nets, &zd, &b, cfg);
         opt.zero_grad();
         optd.zero_grad();
@@ -352,7 +379,7 @@ mod tests {
     use crate::volume::VolumeInfo;
 
     pub fn tiny_profile() -> Profile {
-        Profile { name: "tiny".into(), arch: "fast".into(), core: 16, halo_vox: 8, stride: 8, latent_halo: 1, m: 4, nz: 4, nh: 8, enc_ch: 4, cond_ch: 4, sft_hidden: 4, dec_ch: [4, 4, 4] }
+        Profile { name: "tiny".into(), arch: "fast".into(), core: 16, halo_vox: 8, stride: 8, latent_halo: 1, m: 4, nz: 4, nh: 8, enc_ch: 4, cond_ch: 4, sft_hidden: 4, dec_ch: [4, 4, 4], transform: true }
     }
 
     fn smooth(dims: [usize; 3], f: f32) -> Volume {
