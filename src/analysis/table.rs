@@ -37,6 +37,10 @@ pub struct LatentsMeta {
     /// Importance spec the container was packed with.
     #[serde(default)]
     pub importance: Option<String>,
+    /// `step` (y_hat / quantisation step) or `value` (y_hat); absent in
+    /// sidecars written before the choice existed (they hold `value`).
+    #[serde(default)]
+    pub units: Option<String>,
     /// Rows in the table and blocks in the grid (non-neural blocks have no row).
     pub rows: usize,
     pub blocks: usize,
@@ -236,6 +240,7 @@ mod tests {
             extra: 0,
             value_range: (0.0, 1.0),
             importance: None,
+            units: None,
             rows: 2,
             blocks: 2,
         }

@@ -22,6 +22,34 @@ pub struct InputArgs {
     pub missing: Option<f64>,
 }
 
+/// What a latent table holds (docs/ANALYSIS.md).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LatentUnits {
+    /// y_hat divided by the block's quantisation step: the paper's
+    /// importance-driven latents (unimportant blocks shrink towards zero).
+    #[default]
+    Step,
+    /// Dequantised y_hat, the synthesis transform's input (importance only
+    /// changes its precision).
+    Value,
+}
+
+impl LatentUnits {
+    pub fn of(self, l: &crate::codec::hyper::Latents) -> Vec<f32> {
+        match self {
+            LatentUnits::Step => l.in_steps(),
+            LatentUnits::Value => l.y_hat.clone(),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LatentUnits::Step => "step",
+            LatentUnits::Value => "value",
+        }
+    }
+}
+
 /// Where the codec runs.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum DeviceArg {

@@ -2,7 +2,7 @@
 //! from importance-driven latents, against Bruckner and Möller's distance
 //! fields plus mutual information (paper section 6.4.2, Table 3).
 
-use super::common::{DeviceArg, InputArgs};
+use super::common::{DeviceArg, InputArgs, LatentUnits};
 use super::CmdResult;
 use crate::analysis::isosim;
 use anyhow::Context;
@@ -62,6 +62,10 @@ pub struct Args {
     /// Windows per network batch.
     #[arg(long, default_value_t = 8)]
     pub batch: usize,
+    /// Units of the latents compared: `step` (y_hat over each block's
+    /// quantisation step, the paper's importance-driven latents) or `value`.
+    #[arg(long, value_enum, default_value_t = LatentUnits::Step)]
+    pub units: LatentUnits,
     /// Overwrite existing output files.
     #[arg(long)]
     pub force: bool,
@@ -208,7 +212,7 @@ fn latent_representations(args: &Args, vol: &crate::volume::Volume, values: &[f6
         let lat: Vec<Vec<f32>> = blocks
             .par_iter()
             .filter_map(|(id, d)| d.streams().map(|s| (id, s)))
-            .map(|(id, s)| codec.latents(s.z, s.y, s.level).map(|l| l.y_hat).map_err(|e| anyhow::anyhow!("block {id}: {e}")))
+            .map(|(id, s)| codec.latents(s.z, s.y, s.level).map(|l| args.units.of(&l)).map_err(|e| anyhow::anyhow!("block {id}: {e}")))
             .collect::<anyhow::Result<_>>()?;
         reps.push(lat.concat());
     }

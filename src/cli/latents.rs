@@ -1,5 +1,6 @@
 //! `idlat latents`: per-block latent vectors straight from the bitstreams.
 
+use super::common::LatentUnits;
 use super::CmdResult;
 use anyhow::{bail, Context};
 use std::path::PathBuf;
@@ -8,7 +9,7 @@ use std::process::ExitCode;
 /// Entropy-decode per-block latent vectors straight from the bitstreams (no synthesis network).
 ///
 /// Writes an (N, 3 + D) float32 .npy: block coordinates (bx, by, bz) then the
-/// block's dequantised latents y_hat (D = M × L³, channel-major); with --z the
+/// block's latents (D = M × L³, channel-major; `--units`); with --z the
 /// side-info symbols are appended. Non-neural blocks (constant, lossless) are
 /// skipped. --csv writes the same table as CSV.
 ///
@@ -25,6 +26,10 @@ pub struct Args {
     /// Volume name (default: the first).
     #[arg(short, long)]
     pub volume: Option<String>,
+    /// Units of the latents: `step` (y_hat over the block's quantisation step,
+    /// the paper's importance-driven latents) or `value` (y_hat as the decoder sees it).
+    #[arg(long, value_enum, default_value_t = LatentUnits::Step)]
+    pub units: LatentUnits,
     /// Append the hyper-latent (z) symbols.
     #[arg(long)]
     pub z: bool,
@@ -68,7 +73,7 @@ pub fn run(args: Args) -> CmdResult {
             let l = codec.decode(z, y, level).with_context(|| format!("block {b}"))?;
             let co = store.grid.coords(crate::format::BlockId(b as u64));
             let mut row = vec![co[0] as f32, co[1] as f32, co[2] as f32];
-            row.extend(&l.y_hat);
+            row.extend(args.units.of(&l));
             if args.z {
                 row.extend(l.z.iter().map(|&s| s as f32));
             }
@@ -106,6 +111,7 @@ pub fn run(args: Args) -> CmdResult {
             extra: if args.z { mf.profile.z_symbols() } else { 0 },
             value_range: vm.value_range,
             importance: vm.importance.clone(),
+            units: Some(args.units.name().into()),
             rows: rows.len(),
             blocks: store.grid.len(),
         };

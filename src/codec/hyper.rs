@@ -37,6 +37,19 @@ pub struct Latents {
     pub y_hat: Vec<f32>,
     /// Side-info symbols, `[nz][G][G][G]`.
     pub z: Vec<i32>,
+    /// The block's quantisation step (2^(level/4)).
+    pub step: f32,
+}
+
+impl Latents {
+    /// y_hat in units of the block's quantisation step. The paper's encoder
+    /// rounds at unit step and its SFT layers shrink the latents of unimportant
+    /// regions; ours shrinks them by coding them with a coarser step, so y_hat / step
+    /// is the paper's importance-driven latent (with a uniform map every block has
+    /// the same step and this is y_hat up to one factor).
+    pub fn in_steps(&self) -> Vec<f32> {
+        self.y_hat.iter().map(|v| v / self.step).collect()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -202,7 +215,7 @@ impl EntropyCodec {
             y_hat.push((s as i32 - SYMBOL_RADIUS) as f32 * step + mean[i]);
         }
         check_drained("y", &yc)?;
-        Ok(Latents { y_hat, z })
+        Ok(Latents { y_hat, z, step })
     }
 }
 

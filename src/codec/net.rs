@@ -239,7 +239,8 @@ impl FastNets {
         let up = self.coarse.forward(y).upsample_trilinear3d([lw * 8, lw * 8, lw * 8], false, None, None, None);
         let out = detail + narrow3(&up, hv, c);
         match &self.basis {
-            Some((_, b)) => out + narrow3(&b.forward(y), hv, c) + BASIS_CENTRE,
+            // Kernel = stride: the core's voxels come from the core's latents only.
+            Some((_, b)) => out + b.forward(&narrow3(y, p.latent_halo as i64, p.latent_core() as i64)) + BASIS_CENTRE,
             None => out,
         }
     }
