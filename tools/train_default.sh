@@ -8,7 +8,8 @@
 # set are passed on (e.g. --resume FILE).
 # `tools/train_default.sh --baseline` trains the paper's Table 2 baseline with the
 # same recipe (no importance, no quantisation, no rate loss) into
-# models/idlat-fast-baseline.safetensors, which tools/bench.sh compares against.
+# models/idlat-fast-baseline.safetensors, which tools/bench.sh compares against
+# (the shipped one: STEPS=600, 9 minutes).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"

@@ -319,4 +319,24 @@ mod tests {
         assert_eq!(level_for_importance(f32::NAN), 8);
         assert!((-8..=8).all(|l| quant_step(l) > 0.0));
     }
+
+    #[test]
+    fn block_level_takes_the_core_mean_raised_by_hot_spots() {
+        let (w, hv, core) = (8, 2, 4);
+        let mut win = vec![0f32; w * w * w];
+        assert_eq!(block_level(&win, w, hv, core), 8);
+        // A hot voxel in the halo is not the block's.
+        win[0] = 1.0;
+        assert_eq!(block_level(&win, w, hv, core), 8);
+        // One hot voxel in the core: 0.75 × max wins over the mean.
+        win[(3 * w + 3) * w + 3] = 1.0;
+        assert_eq!(block_level(&win, w, hv, core), level_for_importance(0.75));
+        // A fully important core.
+        for z in hv..hv + core {
+            for y in hv..hv + core {
+                win[(z * w + y) * w + hv..(z * w + y) * w + hv + core].fill(1.0);
+            }
+        }
+        assert_eq!(block_level(&win, w, hv, core), -8);
+    }
 }

@@ -545,3 +545,26 @@ pub fn import_density(zd: &mut ZDensity, mf: &ModelFile) -> Result<(), String> {
     });
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dct_basis_is_orthonormal_and_starts_with_the_mean() {
+        let (n, m) = (8, 64);
+        let b = dct_basis(n, m);
+        let v = n * n * n;
+        assert_eq!(b.len(), m * v);
+        for i in 0..m {
+            for j in 0..m {
+                let dot: f64 = (0..v).map(|k| b[i * v + k] as f64 * b[j * v + k] as f64).sum();
+                assert!((dot - (i == j) as u8 as f64).abs() < 1e-5, "<{i},{j}> = {dot}");
+            }
+        }
+        assert!(b[..v].iter().all(|&x| (x - b[0]).abs() < 1e-7), "function 0 is constant");
+        // Ordered by total frequency: the next three vary along one axis each.
+        let varies = |f: usize, step: usize| (b[f * v] - b[f * v + step]).abs() > 1e-6;
+        assert!((1..4).all(|f| [1, n, n * n].iter().filter(|&&s| varies(f, s)).count() == 1));
+    }
+}

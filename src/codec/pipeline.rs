@@ -508,4 +508,27 @@ mod tests {
         assert!(r[1].is_err(), "the damaged block must fail");
         assert!(r[0].is_ok() && r[2].is_ok() && r[3].is_ok());
     }
+
+    #[test]
+    fn latents_beyond_the_alphabet_move_the_block_to_a_coarser_level() {
+        use crate::codec::hyper::{quant_step, EntropyCodec};
+        let p = tiny();
+        let codec = EntropyCodec::from_model(&untrained(&p, 5)).unwrap();
+        let z = vec![0i32; p.z_symbols()];
+        // 300 is 1200 steps of 0.25: no symbol holds it at level -8.
+        let y: Vec<f32> = (0..p.y_symbols()).map(|i| if i % 3 == 0 { 300.0 } else { 0.1 * i as f32 }).collect();
+        let (zs, ys, y_hat, level) = codec.encode(&z, &y, -8);
+        assert!(level > -8, "level {level}");
+        let step = quant_step(level);
+        for (a, b) in y.iter().zip(&y_hat) {
+            assert!((a - b).abs() <= 0.5 * step * 1.0001, "{a} coded as {b} at step {step}: clipped");
+        }
+        let l = codec.decode(&zs, &ys, level).unwrap();
+        assert_eq!(l.y_hat, y_hat);
+        assert_eq!(l.step, step);
+        assert!(l.in_steps().iter().zip(&y_hat).all(|(s, v)| *s == v / step));
+        // Latents that fit keep the level asked for.
+        let small: Vec<f32> = (0..p.y_symbols()).map(|i| (i % 5) as f32 * 0.3).collect();
+        assert_eq!(codec.encode(&z, &small, -8).3, -8);
+    }
 }

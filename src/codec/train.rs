@@ -3,6 +3,9 @@
 //! Loss = bits per voxel + lambda * mean(exp(a * I) * (x - x_hat)^2) over block
 //! cores, with uniform-noise relaxation for the rate and straight-through
 //! rounding for the decoder input (so the decoder trains on what it will see).
+//! Each window is quantised at the step packing would give it for its random
+//! importance map (`hyper::block_level`), so the model trains at the operating
+//! points it is used at.
 //! Training windows are sampled complexity-aware (about ten high-variance
 //! windows per low-variance one) and each step draws fresh random importance
 //! maps: distance ramps, Gaussian blobs, gradient magnitude, value bands
@@ -239,7 +242,7 @@ pub fn validate(mf: &ModelFile, device: Device, windows: &[Vec<f32>], seed: u64)
         let (zs, ys, y_hat, level) = codec.encode(&z, &y, block_level(&imp, w, p.halo_vox, p.core));
         let step = quant_step(level);
         bytes += zs.len() + ys.len();
-        // The window's ring latents come from its own analysis, rounded.
+        // The window's ring latents come from its own analysis, rounded at the block's step.
         let lw = p.latent_window();
         let mut full = vec![0f32; p.m * lw * lw * lw];
         for (i, v) in engine.analyse_full(win, &imp).iter().enumerate() {

@@ -153,9 +153,12 @@ fn latents_come_straight_from_the_bitstreams() {
     ok(&["pack", s(&raw), "--dims", "64x64x32", "--importance", "iso:8", "-o", s(&idl), "--quiet"]);
     let npy = d.path().join("lat.npy");
     ok(&["latents", s(&idl), "-o", s(&npy)]);
-    // 2x2x1 blocks of 32^3, each 3 coordinates + 32 channels x 4^3 latents.
+    // 2x2x1 blocks of 32^3, each 3 coordinates + M channels x 4^3 latents (M from the model).
+    let side: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(npy.with_extension("json")).unwrap()).unwrap();
+    assert_eq!(side["latent_edge"], 4);
+    let width = 3 + side["channels"].as_u64().unwrap() * 64;
     let out = py("import sys, numpy as np\na = np.load(sys.argv[1]); print(a.shape, sorted(set(map(tuple, a[:, :3].astype(int).tolist()))))", &[s(&npy)]);
-    assert_eq!(out.trim(), "(4, 2051) [(0, 0, 0), (0, 1, 0), (1, 0, 0), (1, 1, 0)]");
+    assert_eq!(out.trim(), format!("(4, {width}) [(0, 0, 0), (0, 1, 0), (1, 0, 0), (1, 1, 0)]"));
     // Same latents as the decoder sees: a corrupt stream is an error, not garbage.
     let csv = d.path().join("lat.csv");
     ok(&["latents", s(&idl), "-o", s(&csv), "--csv"]);
