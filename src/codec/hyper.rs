@@ -169,16 +169,21 @@ impl EntropyCodec {
                 zc.iter().enumerate().map(|(i, &s)| ((s + SYMBOL_RADIUS) as usize, &self.z_models[i / gz3])),
             )
             .expect("clamped symbols are inside every table");
-        let mut level = level;
-        let (mean, idx) = loop {
-            let step = quant_step(level);
-            let (mean, idx) = self.hyper_decode(&zc, level);
-            let fits = y.iter().zip(&mean).all(|(&v, &mu)| !(((v - mu) / step).round().abs() > SYMBOL_RADIUS as f32));
-            if fits || level == i8::MAX {
-                break (mean, idx);
-            }
-            level += 1;
+        let (mut mean, mut idx) = self.hyper_decode(&zc, level);
+        // The means do not depend on the level: find the finest level at which
+        // every symbol fits, then redo the scale indices only if it moved.
+        let fits = |l: i8| {
+            let step = quant_step(l);
+            y.iter().zip(&mean).all(|(&v, &mu)| !(((v - mu) / step).round().abs() > SYMBOL_RADIUS as f32))
         };
+        let mut used = level;
+        while used < i8::MAX && !fits(used) {
+            used += 1;
+        }
+        if used != level {
+            (mean, idx) = self.hyper_decode(&zc, used);
+        }
+        let level = used;
         let step = quant_step(level);
         let mut y_hat = vec![0f32; y.len()];
         let mut syms = vec![0usize; y.len()];
