@@ -20,12 +20,16 @@ fn codec() -> &'static EntropyCodec {
     })
 }
 
-/// Input: level (i8), z length (u16 LE, taken modulo what is left), z bytes, y bytes.
+/// Input: a selector (its low bit picks a one-byte or a per-cell level
+/// stream, taken from the front of the rest), z length (u16 LE, modulo what
+/// is left), z bytes, y bytes.
 fn ans_decode(data: &[u8]) {
-    let [level, l0, l1, rest @ ..] = data else { return };
+    let [sel, l0, l1, rest @ ..] = data else { return };
+    let ll = if sel & 1 == 0 { 1 } else { 1 + codec().profile.latent_core().pow(3).div_ceil(2) };
+    let (levels, rest) = rest.split_at(ll.min(rest.len()));
     let zl = u16::from_le_bytes([*l0, *l1]) as usize % (rest.len() + 1);
     let (z, y) = rest.split_at(zl);
-    let run = || codec().decode(z, y, *level as i8).map(|l| (l.z, l.y_hat.iter().map(|f| f.to_bits()).collect::<Vec<_>>())).map_err(|e| e.to_string());
+    let run = || codec().decode(z, y, levels).map(|l| (l.z, l.levels, l.y_hat.iter().map(|f| f.to_bits()).collect::<Vec<_>>())).map_err(|e| e.to_string());
     assert_eq!(run(), run());
 }
 

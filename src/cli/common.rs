@@ -25,8 +25,8 @@ pub struct InputArgs {
 /// What a latent table holds (docs/ANALYSIS.md).
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum LatentUnits {
-    /// y_hat divided by the block's quantisation step: the paper's
-    /// importance-driven latents (unimportant blocks shrink towards zero).
+    /// y_hat divided by its cell's quantisation step: the paper's
+    /// importance-driven latents (unimportant regions shrink towards zero).
     #[default]
     Step,
     /// Dequantised y_hat, the synthesis transform's input (importance only

@@ -212,7 +212,7 @@ fn latent_representations(args: &Args, vol: &crate::volume::Volume, values: &[f6
         let lat: Vec<Vec<f32>> = blocks
             .par_iter()
             .filter_map(|(id, d)| d.streams().map(|s| (id, s)))
-            .map(|(id, s)| codec.latents(s.z, s.y, s.level).map(|l| args.units.of(&l)).map_err(|e| anyhow::anyhow!("block {id}: {e}")))
+            .map(|(id, s)| codec.latents(s.z, s.y, s.levels).map(|l| args.units.of(&l)).map_err(|e| anyhow::anyhow!("block {id}: {e}")))
             .collect::<anyhow::Result<_>>()?;
         reps.push(lat.concat());
     }

@@ -26,7 +26,7 @@ pub struct Args {
     /// Volume name (default: the first).
     #[arg(short, long)]
     pub volume: Option<String>,
-    /// Units of the latents: `step` (y_hat over the block's quantisation step,
+    /// Units of the latents: `step` (y_hat over its cell's quantisation step,
     /// the paper's importance-driven latents) or `value` (y_hat as the decoder sees it).
     #[arg(long, value_enum, default_value_t = LatentUnits::Step)]
     pub units: LatentUnits,
@@ -69,8 +69,8 @@ pub fn run(args: Args) -> CmdResult {
         let store = crate::codec::store::ContainerStore::new(&c, v).map_err(anyhow::Error::msg)?;
         let mut rows: Vec<Vec<f32>> = Vec::new();
         for b in 0..store.grid.len() {
-            let Some(NeuralStreams { z, y, level, .. }) = store.neural_streams(b).map_err(anyhow::Error::msg)? else { continue };
-            let l = codec.decode(z, y, level).with_context(|| format!("block {b}"))?;
+            let Some(NeuralStreams { z, y, levels, .. }) = store.neural_streams(b).map_err(anyhow::Error::msg)? else { continue };
+            let l = codec.decode(z, y, levels).with_context(|| format!("block {b}"))?;
             let co = store.grid.coords(crate::format::BlockId(b as u64));
             let mut row = vec![co[0] as f32, co[1] as f32, co[2] as f32];
             row.extend(args.units.of(&l));

@@ -252,12 +252,19 @@ fn run_torch(args: Args) -> CmdResult {
             let (kind, payload) = match d {
                 BlockData::Constant(v) => (BlockKind::Constant, v.to_le_bytes().to_vec()),
                 BlockData::Lossless(v) => (BlockKind::Lossless, block::lossless_payload(&v)),
-                BlockData::Neural { z, y, level, residual: None } => (BlockKind::Neural, NeuralPayload::encode(&[&z, &y, &[level as u8]])),
-                BlockData::Neural { z, y, level, residual: Some(r) } => {
-                    if crate::codec::bound::needs_minor_2(&r) {
-                        writer.require_minor(2); // interpolation residual mode (spec §6.2)
+                BlockData::Neural { z, y, levels, residual } => {
+                    if levels.len() > 1 {
+                        writer.require_minor(3); // per-cell quantisation levels (spec §6)
                     }
-                    (BlockKind::Neural, NeuralPayload::encode(&[&z, &y, &[level as u8], &r]))
+                    match residual {
+                        None => (BlockKind::Neural, NeuralPayload::encode(&[&z, &y, &levels])),
+                        Some(r) => {
+                            if crate::codec::bound::needs_minor_2(&r) {
+                                writer.require_minor(2); // interpolation residual mode (spec §6.2)
+                            }
+                            (BlockKind::Neural, NeuralPayload::encode(&[&z, &y, &levels, &r]))
+                        }
+                    }
                 }
             };
             stored += payload.len() as u64 + crate::format::layout::ENTRY_LEN;

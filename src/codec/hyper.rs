@@ -37,18 +37,19 @@ pub struct Latents {
     pub y_hat: Vec<f32>,
     /// Side-info symbols, `[nz][G][G][G]`.
     pub z: Vec<i32>,
-    /// The block's quantisation step (2^(level/4)).
-    pub step: f32,
+    /// Quantisation level of each latent cell, `[L][L][L]` (step 2^(level/4)).
+    pub levels: Vec<i8>,
 }
 
 impl Latents {
-    /// y_hat in units of the block's quantisation step. The paper's encoder
+    /// y_hat in units of each cell's quantisation step. The paper's encoder
     /// rounds at unit step and its SFT layers shrink the latents of unimportant
     /// regions; ours shrinks them by coding them with a coarser step, so y_hat / step
-    /// is the paper's importance-driven latent (with a uniform map every block has
+    /// is the paper's importance-driven latent (with a uniform map every cell has
     /// the same step and this is y_hat up to one factor).
     pub fn in_steps(&self) -> Vec<f32> {
-        self.y_hat.iter().map(|v| v / self.step).collect()
+        let steps: Vec<f32> = self.levels.iter().map(|&l| quant_step(l)).collect();
+        self.y_hat.iter().enumerate().map(|(i, v)| v / steps[i % steps.len()]).collect()
     }
 }
 
@@ -60,6 +61,8 @@ pub enum StreamError {
     Invalid { stream: &'static str },
     #[error("{stream} stream has {left} unread bits after the last symbol (corrupt)")]
     Trailing { stream: &'static str, left: usize },
+    #[error("level stream: {0}")]
+    Levels(String),
 }
 
 pub const H_S_TCONV: &str = "h_s.0";
@@ -94,9 +97,21 @@ impl EntropyCodec {
     }
 
     /// h_s: side-info symbols → (means, scale-table indices), both `[m][L][L][L]`,
-    /// for latents quantised with step 2^(level/4) (the scale shrinks by the step).
-    pub fn hyper_decode(&self, z: &[i32], level: i8) -> (Vec<f32>, Vec<u8>) {
-        let shift = level as f32 * (0.25 * std::f32::consts::LN_2);
+    /// for latents whose cell `k` is quantised with step 2^(levels[k]/4) (the
+    /// scale shrinks by the step). `levels` has one entry per latent cell.
+    pub fn hyper_decode(&self, z: &[i32], levels: &[i8]) -> (Vec<f32>, Vec<u8>) {
+        let (mean, log_scale) = self.hyper_synthesis(z);
+        (mean, self.scale_indices(&log_scale, levels))
+    }
+
+    /// Scale-table index of each latent from h_s's log-scales and its cell's level.
+    fn scale_indices(&self, log_scale: &[f32], levels: &[i8]) -> Vec<u8> {
+        let shift: Vec<f32> = levels.iter().map(|&l| l as f32 * (0.25 * std::f32::consts::LN_2)).collect();
+        log_scale.iter().enumerate().map(|(i, &s)| tables::scale_index(&self.bounds, s - shift[i % shift.len()]) as u8).collect()
+    }
+
+    /// h_s: side-info symbols → (means, natural-log scales), both `[m][L][L][L]`.
+    fn hyper_synthesis(&self, z: &[i32]) -> (Vec<f32>, Vec<f32>) {
         let p = &self.profile;
         let (nz, nh, m, g) = (p.nz, p.nh, p.m, p.z_grid());
         let l = 2 * g; // tconv k2 s2 output edge
@@ -137,7 +152,7 @@ impl EntropyCodec {
         // Crop to the latent core (l == lc unless the core is odd).
         let n = lc * lc * lc;
         let mut mean = vec![0f32; m * n];
-        let mut idx = vec![0u8; m * n];
+        let mut log_scale = vec![0f32; m * n];
         for c in 0..m {
             for zz in 0..lc {
                 for yy in 0..lc {
@@ -145,22 +160,26 @@ impl EntropyCodec {
                         let src = (zz * l + yy) * l + xx;
                         let dst = c * n + (zz * lc + yy) * lc + xx;
                         mean[dst] = out[c * nvox + src];
-                        idx[dst] = tables::scale_index(&self.bounds, out[(m + c) * nvox + src] - shift) as u8;
+                        log_scale[dst] = out[(m + c) * nvox + src];
                     }
                 }
             }
         }
-        (mean, idx)
+        (mean, log_scale)
     }
 
     /// Codes one block. `z` are the rounded hyper-latents (clamped here), `y`
-    /// the analysis output, `level` the requested quantisation level (step
-    /// 2^(level/4)). A latent whose symbol would leave the alphabet makes the
-    /// block use the next coarser level instead of being clipped, so the level
-    /// returned (and stored) may exceed the one asked for.
-    /// Returns (z stream, y stream, y_hat, level used).
-    pub fn encode(&self, z: &[i32], y: &[f32], level: i8) -> (Vec<u8>, Vec<u8>, Vec<f32>, i8) {
+    /// the analysis output, `levels` the requested quantisation level of each
+    /// latent cell (step 2^(level/4)). A cell whose latents' symbols would
+    /// leave the alphabet moves to the next coarser level that fits instead of
+    /// being clipped, and the block's levels are then brought within the span
+    /// the level stream can hold (by coarsening its finest cells), so the
+    /// levels returned (and stored) may exceed the ones asked for.
+    /// Returns (z stream, y stream, y_hat, levels used).
+    pub fn encode(&self, z: &[i32], y: &[f32], levels: &[i8]) -> (Vec<u8>, Vec<u8>, Vec<f32>, Vec<i8>) {
         let p = &self.profile;
+        let n = p.latent_core().pow(3);
+        assert_eq!(levels.len(), n, "one level per latent cell");
         let zc: Vec<i32> = z.iter().map(|&s| s.clamp(-SYMBOL_RADIUS, SYMBOL_RADIUS)).collect();
         let gz3 = p.z_grid().pow(3);
         let mut zc_coder = DefaultAnsCoder::new();
@@ -169,25 +188,26 @@ impl EntropyCodec {
                 zc.iter().enumerate().map(|(i, &s)| ((s + SYMBOL_RADIUS) as usize, &self.z_models[i / gz3])),
             )
             .expect("clamped symbols are inside every table");
-        let (mut mean, mut idx) = self.hyper_decode(&zc, level);
-        // The means do not depend on the level: find the finest level at which
-        // every symbol fits, then redo the scale indices only if it moved.
-        let fits = |l: i8| {
+        // The means do not depend on the levels: the fit search needs only them,
+        // and the scale indices follow from the levels it settles on.
+        let (mean, log_scale) = self.hyper_synthesis(&zc);
+        let fits = |cell: usize, l: i8| {
             let step = quant_step(l);
-            y.iter().zip(&mean).all(|(&v, &mu)| !(((v - mu) / step).round().abs() > SYMBOL_RADIUS as f32))
+            (cell..y.len()).step_by(n).all(|i| !(((y[i] - mean[i]) / step).round().abs() > SYMBOL_RADIUS as f32))
         };
-        let mut used = level;
-        while used < i8::MAX && !fits(used) {
-            used += 1;
+        let mut used = levels.to_vec();
+        for (cell, l) in used.iter_mut().enumerate() {
+            while *l < i8::MAX - LEVEL_SPAN && !fits(cell, *l) {
+                *l += 1;
+            }
         }
-        if used != level {
-            (mean, idx) = self.hyper_decode(&zc, used);
-        }
-        let level = used;
-        let step = quant_step(level);
+        let used = within_span(&used);
+        let idx = self.scale_indices(&log_scale, &used);
+        let steps: Vec<f32> = used.iter().map(|&l| quant_step(l)).collect();
         let mut y_hat = vec![0f32; y.len()];
         let mut syms = vec![0usize; y.len()];
         for i in 0..y.len() {
+            let step = steps[i % n];
             let q = ((y[i] - mean[i]) / step).round();
             let q = if q.is_finite() { (q as i32).clamp(-SYMBOL_RADIUS, SYMBOL_RADIUS) } else { 0 };
             syms[i] = (q + SYMBOL_RADIUS) as usize;
@@ -196,14 +216,17 @@ impl EntropyCodec {
         let mut yc = DefaultAnsCoder::new();
         yc.encode_symbols_reverse(syms.iter().zip(&idx).map(|(&s, &k)| (s, &self.y_models[k as usize])))
             .expect("clamped symbols are inside every table");
-        (words_to_bytes(zc_coder.into_compressed().unwrap_infallible()), words_to_bytes(yc.into_compressed().unwrap_infallible()), y_hat, level)
+        (words_to_bytes(zc_coder.into_compressed().unwrap_infallible()), words_to_bytes(yc.into_compressed().unwrap_infallible()), y_hat, used)
     }
 
     /// Decodes one block's streams; garbage gives an error, never a panic or a hang
     /// (the symbol count is fixed by the profile).
-    pub fn decode(&self, z_bytes: &[u8], y_bytes: &[u8], level: i8) -> Result<Latents, StreamError> {
-        let step = quant_step(level);
+    /// `levels` is the stored level stream (spec §6, stream 2).
+    pub fn decode(&self, z_bytes: &[u8], y_bytes: &[u8], levels: &[u8]) -> Result<Latents, StreamError> {
         let p = &self.profile;
+        let n = p.latent_core().pow(3);
+        let levels = levels_from_bytes(levels, n).map_err(StreamError::Levels)?;
+        let steps: Vec<f32> = levels.iter().map(|&l| quant_step(l)).collect();
         let gz3 = p.z_grid().pow(3);
         let mut zc = coder_from("z", z_bytes)?;
         let mut z = Vec::with_capacity(p.z_symbols());
@@ -212,15 +235,15 @@ impl EntropyCodec {
             z.push(s as i32 - SYMBOL_RADIUS);
         }
         check_drained("z", &zc)?;
-        let (mean, idx) = self.hyper_decode(&z, level);
+        let (mean, idx) = self.hyper_decode(&z, &levels);
         let mut yc = coder_from("y", y_bytes)?;
         let mut y_hat = Vec::with_capacity(p.y_symbols());
         for i in 0..p.y_symbols() {
             let s = yc.decode_symbol(&self.y_models[idx[i] as usize]).unwrap_infallible();
-            y_hat.push((s as i32 - SYMBOL_RADIUS) as f32 * step + mean[i]);
+            y_hat.push((s as i32 - SYMBOL_RADIUS) as f32 * steps[i % n] + mean[i]);
         }
         check_drained("y", &yc)?;
-        Ok(Latents { y_hat, z, step })
+        Ok(Latents { y_hat, z, levels })
     }
 }
 
@@ -244,23 +267,88 @@ pub fn level_for_importance(imp: f32) -> i8 {
     (4.0 * (2.0 - 4.0 * imp)).round() as i8
 }
 
-/// Quantisation level of one block from the importance over its analysis
-/// window (`w`^3, x fastest, core `core`^3 at offset `hv`): the core's mean,
-/// raised by its hot spots so a thin important feature still gets a fine step.
-/// Packing and training both call this, so the model trains at the steps it
-/// will be coded with.
-pub fn block_level(win: &[f32], w: usize, hv: usize, core: usize) -> i8 {
-    let (mut sum, mut max, mut n) = (0f64, 0f32, 0usize);
-    for zz in hv..hv + core {
-        for yy in hv..hv + core {
-            for &v in &win[(zz * w + yy) * w + hv..(zz * w + yy) * w + hv + core] {
-                sum += v as f64;
-                max = max.max(v);
-                n += 1;
+/// Quantisation levels of latent cells from the importance over the window
+/// (`p.window()`³, x fastest): cell `(a, b, c)` of the `n`³ cells starting at
+/// latent index `first` covers the `stride`³ voxels under it, and gets the
+/// level of its mean importance raised by its hot spots (0.75 × its maximum),
+/// so a thin important feature still gets a fine step while the rest of the
+/// block coarsens. `[n][n][n]`, x fastest.
+pub fn cell_levels(win: &[f32], p: &Profile, first: usize, n: usize) -> Vec<i8> {
+    let (w, s) = (p.window(), p.stride);
+    let mut out = Vec::with_capacity(n * n * n);
+    for cz in first..first + n {
+        for cy in first..first + n {
+            for cx in first..first + n {
+                let (mut sum, mut max) = (0f64, 0f32);
+                for zz in cz * s..(cz + 1) * s {
+                    for yy in cy * s..(cy + 1) * s {
+                        for &v in &win[(zz * w + yy) * w + cx * s..(zz * w + yy) * w + (cx + 1) * s] {
+                            sum += v as f64;
+                            max = max.max(v);
+                        }
+                    }
+                }
+                out.push(level_for_importance(((sum / (s * s * s) as f64) as f32).max(0.75 * max)));
             }
         }
     }
-    level_for_importance(((sum / n.max(1) as f64) as f32).max(0.75 * max))
+    out
+}
+
+/// Quantisation levels a block is packed with: those of its stored latent
+/// cells, within the span the level stream holds. Packing and training both
+/// call this, so the model trains at the steps it will be coded with.
+pub fn block_levels(win: &[f32], p: &Profile) -> Vec<i8> {
+    within_span(&cell_levels(win, p, p.latent_halo, p.latent_core()))
+}
+
+/// Largest difference between the levels of one block's cells (4-bit offsets).
+pub const LEVEL_SPAN: i8 = 15;
+
+/// Raises the finest levels until no cell is more than `LEVEL_SPAN` finer
+/// than the coarsest (a coarser step always keeps symbols in the alphabet).
+fn within_span(levels: &[i8]) -> Vec<i8> {
+    let max = levels.iter().copied().max().unwrap_or(0);
+    levels.iter().map(|&l| l.max(max.saturating_sub(LEVEL_SPAN))).collect()
+}
+
+/// Stream 2 of a neural block (spec §6): one byte when every cell shares a
+/// level, else the finest level then one 4-bit offset per cell (low nibble
+/// first, cells x fastest).
+pub fn levels_to_bytes(levels: &[i8]) -> Vec<u8> {
+    let base = levels.iter().copied().min().unwrap_or(0);
+    if levels.iter().all(|&l| l == base) {
+        return vec![base as u8];
+    }
+    let mut out = vec![base as u8];
+    for pair in levels.chunks(2) {
+        let off = |l: i8| {
+            let d = l as i16 - base as i16;
+            assert!((0..=LEVEL_SPAN as i16).contains(&d), "levels exceed the stream's span");
+            d as u8
+        };
+        out.push(off(pair[0]) | pair.get(1).map_or(0, |&l| off(l) << 4));
+    }
+    out
+}
+
+/// Parses stream 2 for `n` latent cells; an absent stream means level 0.
+pub fn levels_from_bytes(b: &[u8], n: usize) -> Result<Vec<i8>, String> {
+    match b {
+        [] => Ok(vec![0; n]),
+        [l] => Ok(vec![*l as i8; n]),
+        [base, offs @ ..] if offs.len() == n.div_ceil(2) => {
+            let base = *base as i8;
+            if base > i8::MAX - LEVEL_SPAN {
+                return Err(format!("base level {base} leaves no room for offsets"));
+            }
+            if n % 2 == 1 && offs[n / 2] >> 4 != 0 {
+                return Err("padding nibble is not zero".into());
+            }
+            Ok((0..n).map(|k| base + ((offs[k / 2] >> (4 * (k % 2))) & 15) as i8).collect())
+        }
+        _ => Err(format!("{} bytes (expected 1 or {} for {n} cells)", b.len(), 1 + n.div_ceil(2))),
+    }
 }
 
 fn relu(v: &mut [f32]) {
@@ -326,22 +414,45 @@ mod tests {
     }
 
     #[test]
-    fn block_level_takes_the_core_mean_raised_by_hot_spots() {
-        let (w, hv, core) = (8, 2, 4);
+    fn cell_levels_follow_each_cells_importance() {
+        let p = Profile::fast();
+        let (w, n) = (p.window(), p.latent_core().pow(3));
         let mut win = vec![0f32; w * w * w];
-        assert_eq!(block_level(&win, w, hv, core), 8);
-        // A hot voxel in the halo is not the block's.
+        assert_eq!(block_levels(&win, &p), vec![8; n]);
+        // A hot voxel in the halo belongs to a neighbouring block.
         win[0] = 1.0;
-        assert_eq!(block_level(&win, w, hv, core), 8);
-        // One hot voxel in the core: 0.75 × max wins over the mean.
-        win[(3 * w + 3) * w + 3] = 1.0;
-        assert_eq!(block_level(&win, w, hv, core), level_for_importance(0.75));
-        // A fully important core.
-        for z in hv..hv + core {
-            for y in hv..hv + core {
-                win[(z * w + y) * w + hv..(z * w + y) * w + hv + core].fill(1.0);
+        assert_eq!(block_levels(&win, &p), vec![8; n]);
+        // One hot voxel in the first stored cell: 0.75 × max wins over its mean;
+        // the other cells stay coarse.
+        let at = |x: usize, y: usize, z: usize| (z * w + y) * w + x;
+        win[at(9, 10, 11)] = 1.0;
+        let l = block_levels(&win, &p);
+        assert_eq!(l[0], level_for_importance(0.75));
+        assert!(l[1..].iter().all(|&v| v == 8));
+        // A fully important last cell (voxels 32..40 on each axis).
+        for z in 32..40 {
+            for y in 32..40 {
+                win[at(32, y, z)..at(40, y, z)].fill(1.0);
             }
         }
-        assert_eq!(block_level(&win, w, hv, core), -8);
+        let l = block_levels(&win, &p);
+        assert_eq!(l[n - 1], -7, "finest cell raised to the coarsest minus the span");
+        assert_eq!(*l.iter().max().unwrap() - *l.iter().min().unwrap(), LEVEL_SPAN);
+    }
+
+    #[test]
+    fn level_streams_round_trip_and_reject_garbage() {
+        let n = 64;
+        for levels in [vec![-3i8; n], (0..n).map(|k| (k % 16) as i8 - 8).collect(), (0..n).map(|k| if k == 5 { 20 } else { 5 }).collect()] {
+            let b = levels_to_bytes(&levels);
+            assert_eq!(b.len(), if levels.iter().all(|&l| l == levels[0]) { 1 } else { 1 + n / 2 });
+            assert_eq!(levels_from_bytes(&b, n).unwrap(), levels);
+        }
+        assert_eq!(levels_from_bytes(&[], n).unwrap(), vec![0; n]);
+        assert!(levels_from_bytes(&[0, 1, 2], n).is_err());
+        assert!(levels_from_bytes(&[120; 33], n).is_err());
+        // Odd cell counts: the last byte's high nibble must be zero.
+        assert_eq!(levels_from_bytes(&[0, 0x21, 0x03], 3).unwrap(), vec![1, 2, 3]);
+        assert!(levels_from_bytes(&[0, 0x21, 0x13], 3).is_err());
     }
 }

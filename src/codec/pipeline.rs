@@ -28,16 +28,17 @@ pub enum BlockData {
     Constant(f32),
     /// Exact samples of the clipped block extent (data units, x fastest).
     Lossless(Vec<f32>),
-    /// Side-info and latent ANS streams, the block's quantisation level, and
-    /// the error-bound residual stream (spec §6.2) when the block has one.
-    Neural { z: Vec<u8>, y: Vec<u8>, level: i8, residual: Option<Vec<u8>> },
+    /// Side-info and latent ANS streams, the level stream (the quantisation
+    /// level of each latent cell, spec §6), and the error-bound residual
+    /// stream (spec §6.2) when the block has one.
+    Neural { z: Vec<u8>, y: Vec<u8>, levels: Vec<u8>, residual: Option<Vec<u8>> },
 }
 
 impl BlockData {
     /// The streams of a neural block, borrowed.
     pub fn streams(&self) -> Option<NeuralStreams<'_>> {
         match self {
-            BlockData::Neural { z, y, level, residual } => Some(NeuralStreams { z, y, level: *level, residual: residual.as_deref() }),
+            BlockData::Neural { z, y, levels, residual } => Some(NeuralStreams { z, y, levels, residual: residual.as_deref() }),
             _ => None,
         }
     }
@@ -47,7 +48,7 @@ impl BlockData {
         match self {
             BlockData::Constant(_) => 4,
             BlockData::Lossless(v) => v.len() * 4,
-            BlockData::Neural { z, y, residual, .. } => 4 + 4 * (3 + residual.is_some() as usize) + z.len() + y.len() + 1 + residual.as_ref().map_or(0, |r| r.len()),
+            BlockData::Neural { z, y, levels, residual } => 4 + 4 * (3 + residual.is_some() as usize) + z.len() + y.len() + levels.len() + residual.as_ref().map_or(0, |r| r.len()),
         }
     }
 }
@@ -57,7 +58,8 @@ impl BlockData {
 pub struct NeuralStreams<'a> {
     pub z: &'a [u8],
     pub y: &'a [u8],
-    pub level: i8,
+    /// Stream 2 as stored (empty when absent: level 0).
+    pub levels: &'a [u8],
     pub residual: Option<&'a [u8]>,
 }
 
@@ -178,13 +180,12 @@ impl Codec {
                 let (y, z) = self.engine().analyse(&xs, &is, neural.len());
                 let (ny, nz) = (p.y_symbols(), p.z_symbols());
                 let entropy = &self.entropy; // tch handles are not Sync; the coder is
-                let hv = p.halo_vox;
                 let out: Vec<BlockData> = (0..neural.len())
                     .into_par_iter()
                     .map(|k| {
-                        let level = super::hyper::block_level(&is[k * w * w * w..(k + 1) * w * w * w], w, hv, core);
-                        let (zb, yb, _, level) = entropy.encode(&z[k * nz..(k + 1) * nz], &y[k * ny..(k + 1) * ny], level);
-                        BlockData::Neural { z: zb, y: yb, level, residual: None }
+                        let levels = super::hyper::block_levels(&is[k * w * w * w..(k + 1) * w * w * w], p);
+                        let (zb, yb, _, levels) = entropy.encode(&z[k * nz..(k + 1) * nz], &y[k * ny..(k + 1) * ny], &levels);
+                        BlockData::Neural { z: zb, y: yb, levels: super::hyper::levels_to_bytes(&levels), residual: None }
                     })
                     .collect();
                 coded.extend(neural.iter().copied().zip(out));
@@ -337,7 +338,7 @@ impl Codec {
             .par_iter()
             .map(|&id| {
                 let r = store.neural_streams(id).and_then(|s| match s {
-                    Some(s) => entropy.decode(s.z, s.y, s.level).map(|l| Some((l, s.residual))).map_err(|e| format!("block {id}: {e}")),
+                    Some(s) => entropy.decode(s.z, s.y, s.levels).map(|l| Some((l, s.residual))).map_err(|e| format!("block {id}: {e}")),
                     None => Ok(None),
                 });
                 (id, r)
@@ -391,8 +392,8 @@ impl Codec {
     }
 
     /// Entropy-decodes one block's latents only (no synthesis): latent analysis uses this.
-    pub fn latents(&self, z: &[u8], y: &[u8], level: i8) -> Result<Latents, String> {
-        self.entropy.decode(z, y, level).map_err(|e| e.to_string())
+    pub fn latents(&self, z: &[u8], y: &[u8], levels: &[u8]) -> Result<Latents, String> {
+        self.entropy.decode(z, y, levels).map_err(|e| e.to_string())
     }
 }
 
@@ -425,7 +426,7 @@ mod tests {
     }
 
     fn tiny() -> Profile {
-        Profile { name: "tiny".into(), arch: "fast".into(), core: 16, halo_vox: 8, stride: 8, latent_halo: 1, m: 4, nz: 4, nh: 8, enc_ch: 4, cond_ch: 4, sft_hidden: 4, dec_ch: [4, 4, 4], transform: true }
+        Profile { name: "tiny".into(), arch: "fast".into(), core: 16, halo_vox: 8, stride: 8, latent_halo: 1, m: 4, nz: 4, nh: 8, enc_ch: 4, cond_ch: 4, sft_hidden: 4, dec_ch: [4, 4, 4], transform: true, out_kernel: 3 }
     }
 
     fn volume(dims: Dims) -> Vec<f32> {
@@ -465,9 +466,9 @@ mod tests {
         // Latent symbols: entropy decoding is pure Rust, so identical bits under any pool size.
         let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
         for (id, b) in store.blocks.iter().enumerate() {
-            if let BlockData::Neural { z, y, level, .. } = b {
-                let a = codec.latents(z, y, *level).unwrap();
-                let c = one.install(|| codec.latents(z, y, *level).unwrap());
+            if let BlockData::Neural { z, y, levels, .. } = b {
+                let a = codec.latents(z, y, levels).unwrap();
+                let c = one.install(|| codec.latents(z, y, levels).unwrap());
                 assert_eq!(a.y_hat.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), c.y_hat.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), "block {id}");
             }
         }
@@ -510,25 +511,27 @@ mod tests {
     }
 
     #[test]
-    fn latents_beyond_the_alphabet_move_the_block_to_a_coarser_level() {
-        use crate::codec::hyper::{quant_step, EntropyCodec};
+    fn latents_beyond_the_alphabet_move_their_cell_to_a_coarser_level() {
+        use crate::codec::hyper::{levels_to_bytes, quant_step, EntropyCodec};
         let p = tiny();
         let codec = EntropyCodec::from_model(&untrained(&p, 5)).unwrap();
+        let n = p.latent_core().pow(3);
         let z = vec![0i32; p.z_symbols()];
-        // 300 is 1200 steps of 0.25: no symbol holds it at level -8.
-        let y: Vec<f32> = (0..p.y_symbols()).map(|i| if i % 3 == 0 { 300.0 } else { 0.1 * i as f32 }).collect();
-        let (zs, ys, y_hat, level) = codec.encode(&z, &y, -8);
-        assert!(level > -8, "level {level}");
-        let step = quant_step(level);
-        for (a, b) in y.iter().zip(&y_hat) {
+        // 300 is 1200 steps of 0.25: no symbol holds it at level -8. Only
+        // cell 0 holds such latents (element i belongs to cell i % n).
+        let y: Vec<f32> = (0..p.y_symbols()).map(|i| if i % n == 0 { 300.0 } else { 0.01 * (i % 7) as f32 }).collect();
+        let (zs, ys, y_hat, levels) = codec.encode(&z, &y, &vec![-8; n]);
+        assert!(levels[0] > -8, "cell 0 at level {}", levels[0]);
+        assert!(levels[1..].iter().all(|&l| l == -8), "cells that fit keep their level: {levels:?}");
+        for (i, (a, b)) in y.iter().zip(&y_hat).enumerate() {
+            let step = quant_step(levels[i % n]);
             assert!((a - b).abs() <= 0.5 * step * 1.0001, "{a} coded as {b} at step {step}: clipped");
         }
-        let l = codec.decode(&zs, &ys, level).unwrap();
+        let l = codec.decode(&zs, &ys, &levels_to_bytes(&levels)).unwrap();
         assert_eq!(l.y_hat, y_hat);
-        assert_eq!(l.step, step);
-        assert!(l.in_steps().iter().zip(&y_hat).all(|(s, v)| *s == v / step));
-        // Latents that fit keep the level asked for.
-        let small: Vec<f32> = (0..p.y_symbols()).map(|i| (i % 5) as f32 * 0.3).collect();
-        assert_eq!(codec.encode(&z, &small, -8).3, -8);
+        assert_eq!(l.levels, levels);
+        assert!(l.in_steps().iter().enumerate().all(|(i, s)| *s == y_hat[i] / quant_step(levels[i % n])));
+        // A level stream of the wrong length is an error for the block.
+        assert!(codec.decode(&zs, &ys, &[0, 1, 2]).is_err());
     }
 }

@@ -47,6 +47,14 @@ pub struct Profile {
     /// input. Models from before it was added lack the field and read as false.
     #[serde(default)]
     pub transform: bool,
+    /// `fast` only: kernel edge of the decoder's last (full-resolution)
+    /// convolution; models from before it was added used 3.
+    #[serde(default = "three")]
+    pub out_kernel: usize,
+}
+
+fn three() -> usize {
+    3
 }
 
 impl Profile {
@@ -64,8 +72,9 @@ impl Profile {
             enc_ch: 32,
             cond_ch: 16,
             sft_hidden: 32,
-            dec_ch: [48, 24, 12],
+            dec_ch: [48, 24, 8],
             transform: true,
+            out_kernel: 1,
         }
     }
 
@@ -88,6 +97,7 @@ impl Profile {
             sft_hidden: 32,
             dec_ch: [16, 16, 8],
             transform: false,
+            out_kernel: 5,
         }
     }
 
@@ -119,6 +129,7 @@ impl Profile {
         let ok = self.stride == 8
             && self.window() % 8 == 0
             && self.latent_window() > 2 * self.latent_halo
+            && self.out_kernel % 2 == 1
             && (self.arch == "paper" || (self.arch == "fast" && self.halo_vox == self.latent_halo * self.stride));
         if ok { Ok(()) } else { Err(format!("unsupported profile geometry: {self:?}")) }
     }

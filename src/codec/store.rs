@@ -28,14 +28,10 @@ impl BlockStore for ContainerStore<'_> {
             return Ok(None);
         }
         let p = NeuralPayload::parse(r.payload).map_err(|e| format!("block {b} of volume {}: {e}", self.volume.0))?;
-        // Stream 2 (one byte) is the quantisation level; absent means step 1.
-        let level = match p.streams.get(2) {
-            None => 0,
-            Some([l]) => *l as i8,
-            Some(s) => return Err(format!("block {b} of volume {}: level stream of {} bytes (expected 1)", self.volume.0, s.len())),
-        };
+        // Stream 2 holds the quantisation levels (parsed by the entropy decoder).
+        let levels = p.streams.get(2).copied().unwrap_or(&[]);
         // Stream 3 (format 1.1) is the error-bound residual stream.
-        Ok(Some(NeuralStreams { z: p.streams[0], y: p.streams[1], level, residual: p.streams.get(3).copied() }))
+        Ok(Some(NeuralStreams { z: p.streams[0], y: p.streams[1], levels, residual: p.streams.get(3).copied() }))
     }
 
     fn simple_block(&self, b: usize) -> Result<Vec<f32>, String> {

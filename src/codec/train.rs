@@ -13,7 +13,7 @@
 //! and the real Rust entropy coder and counts bytes.
 
 use super::blocks::{extract_window, Norm};
-use super::hyper::{block_level, quant_step, EntropyCodec};
+use super::hyper::{block_levels, cell_levels, quant_step, EntropyCodec};
 use super::modelfile::ModelFile;
 use super::net::{self, gaussian_bits, ste_round, Nets, ZDensity};
 use super::profile::Profile;
@@ -157,9 +157,21 @@ pub fn random_importance(x: &[f32], w: usize, rng: &mut ChaCha8Rng) -> Vec<f32> 
 struct Batch {
     x: Tensor,
     imp: Tensor,
-    /// Each window's quantisation step `[B,1,1,1,1]`, from its importance as
-    /// packing derives it (`hyper::block_level`); 1 for the baseline.
+    /// The quantisation step of each latent cell of each window `[B,1,Lw,Lw,Lw]`,
+    /// from its importance as packing derives it; 1 for the baseline.
     step: Tensor,
+}
+
+/// Levels of every latent cell of a window `[Lw][Lw][Lw]`: the stored cells
+/// as packing chooses them (`hyper::block_levels`), the ring as each cell's own
+/// (the neighbouring blocks' levels, up to their span limit).
+fn window_levels(imp: &[f32], p: &Profile) -> Vec<i8> {
+    let (lw, h, l) = (p.latent_window(), p.latent_halo, p.latent_core());
+    let mut lv = cell_levels(imp, p, 0, lw);
+    for (k, v) in block_levels(imp, p).into_iter().enumerate() {
+        lv[((k / (l * l) + h) * lw + (k / l) % l + h) * lw + k % l + h] = v;
+    }
+    lv
 }
 
 fn make_batch(windows: &[Vec<f32>], idx: &[usize], p: &Profile, rng: &mut ChaCha8Rng, device: Device, zero_imp: bool) -> Batch {
@@ -167,24 +179,25 @@ fn make_batch(windows: &[Vec<f32>], idx: &[usize], p: &Profile, rng: &mut ChaCha
     let n = w * w * w;
     let mut xs = Vec::with_capacity(idx.len() * n);
     let mut is = Vec::with_capacity(idx.len() * n);
-    let mut steps = Vec::with_capacity(idx.len());
+    let lw = p.latent_window();
+    let mut steps = Vec::with_capacity(idx.len() * lw * lw * lw);
     for &i in idx {
         xs.extend_from_slice(&windows[i]);
         if zero_imp {
             is.extend(std::iter::repeat_n(0f32, n));
-            steps.push(1.0);
+            steps.extend(std::iter::repeat_n(1f32, lw * lw * lw));
         } else {
             let imp = random_importance(&windows[i], w, rng);
-            steps.push(quant_step(block_level(&imp, w, p.halo_vox, p.core)));
+            steps.extend(window_levels(&imp, p).into_iter().map(quant_step));
             is.extend(imp);
         }
     }
     let b = idx.len() as i64;
-    let w = w as i64;
+    let (w, lw) = (w as i64, lw as i64);
     Batch {
         x: Tensor::from_slice(&xs).view([b, 1, w, w, w]).to_device(device),
         imp: Tensor::from_slice(&is).view([b, 1, w, w, w]).to_device(device),
-        step: Tensor::from_slice(&steps).view([b, 1, 1, 1, 1]).to_device(device),
+        step: Tensor::from_slice(&steps).view([b, 1, lw, lw, lw]).to_device(device),
     }
 }
 
@@ -209,16 +222,16 @@ fn forward(nets: &Nets, zd: &ZDensity, b: &Batch, cfg: &TrainConfig) -> (Tensor,
     let z = nets.hyper_analysis(&yc);
     let bits_z = zd.bits(&(&z + z.rand_like() - 0.5)).sum(Kind::Float);
     let (mu, logs) = nets.hyper_synthesis(&ste_round(&z));
-    // Latents are coded in units of the window's step, as EntropyCodec does:
+    // Latents are coded in units of their cell's step, as EntropyCodec does:
     // residual (y - mu) / step against the scale divided by the step.
-    let step = &b.step;
-    let scale = (logs.exp() / step).clamp(super::tables::SCALE_MIN, super::tables::SCALE_MAX);
-    let r = (&yc - &mu) / step;
+    let step = b.step.narrow(2, h, l).narrow(3, h, l).narrow(4, h, l);
+    let scale = (logs.exp() / &step).clamp(super::tables::SCALE_MIN, super::tables::SCALE_MAX);
+    let r = (&yc - &mu) / &step;
     let bits_y = gaussian_bits(&(&r + r.rand_like() - 0.5), &r.zeros_like(), &scale).sum(Kind::Float);
-    let yc_hat = ste_round(&r) * step + &mu;
+    let yc_hat = ste_round(&r) * &step + &mu;
     let pad = [h, h, h, h, h, h];
     let mask = Tensor::ones_like(&yc).constant_pad_nd(pad);
-    let y_win = ste_round(&(&y / step)) * step * (1.0 - &mask) + yc_hat.constant_pad_nd(pad);
+    let y_win = ste_round(&(&y / &b.step)) * &b.step * (1.0 - &mask) + yc_hat.constant_pad_nd(pad);
     let xh = nets.synthesis(&y_win);
     let w = (core_of(&b.imp, p) * cfg.a).exp();
     let err = (&xc - &xh).square();
@@ -239,14 +252,15 @@ pub fn validate(mf: &ModelFile, device: Device, windows: &[Vec<f32>], seed: u64)
     for win in windows {
         let imp = random_importance(win, w, &mut rng);
         let (y, z) = engine.analyse(win, &imp, 1);
-        let (zs, ys, y_hat, level) = codec.encode(&z, &y, block_level(&imp, w, p.halo_vox, p.core));
-        let step = quant_step(level);
-        bytes += zs.len() + ys.len();
-        // The window's ring latents come from its own analysis, rounded at the block's step.
+        let (zs, ys, y_hat, levels) = codec.encode(&z, &y, &block_levels(&imp, p));
+        bytes += zs.len() + ys.len() + super::hyper::levels_to_bytes(&levels).len();
+        // The window's ring latents come from its own analysis, rounded at their cells' steps.
         let lw = p.latent_window();
+        let steps: Vec<f32> = window_levels(&imp, p).into_iter().map(quant_step).collect();
         let mut full = vec![0f32; p.m * lw * lw * lw];
         for (i, v) in engine.analyse_full(win, &imp).iter().enumerate() {
-            full[i] = (v / step).round() * step;
+            let s = steps[i % steps.len()];
+            full[i] = (v / s).round() * s;
         }
         let (l, h) = (p.latent_core(), p.latent_halo);
         for c in 0..p.m {
@@ -382,7 +396,7 @@ mod tests {
     use crate::volume::VolumeInfo;
 
     pub fn tiny_profile() -> Profile {
-        Profile { name: "tiny".into(), arch: "fast".into(), core: 16, halo_vox: 8, stride: 8, latent_halo: 1, m: 4, nz: 4, nh: 8, enc_ch: 4, cond_ch: 4, sft_hidden: 4, dec_ch: [4, 4, 4], transform: true }
+        Profile { name: "tiny".into(), arch: "fast".into(), core: 16, halo_vox: 8, stride: 8, latent_halo: 1, m: 4, nz: 4, nh: 8, enc_ch: 4, cond_ch: 4, sft_hidden: 4, dec_ch: [4, 4, 4], transform: true, out_kernel: 3 }
     }
 
     fn smooth(dims: [usize; 3], f: f32) -> Volume {
