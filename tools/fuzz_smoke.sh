@@ -23,8 +23,9 @@ if [ -x "$IDLAT" ]; then
   "$IDLAT" pack "$gen/s.raw" --dims 4x4x4 --lossless -o "$gen/l.idl" --quiet >/dev/null
   "$IDLAT" pack "$gen/s.raw" --dims 4x4x4 -o "$gen/n.idl" --quiet >/dev/null 2>&1 || true
   cp -f "$gen"/*.idl corpus/container/
-  # Real z/y streams of the neural block, in the payload target's ANS layout
-  # (level, u16 z length, z, y); spec/FORMAT.md §3 trailer, §5 index, §6 streams.
+  # Real streams of the neural block, in the payload target's ANS layout
+  # (selector: low bit 1 for a per-cell level stream; u16 z length; level
+  # stream; z; y); spec/FORMAT.md §3 trailer, §5 index, §6 streams.
   if [ -f "$gen/n.idl" ]; then
     python3 - "$gen/n.idl" corpus/payload/gen_ans <<'PY' || true
 import struct, sys
@@ -39,7 +40,8 @@ at, s = 4 + 4 * n, []
 for l in lens:
     s.append(p[at:at + l]); at += l
 if b[index_off + 16] == 3 and n >= 3:  # kind 3: neural
-    open(sys.argv[2], 'wb').write(s[2][:1] + struct.pack('<H', len(s[0])) + s[0] + s[1])
+    sel = bytes([0 if len(s[2]) == 1 else 1])
+    open(sys.argv[2], 'wb').write(sel + struct.pack('<H', len(s[0])) + s[2] + s[0] + s[1])
 PY
   fi
   for f in npy nhdr vti; do "$IDLAT" unpack "$gen/l.idl" -o "$gen/u.$f" --quiet >/dev/null; done
@@ -52,8 +54,9 @@ PY
 else
   echo "[fuzz] $IDLAT not built: corpora seeded from spec/vectors only"
 fi
-# Payload seeds: level 0, z length 8, then z and y bytes that are not valid ANS.
-printf '\x00\x08\x00\x01\x00\x00\x00\x00\x00\x00\x80\x02\x00\x00\x00\x00\x00\x01\x00' > corpus/payload/ans
+# Payload seeds: one-byte level stream, z length 8, level 0, then z and y bytes
+# that are not valid ANS.
+printf '\x00\x08\x00\x00\x01\x00\x00\x00\x00\x00\x00\x80\x02\x00\x00\x00\x00\x00\x01\x00' > corpus/payload/ans
 for t in container payload readers; do
   echo "[fuzz] $t for ${SECS}s"
   RUSTC_BOOTSTRAP=1 cargo fuzz run "$t" "corpus/$t" -- -max_total_time="$SECS" -rss_limit_mb=2048 -max_len=65536 2>&1 | tail -n 3
