@@ -48,7 +48,7 @@ impl Latents {
     /// is the paper's importance-driven latent (with a uniform map every cell has
     /// the same step and this is y_hat up to one factor).
     pub fn in_steps(&self) -> Vec<f32> {
-        let steps: Vec<f32> = self.levels.iter().map(|&l| quant_step(l)).collect();
+        let steps = cell_steps(&self.levels);
         self.y_hat.iter().enumerate().map(|(i, v)| v / steps[i % steps.len()]).collect()
     }
 }
@@ -203,7 +203,7 @@ impl EntropyCodec {
         }
         let used = within_span(&used);
         let idx = self.scale_indices(&log_scale, &used);
-        let steps: Vec<f32> = used.iter().map(|&l| quant_step(l)).collect();
+        let steps = cell_steps(&used);
         let mut y_hat = vec![0f32; y.len()];
         let mut syms = vec![0usize; y.len()];
         for i in 0..y.len() {
@@ -226,7 +226,7 @@ impl EntropyCodec {
         let p = &self.profile;
         let n = p.latent_core().pow(3);
         let levels = levels_from_bytes(levels, n).map_err(StreamError::Levels)?;
-        let steps: Vec<f32> = levels.iter().map(|&l| quant_step(l)).collect();
+        let steps = cell_steps(&levels);
         let gz3 = p.z_grid().pow(3);
         let mut zc = coder_from("z", z_bytes)?;
         let mut z = Vec::with_capacity(p.z_symbols());
@@ -245,6 +245,11 @@ impl EntropyCodec {
         check_drained("y", &yc)?;
         Ok(Latents { y_hat, z, levels })
     }
+}
+
+/// The quantisation step of each cell; latent `i` of a block uses `steps[i % L³]`.
+fn cell_steps(levels: &[i8]) -> Vec<f32> {
+    levels.iter().map(|&l| quant_step(l)).collect()
 }
 
 /// Quantisation step 2^(level/4), computed exactly (no libm): a power of two
