@@ -46,13 +46,14 @@ CASES = [
     ("isabel", "256x256x48", ["box:100,90,0:164,154,48", "uniform:1"]),
 ]
 SCALES = [0.25, 1.0]              # idlat importance scale sweep
+WPSNR_SCALES = [0.25, 1.0, 4.0]   # the same under --steer wpsnr (scale 4 reaches higher quality)
 BOUNDS = [3e-2, 1e-2, 3e-3, 1e-3]  # idlat error bounds, fraction of the value range
 SZ_EB = np.geomspace(2e-1, 1e-4, 10)  # SZ3 absolute bounds, fraction of the range
 ZFP_TOL = np.geomspace(3e-2, 1e-4, 7)
 ZFP_RATE = [0.5, 1, 2, 4, 8]
 if args.quick:
     CASES = [("vortex", "64x64x64", ["iso:7"])]
-    SCALES, BOUNDS = [1.0], [1e-2]
+    SCALES, WPSNR_SCALES, BOUNDS = [1.0], [1.0], [1e-2]
     SZ_EB, ZFP_TOL, ZFP_RATE = np.geomspace(3e-2, 1e-3, 3), np.geomspace(3e-2, 1e-3, 3), [1, 4]
 TARGETS = [34.0, 40.0]
 
@@ -131,6 +132,10 @@ for kind, dims, maps in CASES:
         bmask = w >= 0.5
         for s in SCALES:
             run_idlat(kind, spec, raw, dims, x, w, bmask, "idlat", f"scale {s}", spec if s == 1.0 else f"scale({s},{spec})")
+        if not spec.startswith("uniform"):  # a uniform map has one level everywhere: steering changes nothing
+            for s in WPSNR_SCALES:
+                run_idlat(kind, spec, raw, dims, x, w, bmask, "idlat-wpsnr", f"scale {s}",
+                          spec if s == 1.0 else f"scale({s},{spec})", ["--steer", "wpsnr"])
         if args.baseline_bin and args.baseline_model:
             r = subprocess.run([args.baseline_bin, args.baseline_model, raw, dims, mp], capture_output=True, text=True)
             if r.returncode != 0:
@@ -156,8 +161,9 @@ for kind, dims, maps in CASES:
 with open(os.path.join(args.out, "results.csv"), "w", newline="") as f:
     wr = csv.DictWriter(f, fieldnames=list(rows[0].keys())); wr.writeheader(); wr.writerows(rows)
 
-CODECS = ["idlat", "idlat+bound", "idlat+graded", "sz3", "zfp-accuracy", "zfp-rate"]
-STYLE = {"idlat": "o-", "idlat+bound": "s-", "idlat+graded": "D-", "sz3": "^--", "zfp-accuracy": "v--", "zfp-rate": "x:"}
+CODECS = ["idlat", "idlat-wpsnr", "idlat+bound", "idlat+graded", "sz3", "zfp-accuracy", "zfp-rate"]
+STYLE = {"idlat": "o-", "idlat-wpsnr": "o:", "idlat+bound": "s-", "idlat+graded": "D-", "sz3": "^--", "zfp-accuracy": "v--",
+         "zfp-rate": "x:"}
 
 
 def curve(ds, spec, codec):
@@ -185,7 +191,7 @@ def ratio_at(pts, q):
     return (env[-1][1], True) if q == env[-1][0] else None
 
 
-IDLAT_VARIANTS = ["idlat", "idlat+bound", "idlat+graded"]
+IDLAT_VARIANTS = ["idlat", "idlat-wpsnr", "idlat+bound", "idlat+graded"]
 
 
 plots, headlines = [], []
@@ -202,7 +208,7 @@ for kind, dims, maps in CASES:
         fig.tight_layout(); fig.savefig(os.path.join(args.out, "plots", name), dpi=90); plt.close(fig)
         plots.append((kind, spec, name))
         for q in TARGETS:
-            # idlat: every setting a user can pick (neural, bounded, graded) on one envelope.
+            # idlat: every setting a user can pick (neural either steer, bounded, graded) on one envelope.
             il = ratio_at([p for c in IDLAT_VARIANTS for p in curve(kind, spec, c)], q)
             variant = None
             if il:
@@ -232,7 +238,7 @@ md.append(f"- versions: {ver}; pysz {getattr(pysz, '__version__', '?')}; zfpy {g
 md.append("- data: `idlat sample` stand-ins, seed 1 (held out: the shipped model trains on seeds 101-103)")
 md.append("- ratio = f32 bytes / stored bytes (idlat: whole `.idl` file, model referenced by hash, not counted); "
           "wPSNR = paper eq. 13-14 with the same importance map for every codec; 'max err (imp.)' = max |error| where importance >= 0.5")
-md.append("- idlat: neural only (importance scale 0.25 and 1), `+bound` = `--error-bound-rel E` (|error| <= E·range where importance >= 0.5), "
+md.append("- idlat: neural only (importance scale 0.25 and 1), `-wpsnr` = neural with `--steer wpsnr` (step ∝ importance^-1/2; scale 0.25, 1 and 4), `+bound` = `--error-bound-rel E` (|error| <= E·range where importance >= 0.5), "
           "`+graded` = `--bound-graded` (bound E/I, capped at 50E). Decode throughput of idlat is in-process (`eval`), "
           "encode includes process start, model load and importance computation.\n")
 if speed:

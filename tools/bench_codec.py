@@ -13,6 +13,8 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--bin", required=True)
 ap.add_argument("--speed-bin", required=True)
 ap.add_argument("--model", help="model file (default: the shipped one)")
+ap.add_argument("--paper-model", default="models/idlat-paper.safetensors",
+                help="paper-profile model for the rate-distortion comparison")
 ap.add_argument("--md")
 args = ap.parse_args()
 work = tempfile.mkdtemp(prefix="idlat-bench-codec-")
@@ -40,10 +42,11 @@ def sample(kind, dims):
     return raw, np.fromfile(raw, "<f4").reshape(nz, ny, nx)
 
 
-def pack_eval(raw, dims, spec, extra=(), name="b"):
+def pack_eval(raw, dims, spec, extra=(), name="b", model_args=None):
+    m = model if model_args is None else model_args
     idl = os.path.join(work, f"{name}.idl")
-    idlat("pack", raw, "--dims", dims, "--importance", spec, "-o", idl, "--force", "--quiet", *model, *extra)
-    ev = json.loads(idlat("eval", idl, "--reference", raw, "--dims", dims, "--importance", spec, "--json", *model))
+    idlat("pack", raw, "--dims", dims, "--importance", spec, "-o", idl, "--force", "--quiet", *m, *extra)
+    ev = json.loads(idlat("eval", idl, "--reference", raw, "--dims", dims, "--importance", spec, "--json", *m))
     return idl, ev["overall"]
 
 
@@ -78,6 +81,58 @@ for kind, dims, spec, lsr, wpsnr in ROWS:
     met = b["lsr"] >= lsr * 0.98 and b["wpsnr"] >= wpsnr
     say(f"| {kind} {dims} | `{spec}` | {lsr} / {wpsnr} | {a['lsr']:.0f} / {a['wpsnr']:.2f} / {a['psnr']:.2f} "
         f"| {b['lsr']:.0f} / {b['wpsnr']:.2f} | {'yes' if met else '**no**'} |")
+
+
+def wpsnr_at(pts, r):
+    """wPSNR at ratio r from the upper envelope of (ratio, wPSNR) points (best quality for at
+    least each ratio), log-linear between neighbours; None outside the measured span."""
+    pts = sorted(pts)
+    env = [p for i, p in enumerate(pts) if all(q[1] < p[1] for q in pts[i + 1:])]
+    for (r0, q0), (r1, q1) in zip(env, env[1:]):
+        if r0 <= r <= r1:
+            t = (np.log(r) - np.log(r0)) / (np.log(r1) - np.log(r0))
+            return q0 + t * (q1 - q0)
+    return None
+
+
+say()
+say("## Rate-distortion: fast against paper profile")
+say()
+if not os.path.exists(args.paper_model):
+    say(f"Not measured: no paper-profile model at `{args.paper_model}` "
+        "(train one with `PROFILE=paper tools/train_default.sh`).")
+else:
+    say(f"Both models trained by `tools/train_default.sh` (same recipe and data, `PROFILE=paper` for the")
+    say(f"paper one: `{os.path.basename(args.paper_model)}`). Each profile packs every sample under")
+    say("`uniform:v` (v = 0, 0.25, 0.5, 0.75, 1: plain rate-distortion) and under the row's map scaled by")
+    say("0.25, 0.5 and 1 (importance-weighted). wPSNR is read off each profile's upper envelope at common")
+    say("ratios (log-linear between points, inside both curves only). Δ = fast - paper.")
+    say()
+    say("| sample | maps | ratio | wPSNR fast | wPSNR paper | Δ dB |")
+    say("|---|---|---|---|---|---|")
+    for kind, dims, spec, _, _ in ROWS:
+        raw, x = sample(kind, dims)
+        if spec.startswith("q0"):
+            spec = f"value:>{np.quantile(x, float(spec[1:])):.3f}"
+        for label, specs in [("uniform", [f"uniform:{v}" for v in (0, 0.25, 0.5, 0.75, 1)]),
+                             (f"`{spec}`", [f"scale({s},{spec})" for s in (0.25, 0.5, 1)])]:
+            curves = []
+            for m in (model, ["--model", args.paper_model]):
+                pts = []
+                for sp in specs:
+                    _, o = pack_eval(raw, dims, sp, name="rd", model_args=m)
+                    pts.append((o["lsr"], o["wpsnr"]))
+                curves.append(pts)
+            lo = max(min(p[0] for p in c) for c in curves)
+            hi = min(max(p[0] for p in c) for c in curves)
+            if lo >= hi:
+                say(f"| {kind} | {label} | curves do not overlap (fast {curves[0]}, paper {curves[1]}) | | | |")
+                continue
+            for r in np.geomspace(lo, hi, 3):
+                f, pp = wpsnr_at(curves[0], r), wpsnr_at(curves[1], r)
+                cell = lambda v: "n/a" if v is None else f"{v:.2f}"
+                d = "n/a" if f is None or pp is None else f"{f - pp:+.2f}"
+                say(f"| {kind} | {label} | {r:.0f} | {cell(f)} | {cell(pp)} | {d} |")
 
 say()
 say("## Importance steers (vortex 128³)")

@@ -42,11 +42,9 @@ impl LatentUnits {
         }
     }
 
-    pub fn name(self) -> &'static str {
-        match self {
-            LatentUnits::Step => "step",
-            LatentUnits::Value => "value",
-        }
+    /// The name the command line accepts (clap derives it from the variant).
+    pub fn name(self) -> String {
+        clap::ValueEnum::to_possible_value(&self).map_or_else(String::new, |v| v.get_name().to_string())
     }
 }
 

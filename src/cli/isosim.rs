@@ -199,7 +199,7 @@ fn latent_representations(args: &Args, vol: &crate::volume::Volume, values: &[f6
         let spec = crate::importance::parse(&spec_text).map_err(|e| anyhow::anyhow!("--importance for isovalue {v}: {e}"))?;
         let imp = crate::importance::compute(&spec, &ctx)?;
         let mut blocks: Vec<(usize, BlockData)> = Vec::new();
-        codec.encode_volume(&vol.data, vol.dims(), &imp, norm, EncodeOptions { batch: args.batch.max(1), lossless: false }, |id, d| {
+        codec.encode_volume(&vol.data, vol.dims(), &imp, norm, EncodeOptions { batch: args.batch.max(1), ..Default::default() }, |id, d| {
             blocks.push((id, d));
             Ok::<_, anyhow::Error>(())
         })?;

@@ -111,7 +111,7 @@ pub fn run(args: Args) -> CmdResult {
             extra: if args.z { mf.profile.z_symbols() } else { 0 },
             value_range: vm.value_range,
             importance: vm.importance.clone(),
-            units: Some(args.units.name().into()),
+            units: Some(args.units.name()),
             rows: rows.len(),
             blocks: store.grid.len(),
         };

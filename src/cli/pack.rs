@@ -31,6 +31,12 @@ pub struct Args {
     /// Importance map spec (default uniform:0.5).
     #[arg(long, default_value = "uniform:0.5")]
     pub importance: String,
+    /// How importance sets the quantisation step of each 8³ cell: `strict`
+    /// (linear, as training does: important voxels far sharper than the
+    /// rest) or `wpsnr` (step ∝ importance^-1/2: the best importance-weighted
+    /// PSNR for the size, gentler on middling importance such as distance ramps).
+    #[arg(long, value_enum, default_value_t = crate::codec::hyper::Steer::Strict)]
+    pub steer: crate::codec::hyper::Steer,
     /// Model file (default: the shipped model).
     #[arg(long)]
     pub model: Option<PathBuf>,
@@ -204,10 +210,11 @@ fn run_torch(args: Args) -> CmdResult {
         if bound.is_some() {
             writer.require_minor(1);
         }
+        let eopts = EncodeOptions { batch: args.batch, lossless: false, steer: args.steer };
         let mut scale = 1.0f32;
         if let (Some(target), Some(codec)) = (args.target_ratio.map(Target::Ratio).or(args.target_psnr.map(Target::WPsnr)), &codec) {
             let sample = subsample(grid.len(), 48);
-            let choice = search(codec, &vol.data, dims, &imp, norm, target, &sample, bound.as_ref());
+            let choice = search(codec, &vol.data, dims, &imp, norm, eopts, target, &sample, bound.as_ref());
             scale = choice.scale;
             // A ratio target skips the quality probe, so there is no wPSNR estimate then.
             let wpsnr = if choice.est_wpsnr.is_nan() { "n/a".to_string() } else { format!("{:.2} dB", choice.est_wpsnr) };
@@ -273,7 +280,6 @@ fn run_torch(args: Args) -> CmdResult {
             Ok(())
         };
         let mut bstats = crate::codec::bound::BlockStats::default();
-        let eopts = EncodeOptions { batch: args.batch, lossless: false };
         match (&codec, &bound) {
             (Some(c), Some(b)) => c.encode_volume_bounded(&vol.data, dims, &imp, norm, eopts, b, &mut bstats, sink)?,
             (Some(c), None) => c.encode_volume(&vol.data, dims, &imp, norm, eopts, sink)?,

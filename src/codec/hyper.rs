@@ -264,12 +264,33 @@ pub fn quant_step(level: i8) -> f32 {
     s
 }
 
-/// Quantisation level for a block from its importance: important blocks get a
-/// fine step (more bits), unimportant ones a coarse step. `imp` is a summary in
-/// [0, 1]; level = round(4 (2 - 4 imp)), i.e. step 4 at 0 down to 1/4 at 1.
-pub fn level_for_importance(imp: f32) -> i8 {
-    let imp = if imp.is_finite() { imp.clamp(0.0, 1.0) } else { 0.0 };
-    (4.0 * (2.0 - 4.0 * imp)).round() as i8
+/// How importance sets a latent cell's quantisation level (`pack --steer`).
+/// Both map importance 1 to step 1/4 (level -8) and spend step 4 (level 8)
+/// where nothing matters; decoding never needs to know which one packed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Steer {
+    /// Level linear in importance, level = round(4 (2 - 4 I)): middling
+    /// importance already coarsens, so important voxels end up far sharper
+    /// than the rest. Training codes cells this way.
+    #[default]
+    Strict,
+    /// Step ∝ I^-1/2, level = round(-8 - 2 log2 I) (I <= 1/256 is level 8):
+    /// the steps that minimise the importance-weighted squared error (wPSNR)
+    /// for a given size, since a cell's error grows as step² and its bits fall
+    /// as log2(step). A distance ramp keeps finer steps than under `strict`.
+    Wpsnr,
+}
+
+impl Steer {
+    /// The level of a cell whose importance summary (in [0, 1]) is `imp`.
+    pub fn level(self, imp: f32) -> i8 {
+        let imp = if imp.is_finite() { imp.clamp(0.0, 1.0) } else { 0.0 };
+        match self {
+            Steer::Strict => (4.0 * (2.0 - 4.0 * imp)).round() as i8,
+            Steer::Wpsnr if imp <= 1.0 / 256.0 => 8,
+            Steer::Wpsnr => (-8.0 - 2.0 * imp.log2()).round().clamp(-8.0, 8.0) as i8,
+        }
+    }
 }
 
 /// Quantisation levels of latent cells from the importance over the window
@@ -278,7 +299,7 @@ pub fn level_for_importance(imp: f32) -> i8 {
 /// level of its mean importance raised by its hot spots (0.75 × its maximum),
 /// so a thin important feature still gets a fine step while the rest of the
 /// block coarsens. `[n][n][n]`, x fastest.
-pub fn cell_levels(win: &[f32], p: &Profile, first: usize, n: usize) -> Vec<i8> {
+pub fn cell_levels(win: &[f32], p: &Profile, first: usize, n: usize, steer: Steer) -> Vec<i8> {
     let (w, s) = (p.window(), p.stride);
     let mut out = Vec::with_capacity(n * n * n);
     for cz in first..first + n {
@@ -293,7 +314,7 @@ pub fn cell_levels(win: &[f32], p: &Profile, first: usize, n: usize) -> Vec<i8> 
                         }
                     }
                 }
-                out.push(level_for_importance(((sum / (s * s * s) as f64) as f32).max(0.75 * max)));
+                out.push(steer.level(((sum / (s * s * s) as f64) as f32).max(0.75 * max)));
             }
         }
     }
@@ -303,8 +324,8 @@ pub fn cell_levels(win: &[f32], p: &Profile, first: usize, n: usize) -> Vec<i8> 
 /// Quantisation levels a block is packed with: those of its stored latent
 /// cells, within the span the level stream holds. Packing and training both
 /// call this, so the model trains at the steps it will be coded with.
-pub fn block_levels(win: &[f32], p: &Profile) -> Vec<i8> {
-    within_span(&cell_levels(win, p, p.latent_halo, p.latent_core()))
+pub fn block_levels(win: &[f32], p: &Profile, steer: Steer) -> Vec<i8> {
+    within_span(&cell_levels(win, p, p.latent_halo, p.latent_core(), steer))
 }
 
 /// Largest difference between the levels of one block's cells (4-bit offsets).
@@ -412,10 +433,33 @@ mod tests {
         assert_eq!(quant_step(-8), 0.25);
         assert_eq!(quant_step(2), 1.414_213_6);
         assert!((quant_step(-3) - 2f32.powf(-0.75)).abs() < 1e-6);
-        assert_eq!(level_for_importance(0.0), 8);
-        assert_eq!(level_for_importance(1.0), -8);
-        assert_eq!(level_for_importance(f32::NAN), 8);
+        for steer in [Steer::Strict, Steer::Wpsnr] {
+            assert_eq!(steer.level(0.0), 8);
+            assert_eq!(steer.level(1.0), -8);
+            assert_eq!(steer.level(f32::NAN), 8);
+        }
         assert!((-8..=8).all(|l| quant_step(l) > 0.0));
+    }
+
+    #[test]
+    fn wpsnr_steer_halves_the_step_per_quadrupled_importance() {
+        let w = Steer::Wpsnr;
+        assert_eq!(w.level(0.25), -4);
+        assert_eq!(w.level(1.0 / 16.0), 0);
+        assert_eq!(w.level(1.0 / 256.0), 8);
+        assert_eq!(w.level(1e-9), 8);
+        // Monotone, and never coarser than strict: middling importance keeps finer steps.
+        let mut last = i8::MIN;
+        for k in (0..=1000).rev() {
+            let i = k as f32 / 1000.0;
+            assert!(w.level(i) >= last && w.level(i) <= Steer::Strict.level(i), "importance {i}");
+            last = w.level(i);
+        }
+        // The wPSNR optimum: weighted error I·step² equal across cells (within rounding).
+        for i in [1.0f32, 0.5, 0.1, 0.02] {
+            let e = i * quant_step(w.level(i)).powi(2);
+            assert!((e / 0.0625 - 1.0).abs() < 0.5, "importance {i}: {e}");
+        }
     }
 
     #[test]
@@ -423,16 +467,16 @@ mod tests {
         let p = Profile::fast();
         let (w, n) = (p.window(), p.latent_core().pow(3));
         let mut win = vec![0f32; w * w * w];
-        assert_eq!(block_levels(&win, &p), vec![8; n]);
+        assert_eq!(block_levels(&win, &p, Steer::Strict), vec![8; n]);
         // A hot voxel in the halo belongs to a neighbouring block.
         win[0] = 1.0;
-        assert_eq!(block_levels(&win, &p), vec![8; n]);
+        assert_eq!(block_levels(&win, &p, Steer::Strict), vec![8; n]);
         // One hot voxel in the first stored cell: 0.75 × max wins over its mean;
         // the other cells stay coarse.
         let at = |x: usize, y: usize, z: usize| (z * w + y) * w + x;
         win[at(9, 10, 11)] = 1.0;
-        let l = block_levels(&win, &p);
-        assert_eq!(l[0], level_for_importance(0.75));
+        let l = block_levels(&win, &p, Steer::Strict);
+        assert_eq!(l[0], Steer::Strict.level(0.75));
         assert!(l[1..].iter().all(|&v| v == 8));
         // A fully important last cell (voxels 32..40 on each axis).
         for z in 32..40 {
@@ -440,7 +484,7 @@ mod tests {
                 win[at(32, y, z)..at(40, y, z)].fill(1.0);
             }
         }
-        let l = block_levels(&win, &p);
+        let l = block_levels(&win, &p, Steer::Strict);
         assert_eq!(l[n - 1], -7, "finest cell raised to the coarsest minus the span");
         assert_eq!(*l.iter().max().unwrap() - *l.iter().min().unwrap(), LEVEL_SPAN);
     }

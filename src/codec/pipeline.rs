@@ -77,11 +77,13 @@ pub struct EncodeOptions {
     pub batch: usize,
     /// Store every block exactly (zstd) instead of with the network.
     pub lossless: bool,
+    /// How importance sets each latent cell's quantisation step.
+    pub steer: super::hyper::Steer,
 }
 
 impl Default for EncodeOptions {
     fn default() -> Self {
-        EncodeOptions { batch: 8, lossless: false }
+        EncodeOptions { batch: 8, lossless: false, steer: super::hyper::Steer::Strict }
     }
 }
 
@@ -183,7 +185,7 @@ impl Codec {
                 let out: Vec<BlockData> = (0..neural.len())
                     .into_par_iter()
                     .map(|k| {
-                        let levels = super::hyper::block_levels(&is[k * w * w * w..(k + 1) * w * w * w], p);
+                        let levels = super::hyper::block_levels(&is[k * w * w * w..(k + 1) * w * w * w], p, opts.steer);
                         let (zb, yb, _, levels) = entropy.encode(&z[k * nz..(k + 1) * nz], &y[k * ny..(k + 1) * ny], &levels);
                         BlockData::Neural { z: zb, y: yb, levels: super::hyper::levels_to_bytes(&levels), residual: None }
                     })
@@ -452,7 +454,7 @@ mod tests {
         let norm = Norm::from_range(lo, hi);
         let mut blocks = Vec::new();
         codec
-            .encode_volume(&data, dims, &imp, norm, EncodeOptions { batch: 3, lossless: false }, |id, d| {
+            .encode_volume(&data, dims, &imp, norm, EncodeOptions { batch: 3, ..Default::default() }, |id, d| {
                 assert_eq!(id, blocks.len());
                 blocks.push(d);
                 Ok::<_, ()>(())

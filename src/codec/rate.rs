@@ -42,7 +42,7 @@ pub fn subsample(nblocks: usize, n: usize) -> Vec<usize> {
 /// residual streams are coded too (they need the prediction, so quality is
 /// then always measured).
 #[allow(clippy::too_many_arguments)]
-pub fn probe(codec: &Codec, data: &[f32], dims: Dims, imp: &[f32], norm: Norm, sample: &[usize], s: f32, with_quality: bool, bound: Option<&BoundSpec>) -> (f64, f64) {
+pub fn probe(codec: &Codec, data: &[f32], dims: Dims, imp: &[f32], norm: Norm, opts: EncodeOptions, sample: &[usize], s: f32, with_quality: bool, bound: Option<&BoundSpec>) -> (f64, f64) {
     let scaled: Vec<f32> = imp.iter().map(|&v| (v * s).clamp(0.0, 1.0)).collect();
     let mut blocks = HashMap::new();
     let mut bytes = 0usize;
@@ -51,7 +51,7 @@ pub fn probe(codec: &Codec, data: &[f32], dims: Dims, imp: &[f32], norm: Norm, s
     let counts = block_counts(dims, core);
     let coords = |id: usize| [id % counts[0], (id / counts[0]) % counts[1], id / (counts[0] * counts[1])];
     codec
-        .encode_blocks(data, dims, &scaled, norm, EncodeOptions::default(), sample, |id, d| {
+        .encode_blocks(data, dims, &scaled, norm, opts, sample, |id, d| {
             bytes += d.stored_len() + 24; // plus the index entry
             let (_, sz) = block_extent(dims, core, coords(id));
             voxels += sz[0] * sz[1] * sz[2];
@@ -70,11 +70,13 @@ pub fn probe(codec: &Codec, data: &[f32], dims: Dims, imp: &[f32], norm: Norm, s
         let mut rec = rec.clone();
         let (o, sz) = block_extent(dims, core, coords(id));
         let mut orig = vec![0f32; rec.len()];
-        let mut w = vec![0f32; rec.len()];
+        let (mut w, mut ws) = (vec![0f32; rec.len()], vec![0f32; rec.len()]);
         gather(data, dims, o, sz, &mut orig);
-        gather(&scaled, dims, o, sz, &mut w);
+        // wPSNR weighs by the map as given (as `eval` does); bounds follow the scaled map, as packing does.
+        gather(imp, dims, o, sz, &mut w);
+        gather(&scaled, dims, o, sz, &mut ws);
         if let Some(b) = bound {
-            let e: Vec<f32> = w.iter().map(|&i| b.at(i)).collect();
+            let e: Vec<f32> = ws.iter().map(|&i| b.at(i)).collect();
             if let Ok((Some(r), _)) = super::bound::encode(&orig, &rec, &e, sz) {
                 bytes += r.len() + 4;
                 let _ = super::bound::apply(&r, &mut rec, sz);
@@ -95,11 +97,11 @@ pub fn probe(codec: &Codec, data: &[f32], dims: Dims, imp: &[f32], norm: Norm, s
 
 /// Bisection over log2(s) in [-6, 3] (ratio falls and wPSNR rises with s).
 #[allow(clippy::too_many_arguments)]
-pub fn search(codec: &Codec, data: &[f32], dims: Dims, imp: &[f32], norm: Norm, target: Target, sample: &[usize], bound: Option<&BoundSpec>) -> Choice {
+pub fn search(codec: &Codec, data: &[f32], dims: Dims, imp: &[f32], norm: Norm, opts: EncodeOptions, target: Target, sample: &[usize], bound: Option<&BoundSpec>) -> Choice {
     let quality = matches!(target, Target::WPsnr(_));
     let eval = |ls: f64| {
         let s = 2f64.powf(ls) as f32;
-        let (r, q) = probe(codec, data, dims, imp, norm, sample, s, quality, bound);
+        let (r, q) = probe(codec, data, dims, imp, norm, opts, sample, s, quality, bound);
         (s, r, q)
     };
     let meets = |r: f64, q: f64| match target {

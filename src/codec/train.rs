@@ -13,7 +13,7 @@
 //! and the real Rust entropy coder and counts bytes.
 
 use super::blocks::{extract_window, Norm};
-use super::hyper::{block_levels, cell_levels, quant_step, EntropyCodec};
+use super::hyper::{block_levels, cell_levels, quant_step, EntropyCodec, Steer};
 use super::modelfile::ModelFile;
 use super::net::{self, gaussian_bits, ste_round, Nets, ZDensity};
 use super::profile::Profile;
@@ -167,8 +167,8 @@ struct Batch {
 /// (the neighbouring blocks' levels, up to their span limit).
 fn window_levels(imp: &[f32], p: &Profile) -> Vec<i8> {
     let (lw, h, l) = (p.latent_window(), p.latent_halo, p.latent_core());
-    let mut lv = cell_levels(imp, p, 0, lw);
-    for (k, v) in block_levels(imp, p).into_iter().enumerate() {
+    let mut lv = cell_levels(imp, p, 0, lw, Steer::Strict);
+    for (k, v) in block_levels(imp, p, Steer::Strict).into_iter().enumerate() {
         lv[((k / (l * l) + h) * lw + (k / l) % l + h) * lw + k % l + h] = v;
     }
     lv
@@ -252,7 +252,7 @@ pub fn validate(mf: &ModelFile, device: Device, windows: &[Vec<f32>], seed: u64)
     for win in windows {
         let imp = random_importance(win, w, &mut rng);
         let (y, z) = engine.analyse(win, &imp, 1);
-        let (zs, ys, y_hat, levels) = codec.encode(&z, &y, &block_levels(&imp, p));
+        let (zs, ys, y_hat, levels) = codec.encode(&z, &y, &block_levels(&imp, p, Steer::Strict));
         bytes += zs.len() + ys.len() + super::hyper::levels_to_bytes(&levels).len();
         // The window's ring latents come from its own analysis, rounded at their cells' steps.
         let lw = p.latent_window();

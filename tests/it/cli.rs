@@ -134,6 +134,33 @@ fn important_voxels_stay_sharp_inside_every_block() {
 }
 
 #[test]
+fn wpsnr_steer_trades_contrast_for_weighted_quality() {
+    // `--steer wpsnr` keeps finer steps on middling importance (the ramp of a
+    // distance map): at scale 1 it spends more bytes for a higher wPSNR, at
+    // equal size it is no worse than `strict`, and it reaches a wPSNR that
+    // `strict` cannot reach at any scale.
+    let d = tmp();
+    let dims = "96x96x96";
+    let raw = sample(d.path(), "vortex", dims, 5);
+    let pack = |steer: &str, extra: &[&str]| {
+        let idl = d.path().join(format!("{steer}.idl"));
+        let mut a = vec!["pack", s(&raw), "--dims", dims, "--importance", "iso:7", "--steer", steer, "-o", s(&idl), "--force", "--quiet"];
+        a.extend_from_slice(extra);
+        ok(&a);
+        let ev: serde_json::Value = serde_json::from_str(&ok(&["eval", s(&idl), "--reference", s(&raw), "--dims", dims, "--importance", "iso:7", "--json"])).unwrap();
+        (ev["overall"]["lsr"].as_f64().unwrap(), ev["overall"]["wpsnr"].as_f64().unwrap())
+    };
+    let (rs, qs) = pack("strict", &[]);
+    let (rw, qw) = pack("wpsnr", &[]);
+    assert!(rw < 0.9 * rs && qw > qs + 1.0, "scale 1: strict {rs:.0} @ {qs:.2} dB, wpsnr {rw:.0} @ {qw:.2} dB");
+    let (re, qe) = pack("wpsnr", &["--target-ratio", &format!("{rs:.2}")]);
+    assert!(re > 0.95 * rs && qe > qs - 0.3, "equal size: strict {rs:.0} @ {qs:.2} dB, wpsnr {re:.0} @ {qe:.2} dB");
+    let (_, qs_max) = pack("strict", &["--target-psnr", "60"]);
+    let (_, qw_max) = pack("wpsnr", &["--target-psnr", "60"]);
+    assert!(qw_max > qs_max + 0.3, "best wPSNR: strict {qs_max:.2} dB, wpsnr {qw_max:.2} dB");
+}
+
+#[test]
 fn bad_inputs_give_clear_errors() {
     let d = tmp();
     let raw = sample(d.path(), "isabel", "16x16x8", 1);
@@ -334,6 +361,17 @@ fn target_psnr_reports_what_the_full_pack_achieved() {
     assert!((achieved - measured).abs() < 0.006, "pack reports {achieved} dB, eval measures {measured}");
     // The fast model tops out below 30 dB on this field: then pack must say so.
     assert!(achieved > 29.0 || err.contains("target not reachable"), "target 30 dB, achieved {achieved}, no warning: {err}");
+    // An unreachable target ends at the largest scale, where s·I clamps at 1. The estimate
+    // must still weigh errors by the map as given (as eval does): with all 8 blocks sampled
+    // it equals what the pack achieved. It used to weigh by the clamped map.
+    let o = run(&["pack", s(&raw), "--dims", "64x64x64", "--importance", "iso:7", "--target-psnr", "60", "-o", s(&idl), "--force"]);
+    let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(err.contains("importance scale 8.000") && err.contains("target not reachable"), "{err}");
+    let db = |text: &str, after: &str| -> f64 {
+        text.split(after).nth(1).and_then(|t| t.split(" dB").next()).and_then(|t| t.parse().ok()).unwrap_or_else(|| panic!("no '{after}' in: {text}"))
+    };
+    let (est, achieved) = (db(&err, "wPSNR "), db(&out, "wPSNR "));
+    assert!((est - achieved).abs() < 0.05, "estimated {est} dB on every block, achieved {achieved} dB");
 }
 
 #[test]
