@@ -102,8 +102,19 @@ if not os.path.exists(args.paper_model):
     say(f"Not measured: no paper-profile model at `{args.paper_model}` "
         "(train one with `PROFILE=paper tools/train_default.sh`).")
 else:
+    def recipe_steps(path):
+        """Training steps recorded in a model file's recipe (safetensors metadata)."""
+        with open(path, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            meta = json.loads(json.loads(f.read(n))["__metadata__"]["idlat"])
+        words = meta.get("recipe", "").split()
+        return words[words.index("--steps") + 1] if "--steps" in words else "?"
+
+    fast_model = args.model or "models/idlat-fast.safetensors"
     say(f"Both models trained by `tools/train_default.sh` (same recipe and data, `PROFILE=paper` for the")
-    say(f"paper one: `{os.path.basename(args.paper_model)}`). Each profile packs every sample under")
+    say(f"paper one; {recipe_steps(fast_model)} and {recipe_steps(args.paper_model)} steps, each within the")
+    say("recipe's hour on this machine; fast starts from a DCT transform, paper from random weights).")
+    say("Each profile packs every sample under")
     say("`uniform:v` (v = 0, 0.25, 0.5, 0.75, 1: plain rate-distortion) and under the row's map scaled by")
     say("0.25, 0.5 and 1 (importance-weighted). wPSNR is read off each profile's upper envelope at common")
     say("ratios (log-linear between points, inside both curves only). Δ = fast - paper.")
@@ -126,7 +137,11 @@ else:
             lo = max(min(p[0] for p in c) for c in curves)
             hi = min(max(p[0] for p in c) for c in curves)
             if lo >= hi:
-                say(f"| {kind} | {label} | curves do not overlap (fast {curves[0]}, paper {curves[1]}) | | | |")
+                span = lambda c: (f"{min(p[0] for p in c):.0f}-{max(p[0] for p in c):.0f} at "
+                                  f"{min(p[1] for p in c):.1f}-{max(p[1] for p in c):.1f} dB")
+                dom = all(any(f[0] >= q[0] and f[1] >= q[1] for f in curves[0]) for q in curves[1])
+                say(f"| {kind} | {label} | no common ratio: fast {span(curves[0])}, paper {span(curves[1])}"
+                    f"{'; every paper point has a fast point both smaller and better' if dom else ''} | | | |")
                 continue
             for r in np.geomspace(lo, hi, 3):
                 f, pp = wpsnr_at(curves[0], r), wpsnr_at(curves[1], r)

@@ -4,12 +4,15 @@
 # steps. Benchmarks and tests use other seeds (1-9), so they are held out.
 # The fast profile starts as a DCT transform codec (src/codec/net.rs), so a
 # short run mostly trains the entropy model and the importance conditioning:
-# about 45 minutes on a 2-core CPU. STEPS=N shortens it; extra flags the recipe does not
+# about 35 minutes on a 2-core CPU. STEPS=N shortens it; extra flags the recipe does not
 # set are passed on (e.g. --resume FILE).
 # `tools/train_default.sh --baseline` trains the paper's Table 2 baseline with the
 # same recipe (no importance, no quantisation, no rate loss) into
 # models/idlat-fast-baseline.safetensors, which tools/bench.sh compares against
-# (the shipped one: STEPS=600, 9 minutes).
+# (the shipped one: STEPS=600, 24 minutes).
+# `PROFILE=paper STEPS=2300 tools/train_default.sh` trains the shipped paper-profile
+# model (models/idlat-paper.safetensors; about 50 minutes, 1.3 s a step on 2 cores),
+# which tools/bench_codec.sh compares with the fast one at equal ratio.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
