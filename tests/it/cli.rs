@@ -161,6 +161,35 @@ fn wpsnr_steer_trades_contrast_for_weighted_quality() {
 }
 
 #[test]
+fn paper_profile_model_packs_and_unpacks_end_to_end() {
+    // The shipped paper-profile model (24³ windows, self-contained 16³ blocks):
+    // selectable with --model, embedded since it is not the default, the same
+    // container for any batch size, and decoded without naming the model again.
+    let d = tmp();
+    let dims = "40x36x32";
+    let raw = sample(d.path(), "vortex", dims, 3);
+    let model = repo().join("models/idlat-paper.safetensors");
+    let pack = |batch: &str, name: &str| {
+        let idl = d.path().join(name);
+        ok(&["pack", s(&raw), "--dims", dims, "--importance", "iso:7", "--model", s(&model), "--batch", batch, "-o", s(&idl), "--quiet"]);
+        idl
+    };
+    let (a, b) = (pack("1", "a.idl"), pack("64", "b.idl"));
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap(), "batch 1 and 64 give the same container");
+    let j: serde_json::Value = serde_json::from_str(&ok(&["info", s(&a), "--json"])).unwrap();
+    assert_eq!(j["model"]["profile"], "paper");
+    assert_eq!(j["model"]["embedded"], true);
+    assert_eq!(j["volumes"][0]["block"], serde_json::json!([16, 16, 16]), "{}", j["volumes"][0]);
+    let rec = d.path().join("r.raw");
+    ok(&["unpack", s(&a), "-o", s(&rec), "--quiet"]);
+    let (x, y) = (read_f32(&raw), read_f32(&rec));
+    let range = x.iter().cloned().fold(f32::MIN, f32::max) - x.iter().cloned().fold(f32::MAX, f32::min);
+    let mse = x.iter().zip(&y).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>() / x.len() as f64;
+    let psnr = 10.0 * ((range as f64).powi(2) / mse).log10();
+    assert!(psnr > 15.0, "paper profile reconstructs at {psnr:.1} dB");
+}
+
+#[test]
 fn bad_inputs_give_clear_errors() {
     let d = tmp();
     let raw = sample(d.path(), "isabel", "16x16x8", 1);
