@@ -70,12 +70,13 @@ pub fn probe(codec: &Codec, data: &[f32], dims: Dims, imp: &[f32], norm: Norm, o
         let mut rec = rec.clone();
         let (o, sz) = block_extent(dims, core, coords(id));
         let mut orig = vec![0f32; rec.len()];
-        let (mut w, mut ws) = (vec![0f32; rec.len()], vec![0f32; rec.len()]);
+        let mut w = vec![0f32; rec.len()];
         gather(data, dims, o, sz, &mut orig);
         // wPSNR weighs by the map as given (as `eval` does); bounds follow the scaled map, as packing does.
         gather(imp, dims, o, sz, &mut w);
-        gather(&scaled, dims, o, sz, &mut ws);
         if let Some(b) = bound {
+            let mut ws = vec![0f32; rec.len()];
+            gather(&scaled, dims, o, sz, &mut ws);
             let e: Vec<f32> = ws.iter().map(|&i| b.at(i)).collect();
             if let Ok((Some(r), _)) = super::bound::encode(&orig, &rec, &e, sz) {
                 bytes += r.len() + 4;
