@@ -19,6 +19,7 @@ pub mod rate;
 #[cfg(feature = "torch")]
 pub mod store;
 pub mod tables;
+pub mod wavelet;
 
 #[cfg(feature = "torch")]
 pub mod engine;

@@ -15,6 +15,8 @@ pub enum BlockKind {
     Lossless = 2,
     /// Stream table plus ANS streams (z side info, y latents, ...).
     Neural = 3,
+    /// Stream table: a wavelet tile stream, then optionally a §6.2 residual stream (format 1.4).
+    Wavelet = 4,
 }
 
 impl BlockKind {
@@ -24,6 +26,7 @@ impl BlockKind {
             1 => Some(BlockKind::Raw),
             2 => Some(BlockKind::Lossless),
             3 => Some(BlockKind::Neural),
+            4 => Some(BlockKind::Wavelet),
             _ => None,
         }
     }
@@ -34,6 +37,7 @@ impl BlockKind {
             BlockKind::Raw => "raw",
             BlockKind::Lossless => "lossless",
             BlockKind::Neural => "neural",
+            BlockKind::Wavelet => "wavelet",
         }
     }
 }
@@ -41,25 +45,26 @@ impl BlockKind {
 /// Most streams a neural payload may carry (z, y, and reserved extras).
 pub const MAX_STREAMS: usize = 8;
 
-/// A neural payload's streams, borrowed from the payload bytes.
+/// A payload made of streams: u8 count, 3 zero bytes, count × u32 LE lengths, then
+/// the streams back to back (neural and wavelet payloads, spec §6).
 #[derive(Debug, PartialEq, Eq)]
-pub struct NeuralPayload<'a> {
+pub struct StreamTable<'a> {
     pub streams: Vec<&'a [u8]>,
 }
 
-impl<'a> NeuralPayload<'a> {
-    /// Layout: u8 count (2..=8), 3 zero bytes, count × u32 LE lengths, then the streams.
-    pub fn parse(p: &'a [u8]) -> std::result::Result<NeuralPayload<'a>, String> {
-        let n = *p.first().ok_or("empty neural payload")? as usize;
-        if !(2..=MAX_STREAMS).contains(&n) {
-            return Err(format!("neural payload declares {n} streams (2..={MAX_STREAMS} allowed)"));
+impl<'a> StreamTable<'a> {
+    /// Parses a table of `min..=max` streams whose lengths sum to the payload end exactly.
+    pub fn parse(p: &'a [u8], min: usize, max: usize) -> std::result::Result<StreamTable<'a>, String> {
+        let n = *p.first().ok_or("empty payload")? as usize;
+        if !(min..=max).contains(&n) {
+            return Err(format!("payload declares {n} streams ({min}..={max} allowed)"));
         }
         if p.get(1..4) != Some(&[0, 0, 0][..]) {
-            return Err("neural payload reserved bytes are not zero".into());
+            return Err("payload reserved bytes are not zero".into());
         }
         let table = 4 + 4 * n;
         if p.len() < table {
-            return Err(format!("neural payload of {} bytes is shorter than its stream table ({table})", p.len()));
+            return Err(format!("payload of {} bytes is shorter than its stream table ({table})", p.len()));
         }
         let mut at = table;
         let mut streams = Vec::with_capacity(n);
@@ -72,11 +77,11 @@ impl<'a> NeuralPayload<'a> {
         if at != p.len() {
             return Err(format!("{} bytes after the last stream", p.len() - at));
         }
-        Ok(NeuralPayload { streams })
+        Ok(StreamTable { streams })
     }
 
     pub fn encode(streams: &[&[u8]]) -> Vec<u8> {
-        assert!((2..=MAX_STREAMS).contains(&streams.len()), "2..=8 streams");
+        assert!((1..=MAX_STREAMS).contains(&streams.len()), "1..=8 streams");
         let mut out = Vec::with_capacity(4 + 4 * streams.len() + streams.iter().map(|s| s.len()).sum::<usize>());
         out.extend_from_slice(&[streams.len() as u8, 0, 0, 0]);
         for s in streams {
@@ -86,6 +91,24 @@ impl<'a> NeuralPayload<'a> {
             out.extend_from_slice(s);
         }
         out
+    }
+}
+
+/// A neural payload's streams (z, y, levels, residual), borrowed from the payload bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub struct NeuralPayload<'a> {
+    pub streams: Vec<&'a [u8]>,
+}
+
+impl<'a> NeuralPayload<'a> {
+    /// A stream table of 2..=8 streams.
+    pub fn parse(p: &'a [u8]) -> std::result::Result<NeuralPayload<'a>, String> {
+        StreamTable::parse(p, 2, MAX_STREAMS).map(|t| NeuralPayload { streams: t.streams })
+    }
+
+    pub fn encode(streams: &[&[u8]]) -> Vec<u8> {
+        assert!((2..=MAX_STREAMS).contains(&streams.len()), "2..=8 streams");
+        StreamTable::encode(streams)
     }
 }
 
@@ -118,6 +141,7 @@ pub fn decode_simple(kind: BlockKind, payload: &[u8], voxels: usize) -> std::res
             from_bytes(&raw)
         }
         BlockKind::Neural => Err("a neural block needs the codec".into()),
+        BlockKind::Wavelet => Err("a wavelet block needs the wavelet decoder (codec::wavelet::decode_plain)".into()),
     }
 }
 

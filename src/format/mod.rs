@@ -13,7 +13,7 @@ pub mod meta;
 pub mod reader;
 pub mod writer;
 
-pub use block::{BlockKind, NeuralPayload};
+pub use block::{BlockKind, NeuralPayload, StreamTable};
 pub use error::FormatError;
 pub use grid::BlockGrid;
 pub use meta::{ContainerMeta, ModelRef, Normalisation, VolumeMeta};
