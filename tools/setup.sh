@@ -8,7 +8,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 VENV=${IDLAT_VENV:-$ROOT/.venv}
 TORCH_VERSION=2.13.0   # the version tch 0.26 expects
-PY_PKGS="numpy scipy matplotlib vtk pysz zfpy zstandard"
+PY_PKGS="numpy scipy matplotlib vtk pysz zfpy zstandard h5py hdf5plugin"
 APT_PKGS="fuse3 pkg-config xvfb xauth paraview python3-paraview"
 log() { printf '[setup] %s\n' "$*" >&2; }
 

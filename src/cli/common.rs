@@ -175,14 +175,16 @@ pub const DECODE_BATCH: usize = 16;
 /// Decodes a whole volume with whatever codec is available, `batch` blocks per synthesis call.
 pub fn decode(codec: Option<&MaybeCodecInner>, c: &crate::format::Container, v: crate::format::VolumeId, batch: usize, progress: impl FnMut(usize, usize)) -> anyhow::Result<Vec<f32>> {
     #[cfg(feature = "torch")]
-    {
-        crate::codec::store::decode_volume(codec, c, v, batch.max(1), progress).map_err(anyhow::Error::msg)
+    if let Some(codec) = codec {
+        return crate::codec::store::decode_volume(Some(codec), c, v, batch.max(1), progress).map_err(anyhow::Error::msg);
     }
     #[cfg(not(feature = "torch"))]
-    {
-        let _ = (codec, c, v, batch, progress);
-        anyhow::bail!("this build has no decoder (built without the `torch` feature)")
+    if crate::codec::needs_neural(c) {
+        let _ = (codec, batch);
+        anyhow::bail!("this container holds neural blocks, which need the full build (the `torch` feature); this build decodes constant, raw, lossless and wavelet blocks");
     }
+    let _ = batch;
+    crate::codec::wavelet::decode_volume(c, v, progress).map_err(anyhow::Error::msg)
 }
 
 #[cfg(feature = "torch")]

@@ -13,6 +13,7 @@ pub mod isosim;
 pub mod latents;
 pub mod mount;
 pub mod pack;
+pub mod pack_plain;
 pub mod sample;
 pub mod train;
 pub mod tsne;

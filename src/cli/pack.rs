@@ -37,18 +37,33 @@ pub struct Args {
     /// PSNR for the size, gentler on middling importance such as distance ramps).
     #[arg(long, value_enum, default_value_t = crate::codec::hyper::Steer::Strict)]
     pub steer: crate::codec::hyper::Steer,
-    /// Model file (default: the shipped model).
+    /// Codec: `wavelet` (default; importance-steered CDF 9/7 wavelets, pure Rust,
+    /// decodes without libtorch), or the neural profiles `fast` (the shipped model)
+    /// and `paper` (the paper's architecture; models/idlat-paper.safetensors).
+    #[arg(long, value_enum, default_value_t = Profile::Wavelet)]
+    pub profile: Profile,
+    /// Tile edge of the wavelet profile (voxels; each tile decodes on its own).
+    #[arg(long, default_value_t = crate::codec::wavelet::DEFAULT_TILE as u16, value_parser = clap::value_parser!(u16).range(8..=256))]
+    pub tile: u16,
+    /// Wavelet base step (fraction of the value range at importance 1) when no target is given.
+    #[arg(long, conflicts_with_all = ["target_ratio", "target_psnr", "target_wpsnr"])]
+    pub step: Option<f32>,
+    /// Model file of a neural profile (default: the shipped model of --profile).
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Embed the model in the container even when it is the shipped default.
     #[arg(long)]
     pub embed_model: bool,
-    /// Search a global importance scale so the ratio (f32 bytes / stored bytes) reaches R.
-    #[arg(long, conflicts_with = "target_psnr")]
+    /// Reach the ratio R (f32 bytes / stored bytes): within about 1% with the wavelet
+    /// profile (which says so when R is out of reach).
+    #[arg(long, conflicts_with_all = ["target_psnr", "target_wpsnr"])]
     pub target_ratio: Option<f64>,
-    /// Search a global importance scale so the importance-weighted PSNR reaches P dB.
-    #[arg(long)]
+    /// Reach P dB PSNR over the value range (wavelet; the neural profiles read it as wPSNR).
+    #[arg(long, conflicts_with = "target_wpsnr")]
     pub target_psnr: Option<f64>,
+    /// Reach P dB importance-weighted PSNR (paper eq. 14).
+    #[arg(long)]
+    pub target_wpsnr: Option<f64>,
     /// Guarantee |x - x̂| <= E (data units) wherever importance >= --bound-where:
     /// residuals over the neural prediction are coded for those voxels only.
     #[arg(long, conflicts_with_all = ["error_bound_rel", "lossless"])]
@@ -86,10 +101,18 @@ pub struct Args {
 }
 
 /// Block edge of `--lossless` packs (no model sets it).
-const LOSSLESS_BLOCK: usize = 32;
+pub(super) const LOSSLESS_BLOCK: usize = 32;
+
+/// The codec `pack` uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Profile {
+    Wavelet,
+    Fast,
+    Paper,
+}
 
 /// The error bound asked for, resolved against a volume's value range.
-fn bound_for(args: &Args, lo: f32, hi: f32) -> anyhow::Result<Option<crate::codec::bound::BoundSpec>> {
+pub(super) fn bound_for(args: &Args, lo: f32, hi: f32) -> anyhow::Result<Option<crate::codec::bound::BoundSpec>> {
     let abs = match (args.error_bound, args.error_bound_rel) {
         (Some(e), _) => e,
         (None, Some(r)) => (r * (hi as f64 - lo as f64)) as f32,
@@ -105,18 +128,18 @@ fn bound_for(args: &Args, lo: f32, hi: f32) -> anyhow::Result<Option<crate::code
 }
 
 /// Per-volume figures for the summary.
-struct Packed {
-    name: String,
-    input_bytes: u64,
+pub(super) struct Packed {
+    pub name: String,
+    pub input_bytes: u64,
     /// The volume as f32, the reference of every ratio idlat reports (spec, bench, --target-ratio).
-    f32_bytes: u64,
-    dtype: crate::volume::DType,
-    scale: f32,
+    pub f32_bytes: u64,
+    pub dtype: crate::volume::DType,
+    pub scale: f32,
 }
 
 /// "ratio X vs f32", plus the ratio against the input files when their element
 /// type is not f32 (a u8 input is 4x smaller, so the two differ by 4x).
-fn ratio_text(f32_bytes: u64, input_bytes: u64, stored: u64, dtypes: &[crate::volume::DType]) -> String {
+pub(super) fn ratio_text(f32_bytes: u64, input_bytes: u64, stored: u64, dtypes: &[crate::volume::DType]) -> String {
     let mut t = format!("ratio {:.1} vs f32", f32_bytes as f64 / stored.max(1) as f64);
     if input_bytes != f32_bytes {
         let what = match dtypes {
@@ -129,10 +152,12 @@ fn ratio_text(f32_bytes: u64, input_bytes: u64, stored: u64, dtypes: &[crate::vo
 }
 
 pub fn run(args: Args) -> CmdResult {
+    if args.lossless || (args.profile == Profile::Wavelet && args.model.is_none()) {
+        return super::pack_plain::run(args);
+    }
     #[cfg(not(feature = "torch"))]
     {
-        let _ = args;
-        bail!("this build has no neural codec (built without the `torch` feature)");
+        bail!("the {:?} profile needs the neural codec, which this build lacks (built without the `torch` feature); the default wavelet profile works", args.profile);
     }
     #[cfg(feature = "torch")]
     {
@@ -146,24 +171,12 @@ fn run_torch(args: Args) -> CmdResult {
     use crate::codec::modelfile::{default_model_path, ModelFile};
     use crate::codec::pipeline::{BlockData, Codec, EncodeOptions};
     use crate::codec::rate::{search, subsample, Target};
-    use crate::format::{block, BlockId, BlockKind, ContainerWriter, ModelRef, NeuralPayload, Normalisation, VolumeMeta};
-    use crate::importance::{self, Context};
+    use crate::format::{block, BlockId, BlockKind, ContainerWriter, ModelRef, NeuralPayload};
+    use crate::importance;
     use super::common::{device, note, progress};
 
     let t0 = std::time::Instant::now();
-    if args.output.exists() && !args.force {
-        bail!("{} exists (use --force to overwrite)", args.output.display());
-    }
-    if let Some(dir) = args.output.parent().filter(|d| !d.as_os_str().is_empty()) {
-        anyhow::ensure!(dir.is_dir(), "output directory {} does not exist", dir.display());
-    }
-    let spec = importance::parse(&args.importance).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let opts = args.input.read_options()?;
-    let mut paths = crate::io::expand_inputs(&args.inputs)?;
-    if args.inputs.iter().any(|a| a.contains(['*', '?'])) {
-        crate::io::names::natural_sort(&mut paths);
-    }
-    let names = crate::io::names::volume_names(&paths);
+    let ins = Inputs::resolve(&args)?;
     // Model: the shipped default is referenced by hash unless --embed-model.
     let default_path = default_model_path().ok();
     let dev = device(args.device)?;
@@ -171,9 +184,10 @@ fn run_torch(args: Args) -> CmdResult {
     let (codec, model_bytes) = if args.lossless {
         (None, Vec::new())
     } else {
-        let model_path = match &args.model {
-            Some(p) => p.clone(),
-            None => default_path.clone().context("no --model given and the shipped default model was not found")?,
+        let model_path = match (&args.model, args.profile) {
+            (Some(p), _) => p.clone(),
+            (None, Profile::Paper) => default_path.as_ref().and_then(|d| d.parent()).map(|d| d.join("idlat-paper.safetensors")).filter(|p| p.is_file()).context("the paper profile's model (idlat-paper.safetensors) was not found beside the default model")?,
+            (None, _) => default_path.clone().context("no --model given and the shipped default model was not found")?,
         };
         let model_bytes = std::fs::read(&model_path).with_context(|| format!("reading model {}", model_path.display()))?;
         let model = ModelFile::from_bytes(&model_bytes).with_context(|| format!("model {}", model_path.display()))?;
@@ -186,22 +200,10 @@ fn run_torch(args: Args) -> CmdResult {
     if let Some(c) = &codec {
         writer.set_model(ModelRef { hash: c.model.hash.clone(), profile: c.model.profile.name.clone(), embedded: embed }, embed.then_some(&model_bytes[..]));
     }
-    // `of=NAME:…` needs the other volumes: load all up front only then.
-    let needs_others = args.importance.contains("of=");
-    let all: Vec<crate::volume::Volume> = if needs_others {
-        paths.iter().map(|p| crate::io::read_volume(p, &opts)).collect::<Result<_, _>>()?
-    } else {
-        Vec::new()
-    };
     let mut done = Vec::new();
-    let count = paths.len();
-    for (i, path) in paths.iter().enumerate() {
-        let mut vol = if needs_others { all[i].clone() } else { crate::io::read_volume(path, &opts)? };
-        vol.info.name = names[i].clone();
+    for i in 0..ins.paths.len() {
+        let (vol, mut imp) = ins.load(i)?;
         let input_bytes = (vol.data.len() * vol.info.dtype.size()) as u64;
-        let others: Vec<(&str, &crate::volume::Volume)> = all.iter().zip(&names).map(|(v, n)| (n.as_str(), v)).collect();
-        let ctx = Context { volume: &vol, others: &others, time_index: i, time_count: count };
-        let mut imp = importance::compute(&spec, &ctx).with_context(|| format!("importance for {}", path.display()))?;
         let (lo, hi) = vol.range();
         let norm = Norm::from_range(lo, hi);
         let dims = vol.dims();
@@ -212,7 +214,7 @@ fn run_torch(args: Args) -> CmdResult {
         }
         let eopts = EncodeOptions { batch: args.batch, lossless: false, steer: args.steer };
         let mut scale = 1.0f32;
-        if let (Some(target), Some(codec)) = (args.target_ratio.map(Target::Ratio).or(args.target_psnr.map(Target::WPsnr)), &codec) {
+        if let (Some(target), Some(codec)) = (args.target_ratio.map(Target::Ratio).or(args.target_psnr.or(args.target_wpsnr).map(Target::WPsnr)), &codec) {
             let sample = subsample(grid.len(), 48);
             let choice = search(codec, &vol.data, dims, &imp, norm, eopts, target, &sample, bound.as_ref());
             scale = choice.scale;
@@ -231,20 +233,7 @@ fn run_torch(args: Args) -> CmdResult {
             }
             importance::apply_scale(&mut imp, scale);
         }
-        let mut meta = VolumeMeta {
-            info: vol.info.clone(),
-            value_range: (lo, hi),
-            norm: Normalisation { offset: norm.offset, scale: norm.scale },
-            block: [core; 3],
-            halo: codec.as_ref().map_or(0, |c| c.model.profile.halo_vox),
-            importance: Some(spec.to_string()),
-            time: Some(i as f64),
-            units: None,
-            attributes: Default::default(),
-            codec: Default::default(),
-            index_first: 0,
-            block_count: 0,
-        };
+        let mut meta = volume_meta(&vol, i, norm, [core; 3], codec.as_ref().map_or(0, |c| c.model.profile.halo_vox), &ins.spec);
         meta.codec.insert("importance_scale".into(), serde_json::json!(scale));
         if let Some(b) = &bound {
             meta.codec.insert("error_bound".into(), serde_json::to_value(b)?);
@@ -311,6 +300,72 @@ fn run_torch(args: Args) -> CmdResult {
         done.push(Packed { name: vol.info.name.clone(), input_bytes, f32_bytes: (vol.data.len() * 4) as u64, dtype: vol.info.dtype, scale });
     }
     let stats = writer.finish()?;
+    report(&args, &ins, &done, stats, t0, codec.as_ref())
+}
+
+/// The inputs of a pack, resolved: files, volume names, read options, importance spec,
+/// and every volume preloaded when the importance spec refers to others (`of=NAME`).
+pub(super) struct Inputs {
+    pub paths: Vec<PathBuf>,
+    pub names: Vec<String>,
+    pub opts: crate::io::ReadOptions,
+    pub spec: crate::importance::Spec,
+    pub all: Vec<crate::volume::Volume>,
+}
+
+impl Inputs {
+    pub fn resolve(args: &Args) -> anyhow::Result<Inputs> {
+        if args.output.exists() && !args.force {
+            bail!("{} exists (use --force to overwrite)", args.output.display());
+        }
+        if let Some(dir) = args.output.parent().filter(|d| !d.as_os_str().is_empty()) {
+            anyhow::ensure!(dir.is_dir(), "output directory {} does not exist", dir.display());
+        }
+        let spec = crate::importance::parse(&args.importance).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let opts = args.input.read_options()?;
+        let mut paths = crate::io::expand_inputs(&args.inputs)?;
+        if args.inputs.iter().any(|a| a.contains(['*', '?'])) {
+            crate::io::names::natural_sort(&mut paths);
+        }
+        let names = crate::io::names::volume_names(&paths);
+        let all = if args.importance.contains("of=") { paths.iter().map(|p| crate::io::read_volume(p, &opts)).collect::<Result<_, _>>()? } else { Vec::new() };
+        Ok(Inputs { paths, names, opts, spec, all })
+    }
+
+    /// Volume `i`, named, with its importance map.
+    pub fn load(&self, i: usize) -> anyhow::Result<(crate::volume::Volume, Vec<f32>)> {
+        let path = &self.paths[i];
+        let mut vol = if self.all.is_empty() { crate::io::read_volume(path, &self.opts)? } else { self.all[i].clone() };
+        vol.info.name = self.names[i].clone();
+        let others: Vec<(&str, &crate::volume::Volume)> = self.all.iter().zip(&self.names).map(|(v, n)| (n.as_str(), v)).collect();
+        let ctx = crate::importance::Context { volume: &vol, others: &others, time_index: i, time_count: self.paths.len() };
+        let imp = crate::importance::compute(&self.spec, &ctx).with_context(|| format!("importance for {}", path.display()))?;
+        Ok((vol, imp))
+    }
+}
+
+/// The metadata every profile writes for a volume; the caller adds codec extras.
+pub(super) fn volume_meta(vol: &crate::volume::Volume, i: usize, norm: crate::codec::blocks::Norm, block: [usize; 3], halo: usize, spec: &crate::importance::Spec) -> crate::format::VolumeMeta {
+    let (lo, hi) = vol.range();
+    crate::format::VolumeMeta {
+        info: vol.info.clone(),
+        value_range: (lo, hi),
+        norm: crate::format::Normalisation { offset: norm.offset, scale: norm.scale },
+        block,
+        halo,
+        importance: Some(spec.to_string()),
+        time: Some(i as f64),
+        units: None,
+        attributes: Default::default(),
+        codec: Default::default(),
+        index_first: 0,
+        block_count: 0,
+    }
+}
+
+/// The closing line (sizes, speed, and with --eval or a quality target what the full
+/// pack achieved, decoded as any reader will).
+pub(super) fn report(args: &Args, ins: &Inputs, done: &[Packed], stats: crate::format::FinishStats, t0: std::time::Instant, codec: Option<&super::common::MaybeCodecInner>) -> CmdResult {
     let secs = t0.elapsed().as_secs_f64();
     let input: u64 = done.iter().map(|p| p.input_bytes).sum();
     let f32_bytes: u64 = done.iter().map(|p| p.f32_bytes).sum();
@@ -331,26 +386,26 @@ fn run_torch(args: Args) -> CmdResult {
         input as f64 / 1e6 / secs
     );
     // A quality target is only estimated on sample blocks: report what the full pack achieved.
-    if args.eval || args.target_psnr.is_some() {
+    if args.eval || args.target_psnr.is_some() || args.target_wpsnr.is_some() {
         let c = crate::format::Container::open(&args.output)?;
         let mut q = crate::metrics::Sums::default();
         let mut reports = Vec::new();
-        for (i, path) in paths.iter().enumerate() {
-            let (vol, mask) = crate::io::read_volume_with_mask(path, &opts)?;
-            let others: Vec<(&str, &crate::volume::Volume)> = all.iter().zip(&names).map(|(v, n)| (n.as_str(), v)).collect();
-            let imp = importance::compute(&spec, &Context { volume: &vol, others: &others, time_index: i, time_count: count })?;
-            let rec = crate::codec::store::decode_volume(codec.as_ref(), &c, crate::format::VolumeId(i as u32), 16, |_, _| {}).map_err(anyhow::Error::msg)?;
+        for (i, path) in ins.paths.iter().enumerate() {
+            let (vol, mask) = crate::io::read_volume_with_mask(path, &ins.opts)?;
+            let others: Vec<(&str, &crate::volume::Volume)> = ins.all.iter().zip(&ins.names).map(|(v, n)| (n.as_str(), v)).collect();
+            let imp = crate::importance::compute(&ins.spec, &crate::importance::Context { volume: &vol, others: &others, time_index: i, time_count: ins.paths.len() })?;
+            let rec = super::common::decode(codec, &c, crate::format::VolumeId(i as u32), 16, |_, _| {})?;
             q = q.merge(&crate::metrics::sums(&vol.data, &rec, Some(&imp), mask.as_deref()));
-            if let Some(b) = bound_for(&args, vol.range().0, vol.range().1)? {
+            if let Some(b) = bound_for(args, vol.range().0, vol.range().1)? {
                 let mut scaled = imp.clone();
-                importance::apply_scale(&mut scaled, done[i].scale);
+                crate::importance::apply_scale(&mut scaled, done[i].scale);
                 reports.push(crate::codec::bound::report(&b, &vol.data, &rec, &scaled, mask.as_deref()));
             }
         }
         // Over all voxels of all volumes, as `idlat eval` reports overall.
         let q = q.quality();
         line.push_str(&format!("; achieved PSNR {:.2} dB, wPSNR {:.2} dB", q.psnr, q.wpsnr));
-        if let Some(t) = args.target_psnr {
+        if let Some(t) = args.target_psnr.or(args.target_wpsnr) {
             line.push_str(&format!(" (target {t:.2} dB)"));
         }
         if !reports.is_empty() {
@@ -361,7 +416,7 @@ fn run_torch(args: Args) -> CmdResult {
         }
     }
     if done.iter().any(|p| p.scale != 1.0) && !args.quiet {
-        for p in &done {
+        for p in done {
             eprintln!("  {}: importance scale {:.3}", p.name, p.scale);
         }
     }

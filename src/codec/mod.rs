@@ -30,6 +30,12 @@ pub mod pipeline;
 #[cfg(feature = "torch")]
 pub mod train;
 
+/// Does any block of the container need the neural codec (libtorch)?
+pub fn needs_neural(c: &crate::format::Container) -> bool {
+    use crate::format::{BlockId, BlockKind};
+    c.volumes().any(|(v, m)| (0..m.block_count).any(|b| c.entry(v, BlockId(b)).is_ok_and(|e| e.kind == BlockKind::Neural as u8)))
+}
+
 /// Which device decoding would use, for `idlat info --device`.
 pub fn device_description() -> String {
     #[cfg(feature = "torch")]

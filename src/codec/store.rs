@@ -35,15 +35,13 @@ impl BlockStore for ContainerStore<'_> {
     }
 
     fn simple_block(&self, b: usize) -> Result<Vec<f32>, String> {
-        let id = BlockId(b as u64);
-        let r = self.container.block(self.volume, id).map_err(|e| e.to_string())?;
-        crate::format::block::decode_simple(r.kind, r.payload, self.grid.voxels(id)).map_err(|e| format!("block {b} of volume {}: {e}", self.volume.0))
+        super::wavelet::decode_block(self.container, self.volume, BlockId(b as u64))
     }
 }
 
 /// Does any block of the container need the neural codec?
 pub fn needs_codec(c: &Container) -> bool {
-    c.volumes().any(|(v, m)| (0..m.block_count).any(|b| c.entry(v, BlockId(b)).is_ok_and(|e| e.kind == BlockKind::Neural as u8)))
+    super::needs_neural(c)
 }
 
 /// The model a container was packed with: `explicit` if given (its hash must

@@ -12,25 +12,19 @@ pub trait BlockSource: Send + Sync {
     fn device(&self) -> String;
 }
 
-/// Constant, raw and lossless blocks only (no model needed).
+/// Constant, raw, lossless and wavelet blocks (no model needed).
 pub struct SimpleSource {
     pub container: Arc<Container>,
 }
 
 impl BlockSource for SimpleSource {
     fn decode_blocks(&self, vol: VolumeId, blocks: &[BlockId]) -> Vec<Result<Vec<f32>, String>> {
-        blocks
-            .iter()
-            .map(|&b| {
-                let g = self.container.grid(vol).map_err(|e| e.to_string())?;
-                let r = self.container.block(vol, b).map_err(|e| e.to_string())?;
-                crate::format::block::decode_simple(r.kind, r.payload, g.voxels(b)).map_err(|e| format!("block {} of volume {}: {e}", b.0, vol.0))
-            })
-            .collect()
+        use rayon::prelude::*;
+        blocks.par_iter().map(|&b| crate::codec::wavelet::decode_block(&self.container, vol, b)).collect()
     }
 
     fn device(&self) -> String {
-        "none (no neural blocks)".into()
+        "cpu (pure Rust: no neural blocks)".into()
     }
 }
 

@@ -15,7 +15,7 @@ pub mod tile;
 
 use crate::codec::blocks::Norm;
 use crate::codec::bound::{self, BlockStats, BoundSpec};
-use crate::format::{block, grid, BlockGrid, BlockId, BlockKind, StreamTable};
+use crate::format::{block, grid, BlockGrid, BlockId, BlockKind, Container, StreamTable, VolumeId};
 use rayon::prelude::*;
 
 /// Default tile edge (voxels).
@@ -130,6 +130,35 @@ pub fn decode_plain(kind: BlockKind, payload: &[u8], sz: [usize; 3], norm: Norm)
         BlockKind::Wavelet => decode_payload(payload, sz, norm),
         k => block::decode_simple(k, payload, sz[0] * sz[1] * sz[2]),
     }
+}
+
+/// Decodes block `b` of volume `v` of a container when it needs no neural network.
+pub fn decode_block(c: &Container, v: VolumeId, b: BlockId) -> Result<Vec<f32>, String> {
+    let g = c.grid(v).map_err(|e| e.to_string())?;
+    let m = c.volume(v).map_err(|e| e.to_string())?;
+    let r = c.block(v, b).map_err(|e| e.to_string())?;
+    let (_, sz) = g.extent(b);
+    decode_plain(r.kind, r.payload, sz, Norm { offset: m.norm.offset, scale: m.norm.scale }).map_err(|e| format!("block {} of volume {} ({}): {e}", b.0, v.0, m.info.name))
+}
+
+/// Decodes a whole volume without a neural network, one slab of blocks at a time
+/// (blocks of a slab in parallel); `progress(done, total)` after each slab.
+pub fn decode_volume(c: &Container, v: VolumeId, mut progress: impl FnMut(usize, usize)) -> Result<Vec<f32>, String> {
+    let g = c.grid(v).map_err(|e| e.to_string())?;
+    let dims = g.dims;
+    let mut out = vec![0f32; dims[0] * dims[1] * dims[2]];
+    let counts = g.counts();
+    let per_slab = counts[0] * counts[1];
+    for bz in 0..counts[2] {
+        let ids: Vec<u64> = (bz * per_slab..(bz + 1) * per_slab).map(|i| i as u64).collect();
+        let blocks: Vec<Result<Vec<f32>, String>> = ids.par_iter().map(|&b| decode_block(c, v, BlockId(b))).collect();
+        for (&id, r) in ids.iter().zip(blocks) {
+            let (o, s) = g.extent(BlockId(id));
+            grid::scatter(&mut out, dims, o, s, &r?);
+        }
+        progress((bz + 1) * per_slab, g.len());
+    }
+    Ok(out)
 }
 
 /// What the reader gets for every tile at `step0` (no entropy coding), as a volume.
