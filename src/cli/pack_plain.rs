@@ -56,7 +56,7 @@ pub fn run(args: Args) -> CmdResult {
                 Some(t) => {
                     let c = wavelet::search(&prepared, &grid, norm, &vol.data, &imp, None, t).map_err(anyhow::Error::msg)?;
                     let what = match t {
-                        Target::Ratio(r) => format!("ratio {r}: reached {:.1}", c.achieved),
+                        Target::Ratio(r) => format!("ratio {r}: estimated {:.1}", c.achieved),
                         Target::Psnr(p) => format!("PSNR {p} dB: reached {:.2} dB (before error-bound corrections)", c.achieved),
                         Target::WPsnr(p) => format!("wPSNR {p} dB: reached {:.2} dB (before error-bound corrections)", c.achieved),
                     };

@@ -74,12 +74,12 @@ const SLOW: u32 = 7;
 
 impl Ctx {
     #[inline]
-    fn p1(&self) -> u32 {
+    pub fn p1(&self) -> u32 {
         ((self.fast as u32 + self.slow as u32) >> 1).clamp(FLOOR, ONE - FLOOR)
     }
 
     #[inline]
-    fn update(&mut self, bit: bool) {
+    pub fn update(&mut self, bit: bool) {
         let s = (self.n as u32 + 1).min(SLOW);
         let f = s.min(FAST);
         let t: i32 = if bit { 65535 } else { 0 };

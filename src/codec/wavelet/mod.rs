@@ -101,6 +101,21 @@ pub fn code(p: &Prepared, step0: f32, norm: Norm) -> Result<Coded, String> {
     }
 }
 
+/// About the bytes `code_all` would store (payloads + index), without coding (rate control).
+pub fn estimate_bytes(ps: &[Prepared], step0: f32) -> u64 {
+    ps.par_iter()
+        .map(|p| {
+            let payload = match p {
+                Prepared::Constant(_) => 4,
+                Prepared::Exact(x) => 4 * x.len() as u64,
+                // Stream table of one stream: 8 bytes; never more than the raw samples.
+                Prepared::Coded { t, orig, .. } => (8 + tile::estimate(t, step0)).min(4 * orig.len() as u64),
+            };
+            payload + crate::format::layout::ENTRY_LEN
+        })
+        .sum()
+}
+
 /// Codes every tile (parallel); results in tile order.
 pub fn code_all(ps: &[Prepared], step0: f32, norm: Norm) -> Result<Vec<Coded>, String> {
     ps.par_iter().map(|p| code(p, step0, norm)).collect()
@@ -212,15 +227,14 @@ pub struct Choice {
 /// within about 1% when reachable (2% on tiny volumes, where the size moves in steps); quality targets meet the target with the largest step found.
 pub fn search(ps: &[Prepared], g: &BlockGrid, norm: Norm, data: &[f32], imp: &[f32], valid: Option<&[bool]>, target: Target) -> Result<Choice, String> {
     let f32_bytes = (data.len() * 4) as f64;
-    // f(log2 step) increases with the step for a ratio, decreases for quality; normalise
-    // so `g(x) = f(x) - t` is increasing.
-    let eval = |ls: f64| -> Result<f64, String> {
-        let step = 2f64.powf(ls) as f32;
+    let bounded = ps.iter().any(|p| matches!(p, Prepared::Coded { bound: Some(_), .. }));
+    let measure = |step: f32| -> Result<f64, String> {
         Ok(match target {
-            Target::Ratio(_) => f32_bytes / stored_bytes(&code_all(ps, step, norm)?) as f64,
+            // Residual streams only exist once coded: with a bound, code for real.
+            Target::Ratio(_) if bounded => f32_bytes / stored_bytes(&code_all(ps, step, norm)?) as f64,
+            Target::Ratio(_) => f32_bytes / estimate_bytes(ps, step) as f64,
             Target::Psnr(_) | Target::WPsnr(_) => {
-                let rec = reconstruct_volume(ps, g, step, norm);
-                let q = crate::metrics::quality(data, &rec, Some(imp), valid);
+                let q = crate::metrics::quality(data, &reconstruct_volume(ps, g, step, norm), Some(imp), valid);
                 if matches!(target, Target::Psnr(_)) {
                     q.psnr
                 } else {
@@ -229,50 +243,60 @@ pub fn search(ps: &[Prepared], g: &BlockGrid, norm: Norm, data: &[f32], imp: &[f
             }
         })
     };
-    let (t, sign) = match target {
-        Target::Ratio(r) => (r.ln(), 1.0),
-        Target::Psnr(p) | Target::WPsnr(p) => (p, -1.0),
-    };
-    let val = |ls: f64| -> Result<(f64, f64), String> {
-        let v = eval(ls)?;
-        let m = if matches!(target, Target::Ratio(_)) { v.ln() } else { v };
-        Ok((v, sign * (m - t)))
-    };
-    let (mut lo, mut hi) = ((tile::MIN_STEP as f64).log2(), (tile::MAX_STEP as f64).log2());
-    let (vlo, mut glo) = val(lo)?;
-    if glo >= 0.0 {
-        // Even the finest step gives a larger ratio (or less quality) than asked.
-        return Ok(Choice { step: tile::MIN_STEP, achieved: vlo, met: false });
-    }
-    let (vhi, mut ghi) = val(hi)?;
-    if ghi < 0.0 {
-        return Ok(Choice { step: tile::MAX_STEP, achieved: vhi, met: false });
-    }
     let ratio = matches!(target, Target::Ratio(_));
+    let t = match target {
+        Target::Ratio(r) => r.ln(),
+        Target::Psnr(p) | Target::WPsnr(p) => p,
+    };
+    // g(log2 step) rises with the step: log ratio above the target, or quality below it.
+    let val = |ls: f64| -> Result<(f64, f64), String> {
+        let v = measure(2f64.powf(ls) as f32)?;
+        Ok((v, if ratio { v.ln() - t } else { t - v }))
+    };
+    let (min, max) = ((tile::MIN_STEP as f64).log2(), (tile::MAX_STEP as f64).log2());
+    // Bracket from the default step outwards, 4x at a time.
+    let x0 = (DEFAULT_STEP as f64).log2();
+    let (v0, g0) = val(x0)?;
+    let (mut lo, mut glo, mut vlo, mut hi, mut ghi, mut vhi) = (x0, g0, v0, x0, g0, v0);
+    while glo >= 0.0 {
+        if lo <= min {
+            // Even the finest step gives a larger ratio (or less quality) than asked.
+            return Ok(Choice { step: tile::MIN_STEP, achieved: vlo, met: false });
+        }
+        (hi, ghi, vhi) = (lo, glo, vlo);
+        lo = (lo - 2.0).max(min);
+        (vlo, glo) = val(lo)?;
+    }
+    while ghi < 0.0 {
+        if hi >= max {
+            return Ok(Choice { step: tile::MAX_STEP, achieved: vhi, met: false });
+        }
+        (lo, glo, vlo) = (hi, ghi, vhi);
+        hi = (hi + 2.0).min(max);
+        (vhi, ghi) = val(hi)?;
+    }
     // Ratio: the point closest to the target on either side. Quality: the largest step
     // that still meets it (the `lo` side).
-    let mut best = if ratio { if -glo < ghi { (lo, vlo, glo) } else { (hi, vhi, ghi) } } else { (lo, vlo, glo) };
+    let mut best = if ratio && ghi < -glo { (hi, vhi, ghi) } else { (lo, vlo, glo) };
     for it in 0..40 {
+        let close = if ratio { best.2.abs() < 0.005 } else { -best.2 < 0.03 };
+        if close || hi - lo < 1e-4 {
+            break;
+        }
         let secant = lo + (hi - lo) * (-glo / (ghi - glo));
-        let mid = 0.5 * (lo + hi);
         // Alternate secant and bisection steps: fast when smooth, safe when not.
-        let x = if it % 2 == 0 && secant.is_finite() { secant.clamp(lo + 0.02 * (hi - lo), hi - 0.02 * (hi - lo)) } else { mid };
+        let x = if it % 2 == 0 && secant.is_finite() { secant.clamp(lo + 0.02 * (hi - lo), hi - 0.02 * (hi - lo)) } else { 0.5 * (lo + hi) };
         let (v, gx) = val(x)?;
         if gx >= 0.0 {
-            hi = x;
-            ghi = gx;
+            (hi, ghi) = (x, gx);
         } else {
-            lo = x;
-            glo = gx;
+            (lo, glo) = (x, gx);
         }
         if (ratio && gx.abs() < best.2.abs()) || (!ratio && gx < 0.0) {
             best = (x, v, gx);
         }
-        let close = if ratio { best.2.abs() < 0.008 } else { -best.2 < 0.05 };
-        if close || hi - lo < 1e-4 {
-            break;
-        }
     }
+    // `achieved` is the estimate for a ratio without a bound; the caller reports the real one.
     Ok(Choice { step: 2f64.powf(best.0) as f32, achieved: best.1, met: true })
 }
 

@@ -126,14 +126,18 @@ struct Steps {
     sat: Vec<u64>,
     nc: [usize; 3],
     step0: f64,
+    /// Cell levels, and the step of a footprint inside one cell of each level.
+    cells: Vec<u8>,
+    by_level: [f32; LEVELS as usize],
 }
 
 impl Steps {
     fn new(cells: &[u8], sz: [usize; 3], step0: f32) -> Steps {
         let nc = cell_counts(sz);
+        let one = |l: u8| (step0 as f64 * (weight(0) as f64 / weight(l) as f64).sqrt()) as f32;
+        let by_level = std::array::from_fn(|l| one(l as u8));
         if cells.iter().all(|&l| l == cells[0]) {
-            let s = (step0 as f64 * (weight(0) as f64 / weight(cells[0]) as f64).sqrt()) as f32;
-            return Steps { uniform: Some(s), sat: Vec::new(), nc, step0: step0 as f64 };
+            return Steps { uniform: Some(one(cells[0])), sat: Vec::new(), nc, step0: step0 as f64, cells: Vec::new(), by_level };
         }
         // Summed-area table over (nc+1)³, exact in u64.
         let (sx, sy) = (nc[0] + 1, nc[1] + 1);
@@ -151,7 +155,7 @@ impl Steps {
                 }
             }
         }
-        Steps { uniform: None, sat, nc, step0: step0 as f64 }
+        Steps { uniform: None, sat, nc, step0: step0 as f64, cells: cells.to_vec(), by_level }
     }
 
     /// Cell range [lo, hi) along each axis of band-local index `p` at `level` (tile size `sz`).
@@ -178,6 +182,8 @@ impl Steps {
 /// Visits every coefficient of a band in coding order (z, y, x) with its tile
 /// index and step.
 fn for_band(b: &Band, sz: [usize; 3], steps: &Steps, mut f: impl FnMut([usize; 3], usize, f32)) {
+    // Footprints of levels up to 3 lie inside one 8³ cell: a table lookup per coefficient.
+    let fine = (1usize << b.level) <= CELL;
     let spans: Vec<Vec<(usize, usize)>> = if steps.uniform.is_some() {
         vec![Vec::new(); 3]
     } else {
@@ -186,12 +192,15 @@ fn for_band(b: &Band, sz: [usize; 3], steps: &Steps, mut f: impl FnMut([usize; 3
     for k in 0..b.size[2] {
         for j in 0..b.size[1] {
             let row = ((b.origin[2] + k) * sz[1] + b.origin[1] + j) * sz[0] + b.origin[0];
-            for i in 0..b.size[0] {
-                let step = match steps.uniform {
-                    Some(s) => s,
-                    None => steps.box_step([spans[0][i], spans[1][j], spans[2][k]]),
-                };
-                f([i, j, k], row + i, step);
+            match steps.uniform {
+                Some(s) => (0..b.size[0]).for_each(|i| f([i, j, k], row + i, s)),
+                None if fine => {
+                    let crow = (spans[2][k].0 * steps.nc[1] + spans[1][j].0) * steps.nc[0];
+                    for i in 0..b.size[0] {
+                        f([i, j, k], row + i, steps.by_level[steps.cells[crow + spans[0][i].0] as usize]);
+                    }
+                }
+                None => (0..b.size[0]).for_each(|i| f([i, j, k], row + i, steps.box_step([spans[0][i], spans[1][j], spans[2][k]]))),
             }
         }
     }
@@ -331,6 +340,33 @@ impl Coder for Dec {
     }
     fn fail(&mut self) {
         self.bad = true;
+    }
+}
+
+/// Counts the bits a stream would take instead of writing it (rate control).
+struct Cost {
+    bits: f64,
+}
+
+/// -log2(p) for p = (i + 0.5) / 1024.
+fn cost_table() -> &'static [f32; 1024] {
+    static T: std::sync::OnceLock<[f32; 1024]> = std::sync::OnceLock::new();
+    T.get_or_init(|| std::array::from_fn(|i| -(((i as f64) + 0.5) / 1024.0).log2() as f32))
+}
+
+impl Coder for Cost {
+    #[inline]
+    fn bit(&mut self, c: &mut Ctx, v: bool) -> bool {
+        let p1 = c.p1();
+        let p = if v { p1 } else { (1 << 16) - p1 };
+        self.bits += cost_table()[(p >> 6) as usize] as f64;
+        c.update(v);
+        v
+    }
+    #[inline]
+    fn raw(&mut self, v: bool) -> bool {
+        self.bits += 1.0;
+        v
     }
 }
 
@@ -499,6 +535,21 @@ pub fn encode(t: &Transformed, step0: f32) -> Vec<u8> {
     out
 }
 
+/// About how many bytes `encode(t, step0)` returns, without building the stream.
+pub fn estimate(t: &Transformed, step0: f32) -> u64 {
+    let step0 = step0.clamp(MIN_STEP, MAX_STEP);
+    let bands = bands(t.size, t.levels);
+    let steps = Steps::new(&t.cells, t.size, step0);
+    let mut q = quantise_all(t, &bands, &steps);
+    let mut c = Cost { bits: 0.0 };
+    let mut m = Models::new();
+    let mut cells = t.cells.clone();
+    code_cells(&mut c, &mut m, &mut cells);
+    code_coefficients(&mut c, &mut m, &mut q, t.size, &bands, &steps);
+    // The ANS coder flushes a 64-bit state: about 2 words over the information content.
+    HEADER as u64 + 4 * ((c.bits / 32.0).ceil() as u64 + 2)
+}
+
 /// What the decoder will output for `t` at `step0`, without entropy coding (rate control).
 pub fn reconstruct(t: &Transformed, step0: f32) -> Vec<f32> {
     let step0 = step0.clamp(MIN_STEP, MAX_STEP);
@@ -576,6 +627,8 @@ mod tests {
                 let r = reconstruct(&t, step);
                 assert_eq!(d.len(), n);
                 assert!(d.iter().zip(&r).all(|(a, b)| a.to_bits() == b.to_bits()), "{sz:?} step {step}");
+                let e = estimate(&t, step) as f64;
+                assert!((e / s.len() as f64 - 1.0).abs() < 0.02 || (e - s.len() as f64).abs() < 24.0, "{sz:?} step {step}: estimate {e} vs {}", s.len());
                 let err = x.iter().zip(&d).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
                 assert!(err < step * 40.0, "{sz:?} step {step}: max error {err}");
             }
