@@ -49,14 +49,13 @@ pub fn prepare(data: &[f32], imp: &[f32], g: &BlockGrid, norm: Norm, bound: Opti
             }
             let mut w = vec![0f32; n];
             grid::gather(imp, g.dims, o, sz, &mut w);
-            let cells = tile::cell_levels(&w, sz);
             let bound = bound.map(|(b, bimp)| {
                 let mut bi = vec![0f32; n];
                 grid::gather(bimp, g.dims, o, sz, &mut bi);
                 bi.iter().map(|&i| b.at(i)).collect()
             });
             let xn: Vec<f32> = x.iter().map(|&v| norm.forward(v)).collect();
-            Prepared::Coded { t: tile::transform(&xn, sz, cells), orig: x, bound }
+            Prepared::Coded { t: tile::transform(&xn, sz, tile::cell_levels(&w, sz)), orig: x, bound }
         })
         .collect()
 }

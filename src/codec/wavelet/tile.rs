@@ -32,6 +32,8 @@ pub const MAX_STEP: f32 = 16.0;
 const RND: f32 = 0.30;
 /// Reconstruction point inside a non-zero bin: (|q| + REC) Δ.
 const REC: f32 = 0.12;
+/// Step factor of coefficients on a band's faces (see `for_band`).
+const EDGE: f32 = 0.7;
 /// Magnitudes up to this are unary-coded under contexts; above, Exp-Golomb.
 const UNARY: u32 = 18;
 /// Exponent cap of the escape code (values < 2^32).
@@ -189,18 +191,26 @@ fn for_band(b: &Band, sz: [usize; 3], steps: &Steps, mut f: impl FnMut([usize; 3
     } else {
         (0..3).map(|a| (0..b.size[a]).map(|p| steps.span(p, b.level, sz[a], a)).collect()).collect()
     };
+    // Coefficients on a band's first and last row of an axis synthesise the voxels at the
+    // tile faces, where symmetric extension amplifies their error: finer steps there keep
+    // faces as sharp as the interior (no visible seams between independent tiles).
+    let edge = |p: usize, n: usize| if n > 2 && (p == 0 || p + 1 == n) { EDGE } else { 1.0 };
     for k in 0..b.size[2] {
+        let ek = edge(k, b.size[2]);
         for j in 0..b.size[1] {
+            let ejk = ek * edge(j, b.size[1]);
             let row = ((b.origin[2] + k) * sz[1] + b.origin[1] + j) * sz[0] + b.origin[0];
+            let nx = b.size[0];
+            let at = |i: usize, s: f32| s * ejk * edge(i, nx);
             match steps.uniform {
-                Some(s) => (0..b.size[0]).for_each(|i| f([i, j, k], row + i, s)),
+                Some(s) => (0..nx).for_each(|i| f([i, j, k], row + i, at(i, s))),
                 None if fine => {
                     let crow = (spans[2][k].0 * steps.nc[1] + spans[1][j].0) * steps.nc[0];
-                    for i in 0..b.size[0] {
-                        f([i, j, k], row + i, steps.by_level[steps.cells[crow + spans[0][i].0] as usize]);
+                    for i in 0..nx {
+                        f([i, j, k], row + i, at(i, steps.by_level[steps.cells[crow + spans[0][i].0] as usize]));
                     }
                 }
-                None => (0..b.size[0]).for_each(|i| f([i, j, k], row + i, steps.box_step([spans[0][i], spans[1][j], spans[2][k]]))),
+                None => (0..nx).for_each(|i| f([i, j, k], row + i, at(i, steps.box_step([spans[0][i], spans[1][j], spans[2][k]])))),
             }
         }
     }
