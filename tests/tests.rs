@@ -10,4 +10,5 @@ mod it {
     pub mod mount;
     pub mod roundtrip;
     pub mod vectors;
+    pub mod wavelet;
 }

@@ -33,7 +33,7 @@ pub fn run(args: Args) -> CmdResult {
     let m = c.meta();
     let mut vols = Vec::new();
     for (v, vm) in c.volumes() {
-        let mut kinds = [0u64; 4];
+        let mut kinds = [0u64; 5];
         for b in 0..vm.block_count {
             if let Some(k) = c.entry(v, BlockId(b)).ok().and_then(|e| BlockKind::from_u8(e.kind)) {
                 kinds[k as usize] += 1;
@@ -45,7 +45,7 @@ pub fn run(args: Args) -> CmdResult {
             "name": vm.info.name, "dims": vm.info.dims, "dtype": vm.info.dtype, "endian": vm.info.endian,
             "spacing": vm.info.spacing, "origin": vm.info.origin, "missing": vm.info.missing,
             "value_range": vm.value_range, "block": vm.block, "blocks": vm.block_count,
-            "kinds": {"constant": kinds[0], "raw": kinds[1], "lossless": kinds[2], "neural": kinds[3]},
+            "kinds": {"constant": kinds[0], "raw": kinds[1], "lossless": kinds[2], "neural": kinds[3], "wavelet": kinds[4]},
             "stored_bytes": stored, "ratio_vs_f32": (voxels * 4) as f64 / stored as f64,
             "ratio_vs_original": (voxels * vm.info.dtype.size() as u64) as f64 / stored as f64,
             "importance": vm.importance, "codec": vm.codec,

@@ -54,7 +54,10 @@ pub fn run(args: Args) -> CmdResult {
             let step = match target {
                 None => args.step.unwrap_or(wavelet::DEFAULT_STEP),
                 Some(t) => {
-                    let c = wavelet::search(&prepared, &grid, norm, &vol.data, &imp, None, t).map_err(anyhow::Error::msg)?;
+                    // This volume's share of the container: header and trailer, its metadata.
+                    let meta_bytes = zstd::bulk::compress(&serde_json::to_vec(&meta)?, 19).map_or(1024, |z| z.len() as u64);
+                    let overhead = (120 + 200) / ins.paths.len() as u64 + meta_bytes;
+                    let c = wavelet::search(&prepared, &grid, norm, &vol.data, &imp, None, t, overhead).map_err(anyhow::Error::msg)?;
                     let what = match t {
                         Target::Ratio(r) => format!("ratio {r}: estimated {:.1}", c.achieved),
                         Target::Psnr(p) => format!("PSNR {p} dB: reached {:.2} dB (before error-bound corrections)", c.achieved),

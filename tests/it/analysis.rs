@@ -8,7 +8,7 @@ use std::path::Path;
 /// Packs `raw` (n³) with `spec`, writes its latents, returns the .npy path.
 fn latents(dir: &Path, raw: &Path, n: usize, spec: &str, name: &str) -> std::path::PathBuf {
     let idl = dir.join(format!("{name}.idl"));
-    ok(&["pack", s(raw), "--dims", &format!("{n}x{n}x{n}"), "--importance", spec, "-o", s(&idl), "--quiet"]);
+    ok(&["pack", "--profile", "fast", s(raw), "--dims", &format!("{n}x{n}x{n}"), "--importance", spec, "-o", s(&idl), "--quiet"]);
     let npy = dir.join(format!("{name}.npy"));
     ok(&["latents", s(&idl), "-o", s(&npy)]);
     npy
@@ -218,7 +218,7 @@ fn bad_inputs_give_clear_errors() {
     err(&["cluster", s(&vol_npy), "-o", s(&out)], "2-D");
     // k larger than the number of blocks (one 32³ block).
     let idl = d.path().join("v.idl");
-    ok(&["pack", s(&raw), "--dims", "32x32x32", "-o", s(&idl), "--quiet"]);
+    ok(&["pack", "--profile", "fast", s(&raw), "--dims", "32x32x32", "-o", s(&idl), "--quiet"]);
     let npy = d.path().join("l.npy");
     ok(&["latents", s(&idl), "-o", s(&npy)]);
     err(&["cluster", s(&npy), "--k", "2", "-o", s(&out)], "between 1 and the number of vectors");

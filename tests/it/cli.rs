@@ -34,7 +34,7 @@ fn pack_unpack_eval_round_trip_with_the_shipped_model() {
     let raw = sample(d.path(), "vortex", "48x40x36", 2);
     let raw2 = sample(d.path(), "vortex", "48x40x36", 5);
     let idl = d.path().join("v.idl");
-    let out = ok(&["pack", s(&raw), s(&raw2), "--dims", "48x40x36", "--importance", "iso:6", "-o", s(&idl), "--quiet"]);
+    let out = ok(&["pack", "--profile", "fast", s(&raw), s(&raw2), "--dims", "48x40x36", "--importance", "iso:6", "-o", s(&idl), "--quiet"]);
     assert!(out.contains("packed 2 volumes") && out.contains("ratio"), "{out}");
     let info = ok(&["info", s(&idl), "--json"]);
     let j: serde_json::Value = serde_json::from_str(&info).unwrap();
@@ -92,7 +92,7 @@ fn importance_steers_bits() {
     let raw = sample(d.path(), "nyx", "64x64x64", 3);
     let size = |spec: &str| {
         let idl = d.path().join("n.idl");
-        ok(&["pack", s(&raw), "--dims", "64x64x64", "--importance", spec, "-o", s(&idl), "--force", "--quiet"]);
+        ok(&["pack", "--profile", "fast", s(&raw), "--dims", "64x64x64", "--importance", spec, "-o", s(&idl), "--force", "--quiet"]);
         std::fs::metadata(&idl).unwrap().len()
     };
     let (lo, hi) = (size("uniform:0"), size("uniform:1"));
@@ -114,7 +114,7 @@ fn important_voxels_stay_sharp_inside_every_block() {
     let x = read_f32(&raw);
     let split = |spec: &str, extra: &[&str]| {
         let (idl, rec) = (d.path().join("s.idl"), d.path().join("r.raw"));
-        let mut a = vec!["pack", s(&raw), "--dims", dims, "--importance", spec, "-o", s(&idl), "--force", "--quiet"];
+        let mut a = vec!["pack", "--profile", "fast", s(&raw), "--dims", dims, "--importance", spec, "-o", s(&idl), "--force", "--quiet"];
         a.extend_from_slice(extra);
         ok(&a);
         ok(&["unpack", s(&idl), "-o", s(&rec), "--force", "--quiet"]);
@@ -144,7 +144,7 @@ fn wpsnr_steer_trades_contrast_for_weighted_quality() {
     let raw = sample(d.path(), "vortex", dims, 5);
     let pack = |steer: &str, extra: &[&str]| {
         let idl = d.path().join(format!("{steer}.idl"));
-        let mut a = vec!["pack", s(&raw), "--dims", dims, "--importance", "iso:7", "--steer", steer, "-o", s(&idl), "--force", "--quiet"];
+        let mut a = vec!["pack", "--profile", "fast", s(&raw), "--dims", dims, "--importance", "iso:7", "--steer", steer, "-o", s(&idl), "--force", "--quiet"];
         a.extend_from_slice(extra);
         ok(&a);
         let ev: serde_json::Value = serde_json::from_str(&ok(&["eval", s(&idl), "--reference", s(&raw), "--dims", dims, "--importance", "iso:7", "--json"])).unwrap();
@@ -240,7 +240,7 @@ fn latents_come_straight_from_the_bitstreams() {
     let d = tmp();
     let raw = sample(d.path(), "vortex", "64x64x32", 3);
     let idl = d.path().join("v.idl");
-    ok(&["pack", s(&raw), "--dims", "64x64x32", "--importance", "iso:8", "-o", s(&idl), "--quiet"]);
+    ok(&["pack", "--profile", "fast", s(&raw), "--dims", "64x64x32", "--importance", "iso:8", "-o", s(&idl), "--quiet"]);
     let npy = d.path().join("lat.npy");
     ok(&["latents", s(&idl), "-o", s(&npy)]);
     // 2x2x1 blocks of 32^3, each 3 coordinates + M channels x 4^3 latents (M from the model).
@@ -264,7 +264,7 @@ fn error_bound_holds_on_every_bounded_voxel() {
     let raw = sample(d.path(), "vortex", dims, 4);
     let idl = d.path().join("b.idl");
     let e = 0.02f64;
-    let out = ok(&["pack", s(&raw), "--dims", dims, "--importance", "iso:6", "--error-bound", &e.to_string(), "-o", s(&idl), "--quiet"]);
+    let out = ok(&["pack", "--profile", "fast", s(&raw), "--dims", dims, "--importance", "iso:6", "--error-bound", &e.to_string(), "-o", s(&idl), "--quiet"]);
     assert!(out.contains("packed 1 volume"), "{out}");
     let info: serde_json::Value = serde_json::from_str(&ok(&["info", s(&idl), "--json"])).unwrap();
     let version = info["format_version"].as_str().unwrap();
@@ -301,7 +301,7 @@ fn error_bound_holds_on_every_bounded_voxel() {
     assert_eq!(b["bounded_voxels"].as_u64().unwrap() as usize, bounded, "{b}");
     assert_eq!(b["share_within_pct"].as_f64().unwrap(), 100.0, "{b}");
     // A bound below what f32 and the decoder margin allow is refused up front.
-    let bad = run(&["pack", s(&raw), "--dims", dims, "--importance", "iso:6", "--error-bound", "1e-7", "-o", s(&d.path().join("x.idl"))]);
+    let bad = run(&["pack", "--profile", "fast", s(&raw), "--dims", dims, "--importance", "iso:6", "--error-bound", "1e-7", "-o", s(&d.path().join("x.idl"))]);
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("below"), "{bad:?}");
 }
 
@@ -313,7 +313,7 @@ fn rate_control_reaches_for_the_target_ratio() {
     let raw = sample(d.path(), "vortex", "64x64x64", 6);
     let ratio = |target: &str| {
         let idl = d.path().join(format!("t{target}.idl"));
-        let o = run(&["pack", s(&raw), "--dims", "64x64x64", "--importance", "iso:7", "--target-ratio", target, "-o", s(&idl)]);
+        let o = run(&["pack", "--profile", "fast", s(&raw), "--dims", "64x64x64", "--importance", "iso:7", "--target-ratio", target, "-o", s(&idl)]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains("importance scale"), "the chosen scale is reported");
@@ -373,7 +373,7 @@ fn target_psnr_reports_what_the_full_pack_achieved() {
     let d = tmp();
     let raw = sample(d.path(), "vortex", "64x64x64", 6);
     let idl = d.path().join("p.idl");
-    let o = run(&["pack", s(&raw), "--dims", "64x64x64", "--importance", "iso:7", "--target-psnr", "30", "-o", s(&idl)]);
+    let o = run(&["pack", "--profile", "fast", s(&raw), "--dims", "64x64x64", "--importance", "iso:7", "--target-psnr", "30", "-o", s(&idl)]);
     let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     assert!(o.status.success(), "{err}");
     assert!(err.contains("importance scale") && err.contains("wPSNR") && !err.contains("NaN"), "the estimate is reported: {err}");
@@ -393,7 +393,7 @@ fn target_psnr_reports_what_the_full_pack_achieved() {
     // An unreachable target ends at the largest scale, where s·I clamps at 1. The estimate
     // must still weigh errors by the map as given (as eval does): with all 8 blocks sampled
     // it equals what the pack achieved. It used to weigh by the clamped map.
-    let o = run(&["pack", s(&raw), "--dims", "64x64x64", "--importance", "iso:7", "--target-psnr", "60", "-o", s(&idl), "--force"]);
+    let o = run(&["pack", "--profile", "fast", s(&raw), "--dims", "64x64x64", "--importance", "iso:7", "--target-psnr", "60", "-o", s(&idl), "--force"]);
     let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     assert!(err.contains("importance scale 8.000") && err.contains("target not reachable"), "{err}");
     let db = |text: &str, after: &str| -> f64 {

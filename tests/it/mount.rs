@@ -66,7 +66,7 @@ impl Drop for Mount {
 fn packed(d: &Path, dims: &str) -> (PathBuf, PathBuf) {
     let raw = sample(d, "vortex", dims, 5);
     let idl = d.join("v.idl");
-    ok(&["pack", s(&raw), "--dims", dims, "--importance", "iso:6", "-o", s(&idl), "--quiet"]);
+    ok(&["pack", "--profile", "fast", s(&raw), "--dims", dims, "--importance", "iso:6", "-o", s(&idl), "--quiet"]);
     let rec = d.join("rec.raw");
     ok(&["unpack", s(&idl), "-o", s(&rec), "--quiet"]);
     (idl, rec)

@@ -109,7 +109,7 @@ fn missing_values_are_filled_recorded_and_left_out_by_eval() {
         &[&raw],
     );
     let idl = format!("{dir}/i.idl");
-    ok(&["pack", &raw, "--dims", "32x24x16", "--endian", "big", "--missing", "1e35", "--importance", "uniform:1", "--error-bound", "0.5", "-o", &idl, "--quiet"]);
+    ok(&["pack", "--profile", "fast", &raw, "--dims", "32x24x16", "--endian", "big", "--missing", "1e35", "--importance", "uniform:1", "--error-bound", "0.5", "-o", &idl, "--quiet"]);
     let info: serde_json::Value = serde_json::from_str(&ok(&["info", &idl, "--json"])).unwrap();
     assert_eq!(info["volumes"][0]["missing"].as_f64(), Some(1e35), "the sentinel is recorded: {info}");
     // eval takes the sentinel from the container and leaves those voxels out.

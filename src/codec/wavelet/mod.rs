@@ -224,14 +224,17 @@ pub struct Choice {
 /// Searches the base step for `target` over the whole volume: bisection on log2 Δ0 with
 /// secant guesses (ratio and PSNR are close to linear in log Δ0). Ratio targets land
 /// within about 1% when reachable (2% on tiny volumes, where the size moves in steps); quality targets meet the target with the largest step found.
-pub fn search(ps: &[Prepared], g: &BlockGrid, norm: Norm, data: &[f32], imp: &[f32], valid: Option<&[bool]>, target: Target) -> Result<Choice, String> {
+/// `overhead`: container bytes besides the blocks (header, metadata, trailer), so a
+/// ratio target is met by the file, not just its blocks.
+#[allow(clippy::too_many_arguments)]
+pub fn search(ps: &[Prepared], g: &BlockGrid, norm: Norm, data: &[f32], imp: &[f32], valid: Option<&[bool]>, target: Target, overhead: u64) -> Result<Choice, String> {
     let f32_bytes = (data.len() * 4) as f64;
     let bounded = ps.iter().any(|p| matches!(p, Prepared::Coded { bound: Some(_), .. }));
     let measure = |step: f32| -> Result<f64, String> {
         Ok(match target {
             // Residual streams only exist once coded: with a bound, code for real.
-            Target::Ratio(_) if bounded => f32_bytes / stored_bytes(&code_all(ps, step, norm)?) as f64,
-            Target::Ratio(_) => f32_bytes / estimate_bytes(ps, step) as f64,
+            Target::Ratio(_) if bounded => f32_bytes / (overhead + stored_bytes(&code_all(ps, step, norm)?)) as f64,
+            Target::Ratio(_) => f32_bytes / (overhead + estimate_bytes(ps, step)) as f64,
             Target::Psnr(_) | Target::WPsnr(_) => {
                 let q = crate::metrics::quality(data, &reconstruct_volume(ps, g, step, norm), Some(imp), valid);
                 if matches!(target, Target::Psnr(_)) {
@@ -337,7 +340,7 @@ mod tests {
         let g = BlockGrid::cubic(dims, 32);
         let norm = Norm::from_range(-3.0, 3.0);
         let ps = prepare(&data, &imp, &g, norm, None);
-        let c = search(&ps, &g, norm, &data, &imp, None, Target::Ratio(60.0)).unwrap();
+        let c = search(&ps, &g, norm, &data, &imp, None, Target::Ratio(60.0), 0).unwrap();
         assert!(c.met);
         let got = (n * 4) as f64 / stored_bytes(&code_all(&ps, c.step, norm).unwrap()) as f64;
         assert!((got / 60.0 - 1.0).abs() < 0.02, "ratio {got}");

@@ -160,6 +160,21 @@ impl Steps {
         Steps { uniform: None, sat, nc, step0: step0 as f64, cells: cells.to_vec(), by_level }
     }
 
+    /// Step class: log2(step / base step) in whole octaves, capped (edge factors count too).
+    #[inline]
+    fn class(&self, step: f32) -> usize {
+        let r = step as f64 / self.step0;
+        if r < 2.0 {
+            0
+        } else if r < 4.0 {
+            1
+        } else if r < 8.0 {
+            2
+        } else {
+            3
+        }
+    }
+
     /// Cell range [lo, hi) along each axis of band-local index `p` at `level` (tile size `sz`).
     fn span(&self, p: usize, level: usize, n: usize, a: usize) -> (usize, usize) {
         let v0 = p << level;
@@ -252,11 +267,14 @@ struct Models {
 const NB: usize = 6;
 const PA: usize = 4;
 const BAND_CLASSES: usize = MAX_LEVELS * 3;
+/// Classes of a coefficient's step relative to the tile's finest: a tile mixing fine
+/// (important) and coarse cells keeps separate statistics for each.
+const STEP_CLASSES: usize = 4;
 
 impl Models {
     fn new() -> Models {
         Models {
-            sig: vec![Ctx::default(); BAND_CLASSES * NB * PA],
+            sig: vec![Ctx::default(); STEP_CLASSES * BAND_CLASSES * NB * PA],
             gt1: vec![Ctx::default(); BAND_CLASSES * 3],
             unary: vec![Ctx::default(); 3 * 8 * 2],
             esc: vec![Ctx::default(); (MAX_EXP as usize + 1) * 2],
@@ -465,11 +483,12 @@ fn code_coefficients(c: &mut impl Coder, m: &mut Models, q: &mut [i32], sz: [usi
     for b in &bands[1..] {
         let bc = band_class(b);
         let lc = (b.level - 1).min(2);
-        for_band(b, sz, steps, |p, idx, _| {
+        for_band(b, sz, steps, |p, idx, step| {
             let (nb, pc) = contexts(q, b, p, idx, sz);
+            let sc = steps.class(step);
             let v = q[idx];
             let mag = v.unsigned_abs();
-            if !c.bit(&mut m.sig[(bc * NB + nb) * PA + pc], mag != 0) {
+            if !c.bit(&mut m.sig[((sc * BAND_CLASSES + bc) * NB + nb) * PA + pc], mag != 0) {
                 q[idx] = 0;
                 return;
             }
