@@ -21,12 +21,23 @@ if [ -x "$IDLAT" ]; then
   gen=$(mktemp -d)
   "$IDLAT" sample vortex --dims 4x4x4 -o "$gen/s.raw" >/dev/null
   "$IDLAT" pack "$gen/s.raw" --dims 4x4x4 --lossless -o "$gen/l.idl" --quiet >/dev/null
-  "$IDLAT" pack "$gen/s.raw" --dims 4x4x4 -o "$gen/n.idl" --quiet >/dev/null 2>&1 || true
+  "$IDLAT" pack "$gen/s.raw" --dims 4x4x4 --profile fast -o "$gen/n.idl" --quiet >/dev/null 2>&1 || true
+  "$IDLAT" sample vortex --dims 20x20x20 -o "$gen/w.raw" >/dev/null
+  "$IDLAT" pack "$gen/w.raw" --dims 20x20x20 --importance iso:5 --tile 16 --error-bound 0.05 -o "$gen/w.idl" --quiet >/dev/null
   cp -f "$gen"/*.idl corpus/container/
   # Real streams of the neural block, in the payload target's ANS layout
   # (selector: low bit 1 for a per-cell level stream; u16 z length; level
   # stream; z; y); spec/FORMAT.md §3 trailer, §5 index, §6 streams.
   if [ -f "$gen/n.idl" ]; then
+    python3 - "$gen/w.idl" corpus/payload/gen <<'PY' || true
+import struct, sys
+b = open(sys.argv[1], 'rb').read()
+t = b[-88:]
+index_off = struct.unpack_from('<Q', t, 24)[0]
+off, ln = struct.unpack_from('<QI', b, index_off)
+if b[index_off + 16] == 4:  # kind 4: wavelet, behind three shape bytes (16x16x16 tile)
+    open(sys.argv[2] + '_wavelet', 'wb').write(bytes([15, 15, 15]) + b[off:off + ln])
+PY
     python3 - "$gen/n.idl" corpus/payload/gen_ans <<'PY' || true
 import struct, sys
 b = open(sys.argv[1], 'rb').read()

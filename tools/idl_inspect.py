@@ -19,7 +19,7 @@ import zstandard
 HEADER_MAGIC = b"IDLAT\x00\r\n"
 TRAILER_MAGIC = b"IDLTRAIL"
 HEADER_LEN, TRAILER_LEN, ENTRY_LEN = 32, 88, 24
-KINDS = {0: "constant", 1: "raw", 2: "lossless", 3: "neural"}
+KINDS = {0: "constant", 1: "raw", 2: "lossless", 3: "neural", 4: "wavelet"}
 
 
 def crc(b):

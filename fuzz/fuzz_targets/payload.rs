@@ -1,5 +1,5 @@
 //! Block payload parsing: neural stream tables, the simple kinds, the
-//! error-bound residual stream, and real ANS decoding of z/y streams with the
+//! error-bound residual stream, wavelet payloads and tile streams, and real ANS decoding of z/y streams with the
 //! shipped model's tables; each decoded twice into fresh buffers to catch state
 //! leaking between calls.
 #![no_main]
@@ -46,6 +46,21 @@ fuzz_target!(|data: &[u8]| {
             idlat::codec::bound::apply(rest, &mut p, sz).map(|_| p.iter().map(|f| f.to_bits()).collect::<Vec<_>>())
         };
         assert_eq!(run(), run());
+        // A wavelet payload (stream table, tile stream, optional residual stream) for a
+        // tile of the same shape, decoded twice.
+        let norm = idlat::codec::blocks::Norm { offset: -1.0, scale: 0.5 };
+        let wav = || idlat::codec::wavelet::decode_payload(rest, sz, norm).map(|v| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>());
+        assert_eq!(wav(), wav());
+        // And a bare tile stream whose header is well formed, so the fuzzer reaches the
+        // coefficient decoder: levels and step patched to what this shape accepts.
+        if rest.len() >= idlat::codec::wavelet::tile::HEADER {
+            let mut t = rest.to_vec();
+            t[0] = idlat::codec::wavelet::lift::levels_for(sz, idlat::codec::wavelet::tile::MAX_LEVELS) as u8;
+            t[1..4].fill(0);
+            t[4..8].copy_from_slice(&(1e-3f32).to_le_bytes());
+            let tile = || idlat::codec::wavelet::tile::decode(&t, sz).map(|v| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>());
+            assert_eq!(tile(), tile());
+        }
     }
     if let Some((&k, rest)) = data.split_first() {
         if let Some(kind) = idlat::format::BlockKind::from_u8(k % 3) {
