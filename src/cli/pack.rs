@@ -322,7 +322,7 @@ impl Inputs {
             anyhow::ensure!(dir.is_dir(), "output directory {} does not exist", dir.display());
         }
         let spec = crate::importance::parse(&args.importance).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let opts = args.input.read_options()?;
+        let opts = args.input.pack_read_options(args.lossless)?;
         let mut paths = crate::io::expand_inputs(&args.inputs)?;
         if args.inputs.iter().any(|a| a.contains(['*', '?'])) {
             crate::io::names::natural_sort(&mut paths);

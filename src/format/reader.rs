@@ -226,7 +226,12 @@ fn validate_meta(meta: &ContainerMeta, index_len: u64) -> Result<()> {
         return Err(FormatError::Invalid { section: "index", msg: format!("length {index_len} is not a multiple of {ENTRY_LEN}") });
     }
     let mut next = 0u64;
+    let mut names = std::collections::HashSet::new();
     for (i, v) in meta.volumes.iter().enumerate() {
+        super::meta::check_volume_name(&v.info.name).map_err(|e| bad(format!("volume {i}: {e}")))?;
+        if !names.insert(v.info.name.as_str()) {
+            return Err(bad(format!("volume {i}: name {:?} is used by an earlier volume (names must be unique)", v.info.name)));
+        }
         let d = v.info.dims;
         if d.iter().any(|&n| n == 0 || n as u64 > MAX_AXIS) {
             return Err(bad(format!("volume {i}: dims {d:?} outside 1..={MAX_AXIS}")));
