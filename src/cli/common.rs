@@ -78,6 +78,18 @@ impl InputArgs {
     }
 }
 
+/// Inputs less the data files of headers also given (see
+/// `io::skip_header_data_files`), with a note for each one skipped.
+pub fn skip_header_data_files(paths: Vec<std::path::PathBuf>, quiet: bool) -> Vec<std::path::PathBuf> {
+    let (kept, skipped) = crate::io::skip_header_data_files(paths);
+    if !quiet {
+        for (data, header) in skipped {
+            eprintln!("note: skipping {}: it is the data file of {}, which is also an input", data.display(), header.display());
+        }
+    }
+    kept
+}
+
 /// A progress bar on stderr, hidden with --quiet or when stderr is not a terminal.
 pub fn progress(len: u64, quiet: bool, what: &str) -> indicatif::ProgressBar {
     use std::io::IsTerminal;

@@ -327,6 +327,7 @@ impl Inputs {
         if args.inputs.iter().any(|a| a.contains(['*', '?'])) {
             crate::io::names::natural_sort(&mut paths);
         }
+        let paths = super::common::skip_header_data_files(paths, args.quiet);
         let names = crate::io::names::volume_names(&paths);
         let all = if args.importance.contains("of=") { paths.iter().map(|p| crate::io::read_volume(p, &opts)).collect::<Result<_, _>>()? } else { Vec::new() };
         Ok(Inputs { paths, names, opts, spec, all })

@@ -67,7 +67,8 @@ pub enum NonFinite {
     Keep,
     /// Refuse the input with an error naming the count and first position
     /// (lossy packing: the codec cannot represent them, and replacing them
-    /// silently would be data loss).
+    /// silently would be data loss). Also refuses a value range whose span
+    /// overflows f32 (±3e38 data), which the lossy codec cannot represent.
     Refuse,
 }
 
@@ -133,6 +134,17 @@ pub fn read_volume_with_mask(path: &Path, opts: &ReadOptions) -> Result<(Volume,
                     });
                 }
             }
+        }
+    }
+    if opts.nonfinite == NonFinite::Refuse {
+        let (lo, hi) = vol.range();
+        if !(hi - lo).is_finite() {
+            // The lossy codec's block statistics are f32: a span past f32::MAX made
+            // every block "constant" (50% error) while verify said OK.
+            return Err(IoError::Invalid {
+                path: path.to_owned(),
+                msg: format!("values span {lo:e}..{hi:e}, a range wider than f32 can hold (max {:e}); lossy packing cannot represent it: use --lossless", f32::MAX),
+            });
         }
     }
     Ok((vol, mask))
@@ -208,6 +220,49 @@ pub fn expand_inputs(args: &[String]) -> Result<Vec<PathBuf>, IoError> {
         }
     }
     Ok(out)
+}
+
+/// The data file a MetaImage or detached NRRD header names (resolved beside
+/// the header); None for other files, inline data, LIST or a pattern.
+pub fn header_data_file(path: &Path) -> Option<PathBuf> {
+    let name = lower_name(path);
+    let ext = name.rsplit_once('.').map(|(_, e)| e)?;
+    let key = match ext {
+        "mhd" => "ElementDataFile",
+        "nhdr" | "nrrd" => "data file",
+        _ => return None,
+    };
+    // Headers are short; their data may follow them (.mha, attached NRRD): read the start only.
+    let mut head = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(std::fs::File::open(path).ok()?, 64 << 10), &mut head).ok()?;
+    let text = String::from_utf8_lossy(&head);
+    let value = text.lines().find_map(|l| {
+        let (k, v) = l.split_once(if ext == "mhd" { '=' } else { ':' })?;
+        let k = k.trim();
+        (k == key || (ext != "mhd" && k == "datafile")).then(|| v.trim().to_string())
+    })?;
+    if value.is_empty() || value == "LOCAL" || value.eq_ignore_ascii_case("LIST") || value.contains('%') || value.contains(' ') {
+        return None;
+    }
+    Some(path.parent().unwrap_or(Path::new(".")).join(value))
+}
+
+/// Drops inputs that are the data file of a header also in the list (`pack t*`
+/// over `idlat sample` output matches both `t1.raw` and `t1.mhd`: packing both
+/// stored every volume twice). Returns the kept inputs and (skipped, header) pairs.
+pub fn skip_header_data_files(paths: Vec<PathBuf>) -> (Vec<PathBuf>, Vec<(PathBuf, PathBuf)>) {
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned());
+    let referenced: Vec<(PathBuf, PathBuf)> = paths.iter().filter_map(|h| header_data_file(h).map(|d| (canon(&d), h.clone()))).collect();
+    let mut kept = Vec::new();
+    let mut skipped = Vec::new();
+    for p in paths {
+        let c = canon(&p);
+        match referenced.iter().find(|(d, h)| *d == c && canon(h) != c) {
+            Some((_, h)) => skipped.push((p, h.clone())),
+            None => kept.push(p),
+        }
+    }
+    (kept, skipped)
 }
 
 /// The (data, header) pair `write_raw_mhd` writes for `path`: the data goes to
