@@ -35,7 +35,7 @@ pub enum IoError {
     Os { path: PathBuf, err: std::io::Error },
     #[error("{path}: {msg}")]
     Invalid { path: PathBuf, msg: String },
-    #[error("{path}: exists (use --force to overwrite)")]
+    #[error("{path} exists (use --force to overwrite)")]
     Exists { path: PathBuf },
 }
 
