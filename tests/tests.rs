@@ -5,6 +5,7 @@ mod it {
     pub mod bench;
     pub mod common;
     pub mod format;
+    pub mod hostile;
     pub mod cli;
     pub mod io;
     pub mod mount;

@@ -8,7 +8,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SECS=${1:-20}
 command -v cargo-fuzz >/dev/null || cargo install --quiet --locked cargo-fuzz
 cd "$ROOT/fuzz"
-mkdir -p corpus/container corpus/payload corpus/readers
+mkdir -p corpus/container corpus/container_bytes corpus/payload corpus/readers
 cp -f "$ROOT"/spec/vectors/*.idl corpus/container/ 2>/dev/null || true
 printf '\x02\x00\x00\x00\x02\x00\x00\x00\x03\x00\x00\x00zzyyy' > corpus/payload/seed
 printf '\x01ObjectType = Image\nNDims = 3\nDimSize = 2 2 1\nElementType = MET_FLOAT\nElementDataFile = f.raw\n' > corpus/readers/mhd
@@ -68,7 +68,9 @@ fi
 # Payload seeds: one-byte level stream, z length 8, level 0, then z and y bytes
 # that are not valid ANS.
 printf '\x00\x08\x00\x00\x01\x00\x00\x00\x00\x00\x00\x80\x02\x00\x00\x00\x00\x00\x01\x00' > corpus/payload/ans
-for t in container payload readers; do
+# The in-memory target starts from the same containers.
+cp -f corpus/container/* corpus/container_bytes/ 2>/dev/null || true
+for t in container container_bytes payload readers; do
   echo "[fuzz] $t for ${SECS}s"
   RUSTC_BOOTSTRAP=1 cargo fuzz run "$t" "corpus/$t" -- -max_total_time="$SECS" -rss_limit_mb=2048 -max_len=65536 2>&1 | tail -n 3
 done

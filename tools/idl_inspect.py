@@ -9,6 +9,7 @@ implementation, so the test suite uses it to keep the spec honest.
 Exit status: 0 clean, 1 corrupt, 2 unreadable.
 """
 import json
+import re
 import struct
 import sys
 import zlib
@@ -70,9 +71,17 @@ def inspect(path, want_blocks=False):
     report = {"file": path, "version": f"{major}.{minor}", "bytes": n, "model": meta["model"],
               "model_section_bytes": mo_len, "model_crc_ok": model_ok, "volumes": [], "crc_errors": 0, "bad_blocks": []}
     total = 0
+    names = set()
     for vi, v in enumerate(meta["volumes"]):
         dims = v["info"]["dims"]
         blk = v["block"]
+        # Section 4: names become file names, so a reader rejects any other shape.
+        name = v["info"]["name"]
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9._-]{1,200}", name) or name.startswith(".") or name in names:
+            raise ValueError(f"volume {vi}: invalid volume name {name!r}")
+        names.add(name)
+        if len(blk) != 3 or any(not 1 <= b <= 256 for b in blk):
+            raise ValueError(f"volume {vi}: block size {blk} outside 1..=256")
         count = 1
         for a in range(3):
             count *= -(-dims[a] // blk[a])

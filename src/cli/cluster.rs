@@ -77,12 +77,11 @@ pub fn load(input: &Path, meta: Option<&Path>, unit: Unit) -> anyhow::Result<(La
     Ok((meta, units))
 }
 
-/// Refuses to overwrite `paths` without --force.
+/// Refuses to overwrite `paths` without --force, and special files (FIFOs,
+/// devices, directories) even with it.
 pub fn check_outputs(paths: &[PathBuf], force: bool) -> anyhow::Result<()> {
-    if !force {
-        if let Some(p) = paths.iter().find(|p| p.exists()) {
-            bail!("{} exists (use --force to overwrite)", p.display());
-        }
+    for p in paths {
+        crate::io::atomic::check_target(p, force)?;
     }
     Ok(())
 }

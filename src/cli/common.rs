@@ -66,8 +66,28 @@ impl InputArgs {
             endian: self.endian.as_deref().map(str::parse).transpose().map_err(anyhow::Error::msg)?,
             header_bytes: self.header_bytes,
             missing: self.missing,
+            nonfinite: Default::default(),
         })
     }
+
+    /// Read options of `pack`: a lossless pack keeps NaN/±Inf bit-exactly, a
+    /// lossy one refuses them unless --missing marks them as missing voxels.
+    pub fn pack_read_options(&self, lossless: bool) -> anyhow::Result<crate::io::ReadOptions> {
+        let nonfinite = if lossless { crate::io::NonFinite::Keep } else { crate::io::NonFinite::Refuse };
+        Ok(crate::io::ReadOptions { nonfinite, ..self.read_options()? })
+    }
+}
+
+/// Inputs less the data files of headers also given (see
+/// `io::skip_header_data_files`), with a note for each one skipped.
+pub fn skip_header_data_files(paths: Vec<std::path::PathBuf>, quiet: bool) -> Vec<std::path::PathBuf> {
+    let (kept, skipped) = crate::io::skip_header_data_files(paths);
+    if !quiet {
+        for (data, header) in skipped {
+            eprintln!("note: skipping {}: it is the data file of {}, which is also an input", data.display(), header.display());
+        }
+    }
+    kept
 }
 
 /// A progress bar on stderr, hidden with --quiet or when stderr is not a terminal.
@@ -191,3 +211,37 @@ pub fn decode(codec: Option<&MaybeCodecInner>, c: &crate::format::Container, v: 
 pub type MaybeCodecInner = crate::codec::pipeline::Codec;
 #[cfg(not(feature = "torch"))]
 pub type MaybeCodecInner = ();
+
+/// Bytes of memory this process may still use: MemAvailable + SwapFree from
+/// /proc/meminfo, lowered to the cgroup's remaining memory.max when one is
+/// set. None when unknown (no /proc): the check is then skipped.
+fn memory_available() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let field = |k: &str| info.lines().find_map(|l| l.strip_prefix(k)?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok()).map(|kb| kb * 1024);
+    let mut avail = field("MemAvailable:")? + field("SwapFree:").unwrap_or(0);
+    let cg = |f: &str| std::fs::read_to_string(format!("/sys/fs/cgroup/{f}")).ok().and_then(|s| s.trim().parse::<u64>().ok());
+    if let (Some(max), Some(cur)) = (cg("memory.max"), cg("memory.current")) {
+        avail = avail.min(max.saturating_sub(cur));
+    }
+    Some(avail)
+}
+
+/// Whole-volume commands (unpack, verify --decode) hold one decoded volume as
+/// f32 in memory. A container may declare up to 2^40 voxels per volume (spec
+/// §7) in a few KB of constant blocks, so the size is checked against the
+/// memory available before anything is allocated: a clear error, never an
+/// allocation abort. (`idlat mount` reads such volumes block by block.)
+pub fn check_decodable(meta: &crate::format::VolumeMeta) -> anyhow::Result<()> {
+    let [nx, ny, nz] = meta.info.dims;
+    let bytes = (nx as u64).saturating_mul(ny as u64).saturating_mul(nz as u64).saturating_mul(4);
+    if let Some(avail) = memory_available() {
+        anyhow::ensure!(
+            bytes <= avail,
+            "volume '{}' ({nx}x{ny}x{nz}) decodes to {:.1} GiB of f32, more than the {:.1} GiB of memory available; `idlat mount` reads it block by block",
+            meta.info.name,
+            bytes as f64 / (1u64 << 30) as f64,
+            avail as f64 / (1u64 << 30) as f64
+        );
+    }
+    Ok(())
+}

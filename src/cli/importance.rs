@@ -2,7 +2,7 @@
 
 use super::common::InputArgs;
 use super::CmdResult;
-use anyhow::{bail, Context};
+use anyhow::Context;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -41,8 +41,9 @@ pub struct Args {
 pub fn run(args: Args) -> CmdResult {
     let spec = crate::importance::parse(&args.importance).map_err(|e| anyhow::anyhow!("{e}"))?;
     let (data, header) = crate::io::raw_mhd_paths(&args.output);
-    if let Some(p) = [data, header].into_iter().find(|p| !args.force && p.exists()) {
-        bail!("{} exists (use --force to overwrite)", p.display());
+    for p in [data, header] {
+        // Existing outputs need --force; a FIFO or device is refused even then.
+        crate::io::atomic::check_target(&p, args.force)?;
     }
     let vol = crate::io::read_volume(&args.input, &args.read.read_options()?)?;
     let t = std::time::Instant::now();

@@ -322,11 +322,12 @@ impl Inputs {
             anyhow::ensure!(dir.is_dir(), "output directory {} does not exist", dir.display());
         }
         let spec = crate::importance::parse(&args.importance).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let opts = args.input.read_options()?;
+        let opts = args.input.pack_read_options(args.lossless)?;
         let mut paths = crate::io::expand_inputs(&args.inputs)?;
         if args.inputs.iter().any(|a| a.contains(['*', '?'])) {
             crate::io::names::natural_sort(&mut paths);
         }
+        let paths = super::common::skip_header_data_files(paths, args.quiet);
         let names = crate::io::names::volume_names(&paths);
         let all = if args.importance.contains("of=") { paths.iter().map(|p| crate::io::read_volume(p, &opts)).collect::<Result<_, _>>()? } else { Vec::new() };
         Ok(Inputs { paths, names, opts, spec, all })

@@ -52,17 +52,25 @@ pub fn run(args: Args) -> CmdResult {
     };
     for (path, _) in &outputs {
         let (data, header) = crate::io::raw_mhd_paths(path);
-        if let Some(p) = [data, header].into_iter().find(|p| !args.force && p.exists()) {
-            bail!("{} exists (use --force to overwrite)", p.display());
+        for p in [data, header] {
+            // Existing outputs need --force; a FIFO or device is refused even then.
+            crate::io::atomic::check_target(&p, args.force)?;
         }
     }
+    // All steps are written to temporaries and renamed together at the end: a
+    // full disk or an interrupt leaves no partial series.
+    let mut staged = crate::io::atomic::Staged::new();
+    let mut lines = Vec::new();
     for (path, step) in outputs {
         let t = std::time::Instant::now();
         let mut vol = generate(kind, dims, args.seed, step);
         vol.info.name = path.file_stem().and_then(|s| s.to_str()).unwrap_or(kind.name()).to_string();
-        crate::io::write_raw_mhd(&path, &vol).with_context(|| format!("writing {}", path.display()))?;
+        let (data, header) = crate::io::raw_mhd_paths(&path);
+        let data_name = data.file_name().and_then(|n| n.to_str()).unwrap_or("data.raw").to_string();
+        staged.write_bytes(&data, &crate::io::raw::encode_samples(&vol.data, crate::volume::DType::F32)).with_context(|| format!("writing {}", path.display()))?;
+        staged.write_bytes(&header, crate::io::mhd_header(&vol, &data_name).as_bytes()).with_context(|| format!("writing {}", header.display()))?;
         let (lo, hi) = vol.range();
-        println!(
+        lines.push(format!(
             "{}: {} {}x{}x{} seed {} step {step}, range {lo:.4}..{hi:.4}, {:.1} s",
             path.display(),
             kind.name(),
@@ -71,7 +79,11 @@ pub fn run(args: Args) -> CmdResult {
             dims[2],
             args.seed,
             t.elapsed().as_secs_f64()
-        );
+        ));
+    }
+    staged.commit()?;
+    for l in lines {
+        println!("{l}");
     }
     Ok(ExitCode::SUCCESS)
 }

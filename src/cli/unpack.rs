@@ -50,11 +50,15 @@ pub fn run(args: Args) -> CmdResult {
         None => c.volumes().map(|(v, _)| v).collect(),
     };
     let single = vols.len() == 1 && args.output.extension().is_some();
-    // Every output is checked (type, --force, --dtype) before any decoding, so
-    // a bad -o fails in a second rather than after minutes of decoding.
+    // Every output is checked (type, --force, --dtype, name length, not a
+    // special file) before any decoding, so a bad -o fails in a second rather
+    // than after minutes of decoding, and before anything is written.
     let mut plan = Vec::new();
     for v in vols {
         let meta = c.volume(v)?;
+        // The reader enforced the name rule (spec §4); checked again here because
+        // this name becomes a path: it must never leave the output directory.
+        crate::format::meta::check_volume_name(&meta.info.name).map_err(|e| anyhow::anyhow!("volume {}: {e}", v.0))?;
         let out = if single { args.output.clone() } else { args.output.join(format!("{}.{}", meta.info.name, args.format)) };
         let dtype = match args.dtype.as_deref() {
             None | Some("f32") | Some("float") => None,
@@ -64,28 +68,58 @@ pub fn run(args: Args) -> CmdResult {
         if dtype.is_some() && !matches!(out.extension().and_then(|e| e.to_str()), Some("raw" | "mhd")) {
             bail!("--dtype applies to .raw/.mhd output only");
         }
+        super::common::check_decodable(meta)?;
         crate::io::check_output(&out, args.force)?;
         plan.push((v, meta, out, dtype));
     }
+    // All or nothing: every block's checksum first (cheap, no decoding), so a
+    // corrupt volume fails the command before any decoding or writing.
+    for (v, meta, _, _) in &plan {
+        for b in 0..meta.block_count {
+            c.block(*v, crate::format::BlockId(b)).with_context(|| format!("volume '{}'", meta.info.name))?;
+        }
+    }
     let codec = super::common::codec_for(&c, args.model.as_deref(), args.device)?;
+    // A directory this command creates is removed again if it fails (when still empty).
+    let created_dir = !single && !args.output.exists();
     if !single {
         std::fs::create_dir_all(&args.output).with_context(|| format!("creating {}", args.output.display()))?;
     }
-    let mut bytes = 0u64;
-    for (v, meta, out, dtype) in plan {
-        let bar = super::common::progress(meta.block_count, args.quiet, &format!("unpack {}", meta.info.name));
-        let data = super::common::decode(codec.as_ref(), &c, v, args.batch, |d, _| bar.set_position(d as u64))?;
-        bar.finish_and_clear();
-        let vol = crate::volume::Volume::new(meta.info.clone(), data);
-        let files = crate::io::write_volume(&out, &vol, dtype, args.force)?;
-        bytes += (vol.data.len() * 4) as u64;
-        if !args.quiet {
-            println!("{} → {}", meta.info.name, files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
-        }
+    let result = decode_all(&args, &c, codec.as_ref(), plan);
+    if result.is_err() && created_dir {
+        let _ = std::fs::remove_dir(&args.output);
     }
+    let bytes = result?;
     let s = t0.elapsed().as_secs_f64();
     if !args.quiet {
         println!("decoded {:.2} MB in {:.2} s ({:.2} MB/s)", bytes as f64 / 1e6, s, bytes as f64 / 1e6 / s);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+type Plan<'a> = Vec<(crate::format::VolumeId, &'a crate::format::VolumeMeta, PathBuf, Option<crate::volume::DType>)>;
+
+/// Decodes every planned volume into temporaries beside their targets, then
+/// renames them all into place: a failure (a corrupt block, a full disk)
+/// leaves no output at all. Returns the decoded f32 bytes.
+fn decode_all(args: &Args, c: &crate::format::Container, codec: Option<&super::common::MaybeCodecInner>, plan: Plan<'_>) -> anyhow::Result<u64> {
+    let mut staged = crate::io::atomic::Staged::new();
+    let mut bytes = 0u64;
+    let mut lines = Vec::new();
+    for (v, meta, out, dtype) in plan {
+        let bar = super::common::progress(meta.block_count, args.quiet, &format!("unpack {}", meta.info.name));
+        let data = super::common::decode(codec, c, v, args.batch, |d, _| bar.set_position(d as u64)).with_context(|| format!("volume '{}'", meta.info.name))?;
+        bar.finish_and_clear();
+        let vol = crate::volume::Volume::new(meta.info.clone(), data);
+        let files = crate::io::stage_volume(&out, &vol, dtype, args.force, &mut staged)?;
+        bytes += (vol.data.len() * 4) as u64;
+        lines.push(format!("{} → {}", meta.info.name, files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")));
+    }
+    staged.commit()?;
+    if !args.quiet {
+        for l in lines {
+            println!("{l}");
+        }
+    }
+    Ok(bytes)
 }

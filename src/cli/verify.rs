@@ -52,6 +52,11 @@ pub fn run(args: Args) -> CmdResult {
     }
     if args.decode && bad == 0 {
         let codec = super::common::codec_for(&c, args.model.as_deref(), args.device)?;
+        // Too large to hold in memory is not corruption: a usage error (exit 2)
+        // before any decoding, never an allocation abort.
+        for (_, m) in c.volumes() {
+            super::common::check_decodable(m)?;
+        }
         for (v, m) in c.volumes() {
             if let Err(e) = super::common::decode(codec.as_ref(), &c, v, super::common::DECODE_BATCH, |_, _| {}) {
                 println!("volume {} ({}): decode failed: {e}", v.0, m.info.name);

@@ -20,7 +20,12 @@ pub const MAX_VOLUMES: u64 = 1 << 16;
 pub const MAX_BLOCKS: u64 = 1 << 32;
 pub const MAX_META_RAW: u64 = 64 << 20;
 pub const MAX_MODEL: u64 = 1 << 30;
-pub const MAX_BLOCK_EDGE: u64 = 1024;
+/// Block edge per axis: the codec's blocks are 16-32; 256 bounds one decoded
+/// block to 64 MiB (a 4-byte constant block with edge 1024 would be 4 GiB).
+pub const MAX_BLOCK_EDGE: u64 = 256;
+/// Volume name bytes: `NAME.nhdr`, `NAME.raw`, `.NAME.raw.tmp-PID` stay under
+/// the 255-byte file name limit.
+pub const MAX_NAME_LEN: usize = 200;
 pub const MAX_PAYLOAD: u64 = u32::MAX as u64;
 
 pub fn le_u16(b: &[u8], at: usize) -> u16 {

@@ -61,3 +61,40 @@ pub struct ContainerMeta {
     #[serde(default)]
     pub writer: String,
 }
+
+/// The volume name rule (spec §4): 1..=`MAX_NAME_LEN` bytes of `[A-Za-z0-9._-]`,
+/// no leading dot (so never `.`, `..` or the mount's `.idlat-stats`). Names
+/// become file names (`unpack`, the mount), so this is what keeps a crafted
+/// container from writing outside its output directory.
+pub fn check_volume_name(name: &str) -> Result<(), String> {
+    use super::layout::MAX_NAME_LEN;
+    let why = if name.is_empty() {
+        "is empty".to_string()
+    } else if name.len() > MAX_NAME_LEN {
+        format!("is {} bytes long (at most {MAX_NAME_LEN})", name.len())
+    } else if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || "._-".contains(*c))) {
+        format!("contains {c:?} (only A-Z a-z 0-9 . _ - are allowed)")
+    } else if name.starts_with('.') {
+        "starts with a dot".to_string()
+    } else {
+        return Ok(());
+    };
+    // Debug formatting escapes control characters in a hostile name.
+    Err(format!("volume name {name:?} {why}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volume_name_rule() {
+        for ok in ["a", "Pf01", "t_1.5-x", &"n".repeat(super::super::layout::MAX_NAME_LEN)] {
+            assert!(check_volume_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".", "..", "../../evil", "/abs/victim", ".idlat-stats", ".hidden", "a/b", "a b", "é", "a\0b", &"n".repeat(super::super::layout::MAX_NAME_LEN + 1)] {
+            let e = check_volume_name(bad).unwrap_err();
+            assert!(e.starts_with("volume name"), "{bad}: {e}");
+        }
+    }
+}

@@ -23,9 +23,25 @@ pub struct BlockRef<'a> {
     pub payload: &'a [u8],
 }
 
+/// The container's bytes: a read-only mapping of a file, or a buffer in memory.
+enum Bytes {
+    Map(Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Map(m) => m,
+            Bytes::Owned(v) => v,
+        }
+    }
+}
+
 pub struct Container {
     path: PathBuf,
-    map: Mmap,
+    map: Bytes,
     meta: ContainerMeta,
     trailer: Trailer,
     minor: u16,
@@ -62,10 +78,17 @@ impl Container {
         // SAFETY: read-only private mapping of a file that idlat never modifies in
         // place; see the module docs for the truncation (SIGBUS) caveat.
         let map = unsafe { Mmap::map(&file) }.map_err(io)?;
-        Container::from_map(path, map)
+        Container::from_map(path, Bytes::Map(map))
     }
 
-    fn from_map(path: &Path, map: Mmap) -> Result<Container> {
+    /// Parses a container held in memory, with exactly the validation `open`
+    /// does (the fuzzer uses it to reach the metadata checks without a file).
+    /// `path()` is then `<memory>`.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Container> {
+        Container::from_map(Path::new("<memory>"), Bytes::Owned(bytes))
+    }
+
+    fn from_map(path: &Path, map: Bytes) -> Result<Container> {
         let len = map.len() as u64;
         if len < HEADER_LEN + TRAILER_LEN {
             return Err(FormatError::Truncated { section: "file", need: HEADER_LEN + TRAILER_LEN, have: len });
@@ -226,7 +249,12 @@ fn validate_meta(meta: &ContainerMeta, index_len: u64) -> Result<()> {
         return Err(FormatError::Invalid { section: "index", msg: format!("length {index_len} is not a multiple of {ENTRY_LEN}") });
     }
     let mut next = 0u64;
+    let mut names = std::collections::HashSet::new();
     for (i, v) in meta.volumes.iter().enumerate() {
+        super::meta::check_volume_name(&v.info.name).map_err(|e| bad(format!("volume {i}: {e}")))?;
+        if !names.insert(v.info.name.as_str()) {
+            return Err(bad(format!("volume {i}: name {:?} is used by an earlier volume (names must be unique)", v.info.name)));
+        }
         let d = v.info.dims;
         if d.iter().any(|&n| n == 0 || n as u64 > MAX_AXIS) {
             return Err(bad(format!("volume {i}: dims {d:?} outside 1..={MAX_AXIS}")));

@@ -23,6 +23,17 @@ pub struct ContainerWriter {
     entries: Vec<Vec<Option<Entry>>>,
     model_bytes: Option<Vec<u8>>,
     minor: u16,
+    /// Set once the temporary is renamed into place; until then drop removes it.
+    done: bool,
+}
+
+/// The message of an output check, without the path (the caller adds it).
+fn invalid_msg(e: crate::io::IoError) -> String {
+    match e {
+        crate::io::IoError::Invalid { msg, .. } => msg,
+        crate::io::IoError::Os { err, .. } => err.to_string(),
+        crate::io::IoError::Exists { .. } => "exists".into(),
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -33,32 +44,60 @@ pub struct FinishStats {
 }
 
 impl ContainerWriter {
-    /// Starts a container at `path`; refuses an existing file unless `overwrite`.
+    /// Starts a container at `path`; refuses an existing file unless `overwrite`,
+    /// and anything that is not a regular file (a device, FIFO, directory) even
+    /// then. Stale temporaries of `path` from killed runs are removed first.
     pub fn create(path: &Path, overwrite: bool) -> Result<ContainerWriter> {
-        if path.exists() && !overwrite {
-            return Err(FormatError::Exists { path: path.to_owned() });
-        }
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out.idl");
-        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        crate::io::atomic::check_target(path, overwrite).map_err(|e| match e {
+            crate::io::IoError::Exists { .. } => FormatError::Exists { path: path.to_owned() },
+            e => FormatError::Io { path: path.to_owned(), err: std::io::Error::other(invalid_msg(e)) },
+        })?;
+        crate::io::atomic::remove_stale_temps(path);
+        let tmp = crate::io::atomic::temp_path(path);
         let io = |err| FormatError::Io { path: tmp.clone(), err };
-        let file = File::create(&tmp).map_err(io)?;
-        let mut out = BufWriter::with_capacity(1 << 20, file);
-        out.write_all(&header_bytes(0)).map_err(io)?;
-        Ok(ContainerWriter {
+        // Registered before it exists, so a signal at any point removes it.
+        crate::io::atomic::register(&tmp);
+        let _ = std::fs::remove_file(&tmp);
+        let created = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp);
+        let file = match created {
+            Ok(f) => f,
+            Err(e) => {
+                crate::io::atomic::unregister(&tmp);
+                return Err(io(e));
+            }
+        };
+        let mut w = ContainerWriter {
             path: path.to_owned(),
-            tmp,
-            out: Some(out),
+            tmp: tmp.clone(),
+            out: Some(BufWriter::with_capacity(1 << 20, file)),
             pos: HEADER_LEN,
             meta: ContainerMeta { writer: format!("idlat {}", env!("CARGO_PKG_VERSION")), ..Default::default() },
             entries: Vec::new(),
             model_bytes: None,
             minor: 0,
-        })
+            done: false,
+        };
+        // On error `w` drops here, removing the temporary.
+        w.write_header()?;
+        Ok(w)
+    }
+
+    fn write_header(&mut self) -> Result<()> {
+        let out = self.out.as_mut().expect("open until finish");
+        out.write_all(&header_bytes(0)).map_err(|err| FormatError::Io { path: self.tmp.clone(), err })
     }
 
     /// Registers a volume; `index_first`/`block_count` are filled in here.
     pub fn add_volume(&mut self, mut meta: VolumeMeta) -> Result<VolumeId> {
+        // The reader's rules (spec §4, §7), so the writer never makes a file it rejects.
+        let bad = |msg: String| FormatError::Invalid { section: "metadata", msg };
+        super::meta::check_volume_name(&meta.info.name).map_err(bad)?;
+        if self.meta.volumes.iter().any(|v| v.info.name == meta.info.name) {
+            return Err(bad(format!("volume name {:?} is already used in this container", meta.info.name)));
+        }
+        if meta.block.iter().any(|&b| b == 0 || b as u64 > MAX_BLOCK_EDGE) {
+            return Err(bad(format!("block size {:?} outside 1..={MAX_BLOCK_EDGE}", meta.block)));
+        }
         let grid = BlockGrid::new(meta.info.dims, meta.block);
         meta.block_count = grid.len() as u64;
         meta.index_first = self.entries.iter().map(|e| e.len() as u64).sum();
@@ -151,7 +190,11 @@ impl ContainerWriter {
         }
         file.sync_all().map_err(self.io())?;
         drop(file);
+        // A FIFO or device put at the target meanwhile is not replaced either.
+        crate::io::atomic::check_target(&self.path, true).map_err(|e| FormatError::Io { path: self.path.clone(), err: std::io::Error::other(invalid_msg(e)) })?;
         std::fs::rename(&self.tmp, &self.path).map_err(|err| FormatError::Io { path: self.path.clone(), err })?;
+        self.done = true;
+        crate::io::atomic::unregister(&self.tmp);
         if let Some(dir) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
             // Persist the rename; failure here does not lose data already synced.
             let _ = File::open(dir).and_then(|d| d.sync_all());
@@ -162,10 +205,12 @@ impl ContainerWriter {
 
 impl Drop for ContainerWriter {
     fn drop(&mut self) {
-        if self.out.is_some() {
-            // Not finished: never leave the partial file behind.
+        if !self.done {
+            // Not finished (an error anywhere, including in `finish` after the
+            // writer was taken out to flush): never leave the partial file behind.
             self.out = None;
             let _ = std::fs::remove_file(&self.tmp);
+            crate::io::atomic::unregister(&self.tmp);
         }
     }
 }

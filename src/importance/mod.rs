@@ -263,12 +263,23 @@ pub fn compute(spec: &Spec, ctx: &Context) -> Result<Vec<f32>, ImportanceError> 
             vec![clamp01(piecewise(points, t)); n]
         }
         Spec::File(path) => {
-            let opts = crate::io::ReadOptions { dims: Some(vol.info.dims), ..Default::default() };
+            // Kept as stored: a NaN must be reported, not filled in.
+            let opts = crate::io::ReadOptions { dims: Some(vol.info.dims), nonfinite: crate::io::NonFinite::Keep, ..Default::default() };
             let m = crate::io::read_volume(std::path::Path::new(path), &opts).map_err(|e| ImportanceError::File { path: path.clone(), msg: e.to_string() })?;
             if m.info.dims != vol.info.dims {
                 return Err(ImportanceError::File { path: path.clone(), msg: format!("dims {:?} differ from the volume's {:?}", m.info.dims, vol.info.dims) });
             }
-            m.data.iter().map(|&v| clamp01(v as f64)).collect()
+            // A map is importance in [0, 1], as every other kind (uniform:2 is an
+            // error too); anything else is a wrong file, not something to clamp.
+            let bad = |v: &f32| !(0.0..=1.0).contains(v);
+            if let Some(first) = m.data.iter().position(bad) {
+                let count = m.data.iter().filter(|v| bad(v)).count();
+                return Err(ImportanceError::File {
+                    path: path.clone(),
+                    msg: format!("{count} value{} outside [0, 1] (NaN counts), the first {} at index {first}; an importance map must lie in [0, 1]", if count == 1 { " is" } else { "s are" }, m.data[first]),
+                });
+            }
+            m.data
         }
         Spec::Of { volume, spec } => {
             let other = ctx.others.iter().find(|(name, _)| name == volume).ok_or_else(|| ImportanceError::NoSuchVolume(volume.clone()))?.1;
@@ -456,13 +467,28 @@ mod tests {
         // file: a map of the same dims, clamped to [0, 1]; a wrong size is an error.
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("m.raw");
-        let vals: Vec<f32> = (0..v.data.len()).map(|i| i as f32 / 40.0 - 0.5).collect();
+        let n = v.data.len();
+        let vals: Vec<f32> = (0..n).map(|i| i as f32 / (n - 1) as f32).collect();
         std::fs::write(&path, vals.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
         let f = eval(&format!("file:{}", path.display()), &v);
-        assert_eq!(f[0], 0.0);
-        assert!((f[30] - 0.25).abs() < 1e-6 && f[159] == 1.0);
+        assert_eq!(f, vals, "a map in [0, 1] is used as stored");
         std::fs::write(&path, [0u8; 12]).unwrap();
         assert!(compute(&parse(&format!("file:{}", path.display())).unwrap(), &Context::single(&v)).is_err());
+    }
+
+    #[test]
+    fn file_map_with_nan_or_values_outside_unit_range_is_refused() {
+        let v = vol([4, 4, 2], |x, _, _| x as f32);
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("m.raw");
+        for (bad, what) in [(f32::NAN, "NaN"), (1.5, "1.5"), (-0.25, "-0.25"), (f32::INFINITY, "inf")] {
+            let mut vals = vec![0.5f32; v.data.len()];
+            vals[7] = bad;
+            vals[9] = bad;
+            std::fs::write(&path, vals.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+            let e = compute(&parse(&format!("file:{}", path.display())).unwrap(), &Context::single(&v)).unwrap_err().to_string();
+            assert!(e.contains("2 values are outside [0, 1]") && e.contains(&format!("first {what} at index 7")), "{what}: {e}");
+        }
     }
 
     #[test]

@@ -77,7 +77,14 @@ const FUNCS: [&str; 6] = ["max", "min", "mul", "mix", "scale", "clamp"];
 struct Parser<'a> {
     s: &'a str,
     pos: usize,
+    /// Nesting of `spec` calls (max(…), of=…), bounded by `MAX_DEPTH`.
+    depth: usize,
 }
+
+/// Deepest nesting of combinators a spec may have. The parser and evaluator
+/// recurse once per level; unbounded, `max(max(…` 10,000 deep overflowed the
+/// stack. Real specs nest a handful of levels.
+pub const MAX_DEPTH: usize = 64;
 
 /// One `key[=value]` option of a term, with where the key and the value start.
 struct Opt {
@@ -244,6 +251,16 @@ impl<'a> Parser<'a> {
     }
 
     fn spec(&mut self) -> R<Spec> {
+        if self.depth >= MAX_DEPTH {
+            return self.err(self.pos, format!("nested more than {MAX_DEPTH} levels deep"));
+        }
+        self.depth += 1;
+        let r = self.spec_inner();
+        self.depth -= 1;
+        r
+    }
+
+    fn spec_inner(&mut self) -> R<Spec> {
         self.skip_ws();
         let start = self.pos;
         if self.rest().starts_with("of=") {
@@ -443,7 +460,7 @@ impl<'a> Parser<'a> {
 
 /// Parses a spec; the whole input must be consumed.
 pub fn parse(s: &str) -> Result<Spec, SpecError> {
-    let mut p = Parser { s, pos: 0 };
+    let mut p = Parser { s, pos: 0, depth: 0 };
     let spec = p.spec()?;
     p.skip_ws();
     if !p.rest().is_empty() {
@@ -535,6 +552,19 @@ mod tests {
     fn caret_col(e: &SpecError) -> usize {
         let last = e.to_string().lines().last().unwrap_or_default().to_string();
         last.chars().count() - 3
+    }
+
+    #[test]
+    fn deeply_nested_spec_is_refused_not_a_stack_overflow() {
+        // 10,000 levels overflowed the stack; the cap gives an error instead.
+        let deep = format!("{}uniform:1{}", "max(".repeat(10_000), ")".repeat(10_000));
+        let e = parse(&deep).unwrap_err();
+        assert!(e.msg.contains("nested more than 64 levels"), "{e}");
+        let of = format!("{}uniform:1", "of=a:".repeat(10_000));
+        assert!(parse(&of).unwrap_err().msg.contains("nested"));
+        // Up to the cap still parses and prints back.
+        let ok = format!("{}uniform:1{}", "max(".repeat(MAX_DEPTH - 1), ")".repeat(MAX_DEPTH - 1));
+        assert_eq!(parse(&ok).unwrap().to_string(), ok);
     }
 
     #[test]

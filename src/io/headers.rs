@@ -93,6 +93,11 @@ pub fn read_mhd(path: &Path) -> Result<Volume, IoError> {
     let file = file.ok_or_else(|| inv(path, "no ElementDataFile"))?;
     let n = dims.iter().product::<usize>();
     let len = (n * dtype.size()) as u64;
+    if file.eq_ignore_ascii_case("LIST") || file.contains('%') {
+        // LIST (one file per slice, named on the lines that follow) and printf-style
+        // patterns split the data over many files; read as one name they gave "No such file".
+        return Err(inv(path, format!("ElementDataFile = {file}: multi-file MetaImage data (LIST or a %d pattern) is not supported; write the volume as one data file or LOCAL")));
+    }
     let data = if file == "LOCAL" {
         let rest = &bytes[at..];
         let rest = rest.get(header_size as usize..).ok_or_else(|| inv(path, "HeaderSize past the end"))?;
@@ -406,10 +411,14 @@ pub fn read_vti(path: &Path) -> Result<Volume, IoError> {
             let off: usize = attr(&tag, "offset").unwrap_or("0").parse().map_err(|_| inv(path, "bad offset"))?;
             let app = &bytes[xml_end..];
             let us = app.iter().position(|&b| b == b'_').ok_or_else(|| inv(path, "no '_' marker in <AppendedData>"))?;
-            if text.contains("encoding=\"base64\"") || String::from_utf8_lossy(&app[..us]).contains("base64") {
-                return Err(inv(path, "base64-encoded appended data is not supported (raw is)"));
+            let (_, app_tag) = find_tag(&String::from_utf8_lossy(&app[..us]), "AppendedData").map(|(i, t)| (i, t.to_string())).ok_or_else(|| inv(path, "no <AppendedData> element"))?;
+            let start = app.get(us + 1 + off..).ok_or_else(|| inv(path, "offset past the end"))?;
+            match attr(&app_tag, "encoding").unwrap_or("raw") {
+                "raw" => decode_block(start)?,
+                // VTK's default (vtkXMLImageDataWriter): the offset counts base64 characters.
+                "base64" => decode_block(&appended_base64(path, start, hsize, zlib, &uint)?)?,
+                e => return Err(inv(path, format!("unsupported AppendedData encoding {e}"))),
             }
-            decode_block(app.get(us + 1 + off..).ok_or_else(|| inv(path, "offset past the end"))?)?
         }
         f => return Err(inv(path, format!("unsupported DataArray format {f}"))),
     };
@@ -417,6 +426,42 @@ pub fn read_vti(path: &Path) -> Result<Volume, IoError> {
     info.dtype = dtype;
     info.endian = endian;
     Ok(Volume::new(info.clone(), decode_samples(&raw, dtype, endian)))
+}
+
+/// One array of base64-encoded appended data, decoded into the binary block
+/// (header + data) that `decode_block` reads. VTK encodes an uncompressed
+/// array's header and data as one base64 stream, a compressed array's header
+/// (block count, sizes, compressed sizes) and its data as two; arrays follow
+/// each other, so exactly the array's characters are decoded.
+fn appended_base64(path: &Path, text: &[u8], hsize: usize, zlib: bool, uint: &dyn Fn(&[u8]) -> u64) -> Result<Vec<u8>, IoError> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    // Skips whitespace VTK never writes but an editor might have added.
+    let chars: Vec<u8> = text.iter().copied().take_while(|&c| c != b'<').filter(|c| !c.is_ascii_whitespace()).collect();
+    let take = |from: usize, bytes: usize| -> Result<Vec<u8>, IoError> {
+        let n = bytes.div_ceil(3) * 4;
+        let s = chars.get(from..from + n).ok_or_else(|| inv(path, "base64 appended data ends early"))?;
+        b64.decode(s).map_err(|e| inv(path, format!("base64: {e}")))
+    };
+    if !zlib {
+        // The header's first characters give its size, then the whole stream is decoded.
+        let head = take(0, hsize)?;
+        let size = uint(head.get(..hsize).ok_or_else(|| inv(path, "data array header truncated"))?);
+        let total = (hsize as u64).checked_add(size).filter(|&t| t <= chars.len() as u64).ok_or_else(|| inv(path, "data array longer than the file"))?;
+        return take(0, total as usize);
+    }
+    let nb = uint(take(0, hsize)?.get(..hsize).ok_or_else(|| inv(path, "compressed header truncated"))?);
+    let hlen = nb.checked_add(3).and_then(|n| n.checked_mul(hsize as u64)).filter(|&h| h <= chars.len() as u64).ok_or_else(|| inv(path, "implausible compressed block count"))? as usize;
+    let mut blob = take(0, hlen)?;
+    blob.truncate(hlen);
+    let mut csum = 0u64;
+    for b in 0..nb as usize {
+        csum = csum.saturating_add(uint(&blob[(3 + b) * hsize..(4 + b) * hsize]));
+    }
+    if csum > chars.len() as u64 {
+        return Err(inv(path, "compressed sizes exceed the file"));
+    }
+    blob.extend(take(hlen.div_ceil(3) * 4, csum as usize)?);
+    Ok(blob)
 }
 
 /// A .vti whose appended raw payload (UInt64 length, then f32 LE data) sits

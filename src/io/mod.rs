@@ -9,8 +9,13 @@
 //! is missing when it equals the sentinel or, for huge sentinels (|v| >= 1e30),
 //! when |x| >= 0.999 |v|, or when it is not finite. Missing voxels are filled
 //! with the mean of their valid 6-neighbours, iterated (a few diffusion sweeps,
-//! then the global valid mean), and reported in the returned mask.
+//! then the global valid mean), and reported in the returned mask. Without a
+//! sentinel, NaN/±Inf samples follow `ReadOptions.nonfinite`: filled (analysis
+//! tools), kept bit-exactly (lossless packing) or refused (lossy packing).
+//!
+//! Outputs are written atomically (`atomic`): temporaries renamed into place.
 
+pub mod atomic;
 pub mod headers;
 pub mod names;
 pub mod npy;
@@ -30,6 +35,8 @@ pub enum IoError {
     Os { path: PathBuf, err: std::io::Error },
     #[error("{path}: {msg}")]
     Invalid { path: PathBuf, msg: String },
+    #[error("{path} exists (use --force to overwrite)")]
+    Exists { path: PathBuf },
 }
 
 /// Wraps an OS error with the file it concerns.
@@ -45,6 +52,24 @@ pub struct ReadOptions {
     pub endian: Option<Endian>,
     pub header_bytes: u64,
     pub missing: Option<f64>,
+    /// What to do with NaN/±Inf samples when `missing` is not set.
+    pub nonfinite: NonFinite,
+}
+
+/// Handling of NaN/±Inf samples in an input read without a missing-value
+/// sentinel (with one, they are missing voxels: filled and masked).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NonFinite {
+    /// Replace them like missing voxels (analysis tools that need finite data).
+    #[default]
+    Fill,
+    /// Keep the exact bits (lossless packing stores them untouched).
+    Keep,
+    /// Refuse the input with an error naming the count and first position
+    /// (lossy packing: the codec cannot represent them, and replacing them
+    /// silently would be data loss). Also refuses a value range whose span
+    /// overflows f32 (±3e38 data), which the lossy codec cannot represent.
+    Refuse,
 }
 
 fn lower_name(path: &Path) -> String {
@@ -88,9 +113,38 @@ pub fn read_volume_with_mask(path: &Path, opts: &ReadOptions) -> Result<(Volume,
     vol.info.name = names::volume_names(&[path.to_owned()]).pop().unwrap_or_default();
     let mask = opts.missing.map(|m| fill_missing(&mut vol, m));
     if mask.is_none() {
-        // Non-finite samples are still replaced: the codec needs finite input.
-        if vol.data.iter().any(|v| !v.is_finite()) {
-            fill_missing_where(&mut vol, |v| !v.is_finite());
+        if let Some(first) = vol.data.iter().position(|v| !v.is_finite()) {
+            match opts.nonfinite {
+                NonFinite::Fill => {
+                    fill_missing_where(&mut vol, |v| !v.is_finite());
+                }
+                NonFinite::Keep => {}
+                NonFinite::Refuse => {
+                    let count = vol.data.iter().filter(|v| !v.is_finite()).count();
+                    let [nx, ny, _] = vol.info.dims;
+                    let (x, y, z) = (first % nx, (first / nx) % ny, first / (nx * ny));
+                    return Err(IoError::Invalid {
+                        path: path.to_owned(),
+                        msg: format!(
+                            "{count} non-finite value{} (NaN or ±Inf), the first ({}) at voxel ({x}, {y}, {z}); lossy packing cannot store them: \
+                             pass --missing VALUE to treat them as missing voxels, or --lossless to keep them exactly",
+                            if count == 1 { "" } else { "s" },
+                            vol.data[first]
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    if opts.nonfinite == NonFinite::Refuse {
+        let (lo, hi) = vol.range();
+        if !(hi - lo).is_finite() {
+            // The lossy codec's block statistics are f32: a span past f32::MAX made
+            // every block "constant" (50% error) while verify said OK.
+            return Err(IoError::Invalid {
+                path: path.to_owned(),
+                msg: format!("values span {lo:e}..{hi:e}, a range wider than f32 can hold (max {:e}); lossy packing cannot represent it: use --lossless", f32::MAX),
+            });
         }
     }
     Ok((vol, mask))
@@ -168,6 +222,49 @@ pub fn expand_inputs(args: &[String]) -> Result<Vec<PathBuf>, IoError> {
     Ok(out)
 }
 
+/// The data file a MetaImage or detached NRRD header names (resolved beside
+/// the header); None for other files, inline data, LIST or a pattern.
+pub fn header_data_file(path: &Path) -> Option<PathBuf> {
+    let name = lower_name(path);
+    let ext = name.rsplit_once('.').map(|(_, e)| e)?;
+    let key = match ext {
+        "mhd" => "ElementDataFile",
+        "nhdr" | "nrrd" => "data file",
+        _ => return None,
+    };
+    // Headers are short; their data may follow them (.mha, attached NRRD): read the start only.
+    let mut head = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(std::fs::File::open(path).ok()?, 64 << 10), &mut head).ok()?;
+    let text = String::from_utf8_lossy(&head);
+    let value = text.lines().find_map(|l| {
+        let (k, v) = l.split_once(if ext == "mhd" { '=' } else { ':' })?;
+        let k = k.trim();
+        (k == key || (ext != "mhd" && k == "datafile")).then(|| v.trim().to_string())
+    })?;
+    if value.is_empty() || value == "LOCAL" || value.eq_ignore_ascii_case("LIST") || value.contains('%') || value.contains(' ') {
+        return None;
+    }
+    Some(path.parent().unwrap_or(Path::new(".")).join(value))
+}
+
+/// Drops inputs that are the data file of a header also in the list (`pack t*`
+/// over `idlat sample` output matches both `t1.raw` and `t1.mhd`: packing both
+/// stored every volume twice). Returns the kept inputs and (skipped, header) pairs.
+pub fn skip_header_data_files(paths: Vec<PathBuf>) -> (Vec<PathBuf>, Vec<(PathBuf, PathBuf)>) {
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned());
+    let referenced: Vec<(PathBuf, PathBuf)> = paths.iter().filter_map(|h| header_data_file(h).map(|d| (canon(&d), h.clone()))).collect();
+    let mut kept = Vec::new();
+    let mut skipped = Vec::new();
+    for p in paths {
+        let c = canon(&p);
+        match referenced.iter().find(|(d, h)| *d == c && canon(h) != c) {
+            Some((_, h)) => skipped.push((p, h.clone())),
+            None => kept.push(p),
+        }
+    }
+    (kept, skipped)
+}
+
 /// The (data, header) pair `write_raw_mhd` writes for `path`: the data goes to
 /// `path` and the header beside it with extension `.mhd`, except when `path`
 /// itself names the header (`NAME.mhd`): then the data goes to `NAME.raw`, since
@@ -180,12 +277,19 @@ pub fn raw_mhd_paths(path: &Path) -> (PathBuf, PathBuf) {
 }
 
 /// Writes little-endian f32 data (x fastest) and a MetaImage header pointing at
-/// it; `raw_mhd_paths` says where. Returns the header path.
+/// it; `raw_mhd_paths` says where. Both are written atomically, together (see
+/// `atomic`): an error leaves neither. Returns the header path.
 pub fn write_raw_mhd(path: &Path, vol: &Volume) -> Result<PathBuf, IoError> {
     let (data, mhd) = raw_mhd_paths(path);
-    std::fs::write(&data, raw::encode_samples(&vol.data, DType::F32)).map_err(|e| os_err(&data, e))?;
-    let file_name = data.file_name().and_then(|n| n.to_str()).unwrap_or("data.raw");
-    std::fs::write(&mhd, mhd_header(vol, file_name)).map_err(|e| os_err(&mhd, e))?;
+    for p in [&data, &mhd] {
+        // Callers decided about overwriting; special files are refused regardless.
+        atomic::check_target(p, true)?;
+    }
+    let file_name = data.file_name().and_then(|n| n.to_str()).unwrap_or("data.raw").to_string();
+    let mut staged = atomic::Staged::new();
+    staged.write_bytes(&data, &raw::encode_samples(&vol.data, DType::F32))?;
+    staged.write_bytes(&mhd, mhd_header(vol, &file_name).as_bytes())?;
+    staged.commit()?;
     Ok(mhd)
 }
 
@@ -195,7 +299,8 @@ pub fn mhd_header(vol: &Volume, data_file: &str) -> String {
 }
 
 /// The files `write_volume` writes for `path`, checked before any work is done:
-/// the extension must be known and, unless `force`, none of them may exist.
+/// the extension must be known and, unless `force`, none of them may exist; an
+/// existing one that is not a regular file is refused even with `force`.
 /// Callers with slow work before the write (decoding) call this first.
 pub fn check_output(path: &Path, force: bool) -> Result<Vec<PathBuf>, IoError> {
     let ext = lower_name(path).rsplit_once('.').map(|(_, e)| e.to_string()).unwrap_or_default();
@@ -205,25 +310,33 @@ pub fn check_output(path: &Path, force: bool) -> Result<Vec<PathBuf>, IoError> {
         "npy" | "vti" => vec![path.to_owned()],
         _ => return Err(IoError::Invalid { path: path.to_owned(), msg: "unknown output type: use .raw, .mhd, .nhdr, .npy or .vti".into() }),
     };
-    if !force {
-        if let Some(p) = targets.iter().find(|p| p.exists()) {
-            return Err(IoError::Invalid { path: p.clone(), msg: "exists (use --force to overwrite)".into() });
-        }
+    for t in &targets {
+        atomic::check_target(t, force)?;
     }
     Ok(targets)
 }
 
 /// Writes a volume, choosing the format by extension: `.raw`/`.mhd` (pair),
 /// `.nhdr` (+ `.raw`), `.npy`, `.vti`. `dtype` restores an original type for
-/// `.raw` (with a matching `.mhd`); the other formats store f32.
+/// `.raw` (with a matching `.mhd`); the other formats store f32. Atomic: all
+/// of its files appear together, or none.
 pub fn write_volume(path: &Path, vol: &Volume, dtype: Option<DType>, force: bool) -> Result<Vec<PathBuf>, IoError> {
+    let mut staged = atomic::Staged::new();
+    let targets = stage_volume(path, vol, dtype, force, &mut staged)?;
+    staged.commit()?;
+    Ok(targets)
+}
+
+/// Like `write_volume`, into `staged`: nothing appears under the final names
+/// until the caller commits, so several volumes can be written all or nothing.
+pub fn stage_volume(path: &Path, vol: &Volume, dtype: Option<DType>, force: bool, staged: &mut atomic::Staged) -> Result<Vec<PathBuf>, IoError> {
     let ext = lower_name(path).rsplit_once('.').map(|(_, e)| e.to_string()).unwrap_or_default();
     let targets = check_output(path, force)?;
     let raw_name = path.with_extension("raw").file_name().and_then(|n| n.to_str()).unwrap_or("data.raw").to_string();
     match ext.as_str() {
         "raw" | "mhd" => {
             let dt = dtype.unwrap_or(DType::F32);
-            std::fs::write(&targets[0], raw::encode_samples(&vol.data, dt)).map_err(|e| os_err(&targets[0], e))?;
+            staged.write_bytes(&targets[0], &raw::encode_samples(&vol.data, dt))?;
             let et = match dt {
                 DType::F32 => "MET_FLOAT",
                 DType::F64 => "MET_DOUBLE",
@@ -235,21 +348,23 @@ pub fn write_volume(path: &Path, vol: &Volume, dtype: Option<DType>, force: bool
                 DType::I32 => "MET_INT",
             };
             let text = mhd_text(&vol.info, &raw_name).replace("MET_FLOAT", et);
-            std::fs::write(&targets[1], text).map_err(|e| os_err(&targets[1], e))?;
+            staged.write_bytes(&targets[1], text.as_bytes())?;
         }
         "nhdr" => {
-            std::fs::write(&targets[0], raw::encode_samples(&vol.data, DType::F32)).map_err(|e| os_err(&targets[0], e))?;
-            std::fs::write(&targets[1], nhdr_text(&vol.info, &raw_name)).map_err(|e| os_err(&targets[1], e))?;
+            staged.write_bytes(&targets[0], &raw::encode_samples(&vol.data, DType::F32))?;
+            staged.write_bytes(&targets[1], nhdr_text(&vol.info, &raw_name).as_bytes())?;
         }
-        "npy" => npy::write_npy(path, vol)?,
+        "npy" => staged.write(path, |w| npy::write_npy_to(w, vol))?,
         _ => {
             let (pre, post) = vti_parts(&vol.info, if vol.info.name.is_empty() { "data" } else { &vol.info.name });
             let data = raw::encode_samples(&vol.data, DType::F32);
-            let mut bytes = pre.into_bytes();
-            bytes.extend_from_slice(&(data.len() as u64).to_le_bytes());
-            bytes.extend_from_slice(&data);
-            bytes.extend_from_slice(post.as_bytes());
-            std::fs::write(path, bytes).map_err(|e| os_err(path, e))?;
+            staged.write(path, |w| {
+                use std::io::Write;
+                w.write_all(pre.as_bytes())?;
+                w.write_all(&(data.len() as u64).to_le_bytes())?;
+                w.write_all(&data)?;
+                w.write_all(post.as_bytes())
+            })?;
         }
     }
     Ok(targets)

@@ -49,9 +49,11 @@ fn stem(p: &Path) -> String {
     name
 }
 
-/// Safe, unique volume names from file names: only [A-Za-z0-9._-], no leading
-/// dot, never empty; duplicates get _2, _3, ….
+/// Safe, unique volume names from file names (the container's name rule,
+/// spec §4): only [A-Za-z0-9._-], no leading dot, never empty, at most
+/// `MAX_NAME_LEN` bytes (longer stems are cut); duplicates get _2, _3, ….
 pub fn volume_names(paths: &[PathBuf]) -> Vec<String> {
+    use crate::format::layout::MAX_NAME_LEN;
     let mut out: Vec<String> = Vec::new();
     for p in paths {
         let mut n: String = stem(p).chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect();
@@ -61,10 +63,13 @@ pub fn volume_names(paths: &[PathBuf]) -> Vec<String> {
         if n.is_empty() {
             n = "volume".into();
         }
+        // ASCII only by now, so any byte index is a character boundary.
+        n.truncate(MAX_NAME_LEN);
         let base = n.clone();
         let mut k = 2;
         while out.contains(&n) {
-            n = format!("{base}_{k}");
+            let suffix = format!("_{k}");
+            n = format!("{}{suffix}", &base[..base.len().min(MAX_NAME_LEN - suffix.len())]);
             k += 1;
         }
         out.push(n);
@@ -83,5 +88,18 @@ mod tests {
         assert_eq!(v, ["t1.raw", "t2.raw", "t02b.raw", "t10.raw"].iter().map(PathBuf::from).collect::<Vec<_>>());
         let n = volume_names(&["a/x y.raw", "b/x y.raw", ".hidden.npy", "Pf01.bin.gz", "..raw"].iter().map(PathBuf::from).collect::<Vec<_>>());
         assert_eq!(n, ["x_y", "x_y_2", "hidden", "Pf01", "volume"]);
+    }
+
+    #[test]
+    fn long_stems_are_cut_to_the_name_cap() {
+        let max = crate::format::layout::MAX_NAME_LEN;
+        let long = format!("{}.raw", "s".repeat(251));
+        let n = volume_names(&[PathBuf::from(&long), PathBuf::from(&long)]);
+        assert_eq!(n[0], "s".repeat(max));
+        assert_eq!(n[1].len(), max);
+        assert!(n[1].ends_with("_2"));
+        for name in &n {
+            crate::format::meta::check_volume_name(name).unwrap();
+        }
     }
 }

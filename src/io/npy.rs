@@ -85,16 +85,17 @@ fn parse_npy(path: &Path, r: impl std::io::Read, avail: u64) -> Result<Volume, I
     Ok(Volume::new(info, data))
 }
 
-/// Writes C-order f32 with shape (nz, ny, nx).
+/// Writes C-order f32 with shape (nz, ny, nx), atomically (see `atomic`).
 pub fn write_npy(path: &Path, vol: &Volume) -> Result<(), IoError> {
+    let mut staged = super::atomic::Staged::new();
+    staged.write(path, |w| write_npy_to(w, vol))?;
+    staged.commit().map(|_| ())
+}
+
+/// Writes a volume as .npy (C-order f32, shape (nz, ny, nx)) to `w`.
+pub fn write_npy_to(w: &mut impl std::io::Write, vol: &Volume) -> std::io::Result<()> {
     let [nx, ny, nz] = vol.info.dims;
-    let f = std::fs::File::create(path).map_err(|e| os_err(path, e))?;
-    let mut w = npyz::WriteOptions::new()
-        .default_dtype()
-        .shape(&[nz as u64, ny as u64, nx as u64])
-        .writer(std::io::BufWriter::new(f))
-        .begin_nd()
-        .map_err(|e| os_err(path, e))?;
-    w.extend(vol.data.iter().copied()).map_err(|e| os_err(path, e))?;
-    w.finish().map_err(|e| os_err(path, e))
+    let mut w = npyz::WriteOptions::new().default_dtype().shape(&[nz as u64, ny as u64, nx as u64]).writer(w).begin_nd()?;
+    w.extend(vol.data.iter().copied())?;
+    w.finish()
 }

@@ -26,7 +26,7 @@ fn npy_and_raw_layouts_from_numpy() {
         &[s(dir)],
     );
     let want = expected([7, 5, 6]);
-    let raw = |dtype, endian, hb| ReadOptions { dims: Some([7, 5, 6]), dtype: Some(dtype), endian: Some(endian), header_bytes: hb, missing: None };
+    let raw = |dtype, endian, hb| ReadOptions { dims: Some([7, 5, 6]), dtype: Some(dtype), endian: Some(endian), header_bytes: hb, missing: None, ..Default::default() };
     for (f, o) in [
         ("c.npy", ReadOptions::default()),
         ("i.npy", ReadOptions::default()),
