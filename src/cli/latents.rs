@@ -10,8 +10,8 @@ use std::process::ExitCode;
 ///
 /// Writes an (N, 3 + D) float32 .npy: block coordinates (bx, by, bz) then the
 /// block's latents (D = M × L³, channel-major; `--units`); with --z the
-/// side-info symbols are appended. Non-neural blocks (constant, lossless) are
-/// skipped. --csv writes the same table as CSV.
+/// side-info symbols are appended. Wavelet tiles give their low band on a 4³
+/// grid (M = 1, L = 4; no --z). Constant and lossless blocks are skipped. --csv writes the same table as CSV.
 ///
 /// Beside the table, OUTPUT with extension .json records the grid (dims, block
 /// size, spacing, latent shape, source container): `idlat cluster` and `idlat
@@ -44,80 +44,113 @@ pub struct Args {
     pub force: bool,
 }
 
+/// Per-block rows (block coordinates, then latents) and the latent shape (M, L, extra columns).
+type Rows = (Vec<Vec<f32>>, usize, usize, usize);
+
+/// Wavelet tiles: the low band of each tile, entropy-decoded only, on a 4³ grid (M = 1, L = 4).
+fn wavelet_rows(args: &Args, c: &crate::format::Container, v: crate::format::VolumeId) -> anyhow::Result<Rows> {
+    use crate::format::{BlockId, BlockKind, StreamTable};
+    if args.z {
+        bail!("--z: wavelet tiles have no hyper-latents");
+    }
+    let g = c.grid(v)?;
+    let mut rows = Vec::new();
+    for b in 0..g.len() {
+        let r = c.block(v, BlockId(b as u64))?;
+        if r.kind != BlockKind::Wavelet {
+            continue;
+        }
+        let t = StreamTable::parse(r.payload, 1, 2).map_err(|e| anyhow::anyhow!("block {b}: {e}"))?;
+        let l = crate::codec::wavelet::tile::latents(t.streams[0], g.extent(BlockId(b as u64)).1, args.units == LatentUnits::Step).map_err(|e| anyhow::anyhow!("block {b}: {e}"))?;
+        let co = g.coords(BlockId(b as u64));
+        let mut row = vec![co[0] as f32, co[1] as f32, co[2] as f32];
+        row.extend(l);
+        rows.push(row);
+    }
+    Ok((rows, 1, crate::codec::wavelet::tile::LATENT_EDGE, 0))
+}
+
+#[cfg(feature = "torch")]
+fn neural_rows(args: &Args, c: &crate::format::Container, v: crate::format::VolumeId) -> anyhow::Result<Rows> {
+    use crate::codec::hyper::EntropyCodec;
+    use crate::codec::pipeline::{BlockStore, NeuralStreams};
+    let mf = crate::codec::store::resolve_model(c, args.model.as_deref()).map_err(anyhow::Error::msg)?;
+    // Entropy decoding only: the pure-Rust half of the codec, no libtorch.
+    let codec = EntropyCodec::from_model(&mf)?;
+    let store = crate::codec::store::ContainerStore::new(c, v).map_err(anyhow::Error::msg)?;
+    let mut rows: Vec<Vec<f32>> = Vec::new();
+    for b in 0..store.grid.len() {
+        let Some(NeuralStreams { z, y, levels, .. }) = store.neural_streams(b).map_err(anyhow::Error::msg)? else { continue };
+        let l = codec.decode(z, y, levels).with_context(|| format!("block {b}"))?;
+        let co = store.grid.coords(crate::format::BlockId(b as u64));
+        let mut row = vec![co[0] as f32, co[1] as f32, co[2] as f32];
+        row.extend(args.units.of(&l));
+        if args.z {
+            row.extend(l.z.iter().map(|&s| s as f32));
+        }
+        rows.push(row);
+    }
+    Ok((rows, mf.profile.m, mf.profile.latent_core(), if args.z { mf.profile.z_symbols() } else { 0 }))
+}
+
 pub fn run(args: Args) -> CmdResult {
-    #[cfg(not(feature = "torch"))]
-    {
-        let _ = args;
-        bail!("this build has no neural codec (built without the `torch` feature)");
+    if args.output.exists() && !args.force {
+        bail!("{} exists (use --force to overwrite)", args.output.display());
     }
-    #[cfg(feature = "torch")]
-    {
-        use crate::codec::hyper::EntropyCodec;
-        use crate::codec::pipeline::{BlockStore, NeuralStreams};
-        if args.output.exists() && !args.force {
-            bail!("{} exists (use --force to overwrite)", args.output.display());
+    let t = std::time::Instant::now();
+    let c = crate::format::Container::open(&args.input)?;
+    let v = match &args.volume {
+        Some(n) => c.find_volume(n).with_context(|| format!("no volume '{n}'"))?,
+        None => crate::format::VolumeId(0),
+    };
+    let (rows, channels, latent_edge, extra) = if crate::codec::needs_neural(&c) {
+        #[cfg(feature = "torch")]
+        {
+            neural_rows(&args, &c, v)?
         }
-        let t = std::time::Instant::now();
-        let c = crate::format::Container::open(&args.input)?;
-        let v = match &args.volume {
-            Some(n) => c.find_volume(n).with_context(|| format!("no volume '{n}'"))?,
-            None => crate::format::VolumeId(0),
-        };
-        let mf = crate::codec::store::resolve_model(&c, args.model.as_deref()).map_err(anyhow::Error::msg)?;
-        // Entropy decoding only: the pure-Rust half of the codec, no libtorch.
-        let codec = EntropyCodec::from_model(&mf)?;
-        let store = crate::codec::store::ContainerStore::new(&c, v).map_err(anyhow::Error::msg)?;
-        let mut rows: Vec<Vec<f32>> = Vec::new();
-        for b in 0..store.grid.len() {
-            let Some(NeuralStreams { z, y, levels, .. }) = store.neural_streams(b).map_err(anyhow::Error::msg)? else { continue };
-            let l = codec.decode(z, y, levels).with_context(|| format!("block {b}"))?;
-            let co = store.grid.coords(crate::format::BlockId(b as u64));
-            let mut row = vec![co[0] as f32, co[1] as f32, co[2] as f32];
-            row.extend(args.units.of(&l));
-            if args.z {
-                row.extend(l.z.iter().map(|&s| s as f32));
-            }
-            rows.push(row);
+        #[cfg(not(feature = "torch"))]
+        bail!("neural latents need the full build (the `torch` feature); this build reads wavelet latents")
+    } else {
+        wavelet_rows(&args, &c, v)?
+    };
+    let width = rows.first().map_or(0, |r| r.len());
+    if args.csv {
+        let mut s = String::from("bx,by,bz");
+        for i in 3..width {
+            s.push_str(&format!(",l{}", i - 3));
         }
-        let width = rows.first().map_or(0, |r| r.len());
-        if args.csv {
-            let mut s = String::from("bx,by,bz");
-            for i in 3..width {
-                s.push_str(&format!(",l{}", i - 3));
-            }
+        s.push('\n');
+        for r in &rows {
+            s.push_str(&r.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","));
             s.push('\n');
-            for r in &rows {
-                s.push_str(&r.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","));
-                s.push('\n');
-            }
-            std::fs::write(&args.output, s)?;
-        } else {
-            use npyz::WriterBuilder;
-            let f = std::io::BufWriter::new(std::fs::File::create(&args.output)?);
-            let mut w = npyz::WriteOptions::new().default_dtype().shape(&[rows.len() as u64, width as u64]).writer(f).begin_nd()?;
-            w.extend(rows.iter().flatten().copied())?;
-            w.finish()?;
         }
-        let vm = c.volume(v)?;
-        let sidecar = crate::analysis::table::LatentsMeta {
-            container: std::fs::canonicalize(&args.input).unwrap_or_else(|_| args.input.clone()),
-            volume: vm.info.name.clone(),
-            dims: vm.info.dims,
-            spacing: vm.info.spacing,
-            origin: vm.info.origin,
-            block: vm.block,
-            channels: mf.profile.m,
-            latent_edge: mf.profile.latent_core(),
-            extra: if args.z { mf.profile.z_symbols() } else { 0 },
-            value_range: vm.value_range,
-            importance: vm.importance.clone(),
-            units: Some(args.units.name()),
-            rows: rows.len(),
-            blocks: store.grid.len(),
-        };
-        let sc = crate::analysis::table::LatentsMeta::sidecar_path(&args.output);
-        std::fs::write(&sc, serde_json::to_string_pretty(&sidecar)?).with_context(|| format!("writing {}", sc.display()))?;
-        println!("{}: {} blocks × {} values ({} latents each) in {:.3} s", args.output.display(), rows.len(), width, width.saturating_sub(3), t.elapsed().as_secs_f64());
-        Ok(ExitCode::SUCCESS)
+        std::fs::write(&args.output, s)?;
+    } else {
+        use npyz::WriterBuilder;
+        let f = std::io::BufWriter::new(std::fs::File::create(&args.output)?);
+        let mut w = npyz::WriteOptions::new().default_dtype().shape(&[rows.len() as u64, width as u64]).writer(f).begin_nd()?;
+        w.extend(rows.iter().flatten().copied())?;
+        w.finish()?;
     }
+    let vm = c.volume(v)?;
+    let sidecar = crate::analysis::table::LatentsMeta {
+        container: std::fs::canonicalize(&args.input).unwrap_or_else(|_| args.input.clone()),
+        volume: vm.info.name.clone(),
+        dims: vm.info.dims,
+        spacing: vm.info.spacing,
+        origin: vm.info.origin,
+        block: vm.block,
+        channels,
+        latent_edge,
+        extra,
+        value_range: vm.value_range,
+        importance: vm.importance.clone(),
+        units: Some(args.units.name()),
+        rows: rows.len(),
+        blocks: c.grid(v)?.len(),
+    };
+    let sc = crate::analysis::table::LatentsMeta::sidecar_path(&args.output);
+    std::fs::write(&sc, serde_json::to_string_pretty(&sidecar)?).with_context(|| format!("writing {}", sc.display()))?;
+    println!("{}: {} blocks × {} values ({} latents each) in {:.3} s", args.output.display(), rows.len(), width, width.saturating_sub(3), t.elapsed().as_secs_f64());
+    Ok(ExitCode::SUCCESS)
 }

@@ -176,6 +176,37 @@ fn wavelet_odd_shapes_never_come_out_larger_than_the_input() {
     }
 }
 
+#[test]
+fn wavelet_latents_are_importance_driven_and_cluster() {
+    let d = tmp();
+    let dims = "128x128x64";
+    let raw = sample(d.path(), "isabel", dims, 3);
+    let idl = d.path().join("l.idl");
+    ok(&["pack", s(&raw), "--dims", dims, "--importance", "box:0,0,0:64,128,64", "--target-ratio", "100", "-o", s(&idl), "--quiet"]);
+    let lat = d.path().join("lat.csv");
+    ok(&["latents", s(&idl), "-o", s(&lat), "--csv"]);
+    let text = std::fs::read_to_string(&lat).unwrap();
+    let rows: Vec<Vec<f32>> = text.lines().skip(1).map(|l| l.split(',').map(|v| v.parse().unwrap()).collect()).collect();
+    assert_eq!(rows.len(), 4, "one row per 64³ tile");
+    assert!(rows.iter().all(|r| r.len() == 3 + 64));
+    // Step units: integers; tiles inside the box (bx = 0) have finer steps, hence larger latents.
+    assert!(rows.iter().all(|r| r[3..].iter().all(|v| v.fract() == 0.0)));
+    let mean_abs = |bx: f32| {
+        let sel: Vec<&Vec<f32>> = rows.iter().filter(|r| r[0] == bx).collect();
+        sel.iter().flat_map(|r| r[3..].iter()).map(|v| v.abs() as f64).sum::<f64>() / (sel.len() * 64) as f64
+    };
+    assert!(mean_abs(0.0) > 2.0 * mean_abs(1.0), "important {} vs rest {}", mean_abs(0.0), mean_abs(1.0));
+    let sc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.path().join("lat.json")).unwrap()).unwrap();
+    assert_eq!((sc["channels"].as_u64(), sc["latent_edge"].as_u64()), (Some(1), Some(4)));
+    // The table feeds clustering unchanged: two clusters split the box from the rest.
+    let npy = d.path().join("lat.npy");
+    ok(&["latents", s(&idl), "-o", s(&npy)]);
+    let out = d.path().join("cl");
+    ok(&["cluster", s(&npy), "-o", s(&out), "--k", "2"]);
+    let labels = std::fs::read_to_string(out.join("labels.csv")).unwrap();
+    assert!(labels.lines().count() >= 4, "{labels}");
+}
+
 /// The binary of a build without the `torch` feature (built once, cached in target/notorch).
 fn torch_free_bin() -> PathBuf {
     let target = repo().join("target/notorch");

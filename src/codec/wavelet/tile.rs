@@ -451,7 +451,7 @@ fn code_cells(c: &mut impl Coder, m: &mut Models, cells: &mut [u8]) {
 }
 
 /// Codes the quantised coefficients `q` of a tile (decoding fills `q` in place).
-fn code_coefficients(c: &mut impl Coder, m: &mut Models, q: &mut [i32], sz: [usize; 3], bands: &[Band], steps: &Steps) {
+fn code_coefficients(c: &mut impl Coder, m: &mut Models, q: &mut [i32], sz: [usize; 3], bands: &[Band], steps: &Steps, low_only: bool) {
     let low = &bands[0];
     // Low band: DPCM from the mean of the causal neighbours.
     for_band(low, sz, steps, |p, idx, _| {
@@ -480,36 +480,87 @@ fn code_coefficients(c: &mut impl Coder, m: &mut Models, q: &mut [i32], sz: [usi
         };
         q[idx] = pred.wrapping_add(v);
     });
-    for b in &bands[1..] {
-        let bc = band_class(b);
-        let lc = (b.level - 1).min(2);
-        for_band(b, sz, steps, |p, idx, step| {
-            let (nb, pc) = contexts(q, b, p, idx, sz);
-            let sc = steps.class(step);
-            let v = q[idx];
-            let mag = v.unsigned_abs();
-            if !c.bit(&mut m.sig[((sc * BAND_CLASSES + bc) * NB + nb) * PA + pc], mag != 0) {
-                q[idx] = 0;
-                return;
-            }
-            let mut k = 1u32;
-            if c.bit(&mut m.gt1[bc * 3 + nb.min(2)], mag > 1) {
-                k = 2;
-                let hi = (nb > 3) as usize;
-                while k < UNARY && c.bit(&mut m.unary[(lc * 8 + (k as usize - 2).min(7)) * 2 + hi], mag > k) {
-                    k += 1;
-                }
-                if k == UNARY {
-                    let e = &mut m.esc[hi * (MAX_EXP as usize + 1)..(hi + 1) * (MAX_EXP as usize + 1)];
-                    k = match code_eg(c, e, mag.saturating_sub(UNARY)) {
-                        Some(r) => UNARY.saturating_add(r).min(i32::MAX as u32),
-                        None => UNARY,
-                    };
-                }
-            }
-            q[idx] = code_sign(c, v, k);
-        });
+    let details = if low_only { &bands[..0] } else { &bands[1..] };
+    for b in details {
+        code_detail(c, m, q, sz, b, steps);
     }
+}
+
+/// Codes (or decodes) one detail band.
+fn code_detail(c: &mut impl Coder, m: &mut Models, q: &mut [i32], sz: [usize; 3], b: &Band, steps: &Steps) {
+    let bc = band_class(b);
+    let lc = (b.level - 1).min(2);
+    // One raw bit per band: are its symbols coded as residuals of a planar (MED)
+    // prediction from the causal x/y neighbours? Pays on bands that stay smooth across
+    // x and y (a field that is smooth in-plane but rough along z puts its energy in
+    // z-high bands that Mallat's decomposition never splits again).
+    let predicted = c.raw(predict_pays(q, b, sz));
+    let sx = sz[0];
+    for_band(b, sz, steps, |p, idx, step| {
+        let pred = if predicted { med(q, p, idx, sx) } else { 0 };
+        let (nb, pc) = contexts(q, b, p, idx, sz);
+        let sc = steps.class(step);
+        let v = q[idx].wrapping_sub(pred);
+        let mag = v.unsigned_abs();
+        if !c.bit(&mut m.sig[((sc * BAND_CLASSES + bc) * NB + nb) * PA + pc], mag != 0) {
+            q[idx] = pred;
+            return;
+        }
+        let mut k = 1u32;
+        if c.bit(&mut m.gt1[bc * 3 + nb.min(2)], mag > 1) {
+            k = 2;
+            let hi = (nb > 3) as usize;
+            while k < UNARY && c.bit(&mut m.unary[(lc * 8 + (k as usize - 2).min(7)) * 2 + hi], mag > k) {
+                k += 1;
+            }
+            if k == UNARY {
+                let e = &mut m.esc[hi * (MAX_EXP as usize + 1)..(hi + 1) * (MAX_EXP as usize + 1)];
+                k = match code_eg(c, e, mag.saturating_sub(UNARY)) {
+                    Some(r) => UNARY.saturating_add(r).min(i32::MAX as u32),
+                    None => UNARY,
+                };
+            }
+        }
+        q[idx] = pred.wrapping_add(code_sign(c, v, k));
+    });
+}
+
+/// Median edge detector (LOCO-I) from the decoded x-1, y-1 and x-1,y-1 neighbours in the band.
+#[inline]
+fn med(q: &[i32], p: [usize; 3], idx: usize, sx: usize) -> i32 {
+    match (p[0] > 0, p[1] > 0) {
+        (false, false) => 0,
+        (true, false) => q[idx - 1],
+        (false, true) => q[idx - sx],
+        (true, true) => {
+            let (a, b, c) = (q[idx - 1] as i64, q[idx - sx] as i64, q[idx - sx - 1] as i64);
+            let v = if c >= a.max(b) {
+                a.min(b)
+            } else if c <= a.min(b) {
+                a.max(b)
+            } else {
+                a + b - c
+            };
+            v as i32
+        }
+    }
+}
+
+/// Encoder side: does prediction shrink the band's magnitudes clearly (by a third)?
+/// Reads the true symbols `q`; the decoder just reads the bit.
+fn predict_pays(q: &[i32], b: &Band, sz: [usize; 3]) -> bool {
+    let (mut plain, mut resid) = (0u64, 0u64);
+    for k in 0..b.size[2] {
+        for j in 0..b.size[1] {
+            let row = ((b.origin[2] + k) * sz[1] + b.origin[1] + j) * sz[0] + b.origin[0];
+            for i in 0..b.size[0] {
+                let idx = row + i;
+                plain += q[idx].unsigned_abs() as u64;
+                resid += q[idx].wrapping_sub(med(q, [i, j, k], idx, sz[0])).unsigned_abs() as u64;
+            }
+        }
+    }
+    3 * resid < 2 * plain
 }
 
 /// A tile after its forward transform: what rate control re-quantises.
@@ -555,7 +606,7 @@ pub fn encode(t: &Transformed, step0: f32) -> Vec<u8> {
     let mut m = Models::new();
     let mut cells = t.cells.clone();
     code_cells(&mut w, &mut m, &mut cells);
-    code_coefficients(&mut w, &mut m, &mut q, t.size, &bands, &steps);
+    code_coefficients(&mut w, &mut m, &mut q, t.size, &bands, &steps, false);
     let words = w.finish();
     let mut out = Vec::with_capacity(HEADER + 4 * words.len());
     out.extend_from_slice(&[t.levels as u8, 0, 0, 0]);
@@ -574,9 +625,37 @@ pub fn estimate(t: &Transformed, step0: f32) -> u64 {
     let mut m = Models::new();
     let mut cells = t.cells.clone();
     code_cells(&mut c, &mut m, &mut cells);
-    code_coefficients(&mut c, &mut m, &mut q, t.size, &bands, &steps);
+    code_coefficients(&mut c, &mut m, &mut q, t.size, &bands, &steps, false);
     // The ANS coder flushes a 64-bit state: about 2 words over the information content.
     HEADER as u64 + 4 * ((c.bits / 32.0).ceil() as u64 + 2)
+}
+
+/// Diagnostics: per band (level, orientation, coefficients, non-zero symbols, bits), in
+/// coding order (the first row is the cell levels). For tuning the coder.
+#[doc(hidden)]
+pub fn band_costs(t: &Transformed, step0: f32) -> Vec<(usize, usize, usize, usize, f64)> {
+    let bands = bands(t.size, t.levels);
+    let steps = Steps::new(&t.cells, t.size, step0);
+    let q0 = quantise_all(t, &bands, &steps);
+    let mut c = Cost { bits: 0.0 };
+    let mut m = Models::new();
+    let mut cells = t.cells.clone();
+    code_cells(&mut c, &mut m, &mut cells);
+    let mut out = vec![(0, 0, cells.len(), 0, c.bits)];
+    // Code band by band in coding order, attributing the bits of each.
+    let mut q = q0.clone();
+    for k in 0..bands.len() {
+        let before = c.bits;
+        if k == 0 {
+            code_coefficients(&mut c, &mut m, &mut q, t.size, &bands[..1], &steps, true);
+        } else {
+            code_detail(&mut c, &mut m, &mut q, t.size, &bands[k], &steps);
+        }
+        let mut nz = 0;
+        for_band(&bands[k], t.size, &steps, |_, idx, _| nz += (q0[idx] != 0) as usize);
+        out.push((bands[k].level, bands[k].orient, bands[k].size.iter().product(), nz, c.bits - before));
+    }
+    out
 }
 
 /// What the decoder will output for `t` at `step0`, without entropy coding (rate control).
@@ -591,7 +670,9 @@ pub fn reconstruct(t: &Transformed, step0: f32) -> Vec<f32> {
 }
 
 /// Decodes a tile stream to normalised values of a tile of size `sz`.
-pub fn decode(stream: &[u8], sz: [usize; 3]) -> Result<Vec<f32>, String> {
+/// Entropy-decodes a tile stream: the quantised coefficients (tile layout), the bands
+/// and the steps. `low_only` stops after the low band (latent analysis).
+fn decode_symbols(stream: &[u8], sz: [usize; 3], low_only: bool) -> Result<(Vec<i32>, Vec<Band>, Steps, usize), String> {
     if sz.iter().any(|&n| n == 0 || n > MAX_EDGE) {
         return Err(format!("tile of {sz:?} voxels (each edge must be 1..={MAX_EDGE})"));
     }
@@ -616,13 +697,50 @@ pub fn decode(stream: &[u8], sz: [usize; 3]) -> Result<Vec<f32>, String> {
     let bands = bands(sz, levels);
     let steps = Steps::new(&cells, sz, step0);
     let mut q = vec![0i32; sz[0] * sz[1] * sz[2]];
-    code_coefficients(&mut c, &mut m, &mut q, sz, &bands, &steps);
+    code_coefficients(&mut c, &mut m, &mut q, sz, &bands, &steps, low_only);
     if c.bad {
         return Err("wavelet stream holds a code no encoder writes".into());
     }
-    c.r.finish().map_err(|e| format!("wavelet stream: {e}"))?;
+    if !low_only {
+        c.r.finish().map_err(|e| format!("wavelet stream: {e}"))?;
+    }
+    Ok((q, bands, steps, levels))
+}
+
+/// Decodes a tile stream to normalised values of a tile of size `sz`.
+pub fn decode(stream: &[u8], sz: [usize; 3]) -> Result<Vec<f32>, String> {
+    let (q, bands, steps, levels) = decode_symbols(stream, sz, false)?;
     let mut out = dequantise_all(&q, sz, &bands, &steps);
     inverse3(&mut out, sz, levels);
+    Ok(out)
+}
+
+/// Edge of the latent grid `latents` returns per tile.
+pub const LATENT_EDGE: usize = 4;
+
+/// A tile's latent vector straight from its bitstream (entropy decoding of the low
+/// band only): the low band's symbols (`in_steps`: in units of their importance-driven
+/// steps, the paper's latents) or values, sampled onto a 4³ grid (nearest), x fastest.
+pub fn latents(stream: &[u8], sz: [usize; 3], in_steps: bool) -> Result<Vec<f32>, String> {
+    let (q, bands, steps, _) = decode_symbols(stream, sz, true)?;
+    let low = &bands[0];
+    let mut vals = vec![0f32; low.size.iter().product()];
+    let mut k = 0;
+    for_band(low, sz, &steps, |_, idx, step| {
+        vals[k] = if in_steps { q[idx] as f32 } else { dequantise(q[idx], step) };
+        k += 1;
+    });
+    let e = LATENT_EDGE;
+    let pick = |i: usize, n: usize| (i * n / e).min(n - 1);
+    let mut out = Vec::with_capacity(e * e * e);
+    for z in 0..e {
+        for y in 0..e {
+            for x in 0..e {
+                let (px, py, pz) = (pick(x, low.size[0]), pick(y, low.size[1]), pick(z, low.size[2]));
+                out.push(vals[(pz * low.size[1] + py) * low.size[0] + px]);
+            }
+        }
+    }
     Ok(out)
 }
 
@@ -697,6 +815,28 @@ mod tests {
             b[i] ^= 0x5a;
             let _ = decode(&b, sz);
         }
+    }
+
+    #[test]
+    fn latents_are_the_low_band_in_step_units() {
+        let sz = [64, 64, 64];
+        let x = field(sz);
+        let t = transform(&x, sz, cell_levels(&vec![1.0; x.len()], sz));
+        let s = encode(&t, 1e-3);
+        let l = latents(&s, sz, true).unwrap();
+        assert_eq!(l.len(), 64);
+        // The low band of a 64³ tile is exactly 4³: each latent is one quantised coefficient.
+        let bs = bands(sz, t.levels);
+        let steps = Steps::new(&t.cells, sz, 1e-3);
+        let q = quantise_all(&t, &bs, &steps);
+        let v = latents(&s, sz, false).unwrap();
+        let mut i = 0;
+        for_band(&bs[0], sz, &steps, |_, idx, step| {
+            assert_eq!(l[i], q[idx] as f32, "latent {i}");
+            assert_eq!(v[i], dequantise(q[idx], step), "latent value {i}");
+            i += 1;
+        });
+        assert_eq!(i, 64);
     }
 
     #[test]
