@@ -32,6 +32,11 @@ pub struct Args {
     /// FUSE worker threads.
     #[arg(long, default_value_t = 4)]
     pub threads: usize,
+    /// Bypass the kernel page cache for data files: a corrupt block then fails
+    /// exactly the bytes it covers rather than the 4 KiB pages that hold them,
+    /// and warm reads come from the block cache (slower) instead of the page cache.
+    #[arg(long)]
+    pub direct_io: bool,
     /// Let other users access the mount (needs user_allow_other in /etc/fuse.conf).
     #[arg(long)]
     pub allow_other: bool,
@@ -114,20 +119,22 @@ pub fn run(args: Args) -> CmdResult {
             }
         }
     }
+    let simple = || crate::fs::SimpleSource::new(container.clone()).map_err(anyhow::Error::msg);
     let source: Arc<dyn crate::fs::BlockSource> = {
         #[cfg(feature = "torch")]
         {
             if neural {
                 let mf = crate::codec::store::resolve_model(&container, args.model.as_deref()).map_err(anyhow::Error::msg)?;
                 let codec = crate::codec::pipeline::Codec::load(mf, super::common::device(args.device)?).map_err(anyhow::Error::msg)?;
-                Arc::new(crate::fs::source::CodecSource { container: container.clone(), codec, batch: 16 })
+                let reader = Arc::new(container.payload_reader()?);
+                Arc::new(crate::fs::source::CodecSource { container: container.clone(), reader, codec, batch: 16 })
             } else {
-                Arc::new(crate::fs::SimpleSource { container: container.clone() })
+                Arc::new(simple()?)
             }
         }
         #[cfg(not(feature = "torch"))]
         {
-            Arc::new(crate::fs::SimpleSource { container: container.clone() })
+            Arc::new(simple()?)
         }
     };
     let opts = crate::fs::MountOptions {
@@ -135,6 +142,7 @@ pub fn run(args: Args) -> CmdResult {
         threads: args.threads,
         allow_other: args.allow_other,
         readahead_bytes: args.readahead_mb << 20,
+        direct_io: args.direct_io,
     };
     let log_fd = match (log, ready_fd) {
         (Some((_, f)), Some(_)) => {
@@ -143,7 +151,7 @@ pub fn run(args: Args) -> CmdResult {
         }
         _ => None,
     };
-    let fs = crate::fs::IdlatFs::new(container, source, &opts);
+    let fs = crate::fs::IdlatFs::new(container, source.clone(), &opts);
     let mp = args.mountpoint.clone();
     crate::fs::mount_and_wait(fs, &mp, &opts, || {
         if let Some(fd) = ready_fd {
@@ -162,5 +170,11 @@ pub fn run(args: Args) -> CmdResult {
         }
     })
     .with_context(|| format!("mounting at {}", mp.display()))?;
+    // The session has joined its workers and the decode-ahead thread (IdlatFs
+    // shutdown), so this is the last reference: the codec's libtorch modules
+    // are freed here, on the main thread, before exit runs libtorch's static
+    // destructors (freed later on another thread, that raced and segfaulted).
+    debug_assert_eq!(Arc::strong_count(&source), 1);
+    drop(source);
     Ok(ExitCode::SUCCESS)
 }
