@@ -299,6 +299,9 @@ md.append("|---|---|---|---|---|---|---|---|---|---|---|")
 for r in rows:
     md.append(f"| {r['dataset']} | `{r['map']}` | {r['codec']} | {r['setting']} | {r['ratio']:.1f} | {r['wpsnr']:.2f} | {r['psnr']:.2f} | "
               f"{r['max_err']:.3g} | {r['max_err_important']:.3g} | {r['enc_mbs']:.1f} | {r['dec_mbs']:.1f} |")
+# The mount section comes from tools/bench_mount.sh (bench/mount.md): kept, not rerun here.
+if os.path.exists("bench/mount.md"):
+    md.append(open("bench/mount.md").read())
 md.append("\n## Plots\n")
 for kind, spec, name in plots:
     rel = os.path.relpath(os.path.join(args.out, "plots", name), os.path.dirname(os.path.abspath(args.md or os.path.join(args.out, "BENCHMARKS.md"))))

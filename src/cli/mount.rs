@@ -16,6 +16,14 @@ use std::sync::Arc;
 /// Unmount with `fusermount3 -u MOUNTPOINT`, or Ctrl-C / SIGTERM the daemon.
 /// A detached daemon logs (e.g. which block is corrupt) to --log, by default
 /// $XDG_RUNTIME_DIR (else /tmp) /idlat-mount-<mount point>.log; the path is printed.
+///
+/// Memory (docs/MOUNT.md): RSS <= C + cache + (threads + 1) x 4 MiB + 48 MiB,
+/// where C is the idle daemon (libtorch and the model, about 400 MiB with the
+/// neural codec), cache is --cache-mb raised to one slab of blocks plus 32
+/// blocks when smaller, each FUSE thread and the decode-ahead thread hold at
+/// most 16 decoded blocks (2 MiB) plus one read's buffers, and one block's
+/// synthesis runs at a time. Data files go through the kernel page cache
+/// (reclaimable, not in RSS) unless --direct-io.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     pub input: PathBuf,
@@ -32,6 +40,11 @@ pub struct Args {
     /// FUSE worker threads.
     #[arg(long, default_value_t = 4)]
     pub threads: usize,
+    /// Bypass the kernel page cache for data files: a corrupt block then fails
+    /// exactly the bytes it covers rather than the 4 KiB pages that hold them,
+    /// and warm reads come from the block cache (slower) instead of the page cache.
+    #[arg(long)]
+    pub direct_io: bool,
     /// Let other users access the mount (needs user_allow_other in /etc/fuse.conf).
     #[arg(long)]
     pub allow_other: bool,
@@ -114,20 +127,32 @@ pub fn run(args: Args) -> CmdResult {
             }
         }
     }
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only changes allocator tunables (glibc serialises it
+    // with allocation), set before the codec loads. A fixed mmap threshold returns
+    // freed decode buffers (128 KiB blocks and up) to the system instead of
+    // glibc raising the threshold and keeping them in per-thread arenas, which
+    // cost about 70 MiB of RSS beyond the cache with 16 readers.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 10);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+    let simple = || crate::fs::SimpleSource::new(container.clone()).map_err(anyhow::Error::msg);
     let source: Arc<dyn crate::fs::BlockSource> = {
         #[cfg(feature = "torch")]
         {
             if neural {
                 let mf = crate::codec::store::resolve_model(&container, args.model.as_deref()).map_err(anyhow::Error::msg)?;
                 let codec = crate::codec::pipeline::Codec::load(mf, super::common::device(args.device)?).map_err(anyhow::Error::msg)?;
-                Arc::new(crate::fs::source::CodecSource { container: container.clone(), codec, batch: 16 })
+                let reader = Arc::new(container.payload_reader()?);
+                Arc::new(crate::fs::source::CodecSource { container: container.clone(), reader, codec, batch: 16 })
             } else {
-                Arc::new(crate::fs::SimpleSource { container: container.clone() })
+                Arc::new(simple()?)
             }
         }
         #[cfg(not(feature = "torch"))]
         {
-            Arc::new(crate::fs::SimpleSource { container: container.clone() })
+            Arc::new(simple()?)
         }
     };
     let opts = crate::fs::MountOptions {
@@ -135,6 +160,7 @@ pub fn run(args: Args) -> CmdResult {
         threads: args.threads,
         allow_other: args.allow_other,
         readahead_bytes: args.readahead_mb << 20,
+        direct_io: args.direct_io,
     };
     let log_fd = match (log, ready_fd) {
         (Some((_, f)), Some(_)) => {
@@ -143,7 +169,7 @@ pub fn run(args: Args) -> CmdResult {
         }
         _ => None,
     };
-    let fs = crate::fs::IdlatFs::new(container, source, &opts);
+    let fs = crate::fs::IdlatFs::new(container, source.clone(), &opts);
     let mp = args.mountpoint.clone();
     crate::fs::mount_and_wait(fs, &mp, &opts, || {
         if let Some(fd) = ready_fd {
@@ -162,5 +188,11 @@ pub fn run(args: Args) -> CmdResult {
         }
     })
     .with_context(|| format!("mounting at {}", mp.display()))?;
+    // The session has joined its workers and the decode-ahead thread (IdlatFs
+    // shutdown), so this is the last reference: the codec's libtorch modules
+    // are freed here, on the main thread, before exit runs libtorch's static
+    // destructors (freed later on another thread, that raced and segfaulted).
+    debug_assert_eq!(Arc::strong_count(&source), 1);
+    drop(source);
     Ok(ExitCode::SUCCESS)
 }

@@ -30,6 +30,12 @@ pub mod pipeline;
 #[cfg(feature = "torch")]
 pub mod train;
 
+/// A volume's normalisation as the codecs use it.
+pub fn store_norm(c: &crate::format::Container, v: crate::format::VolumeId) -> Result<blocks::Norm, String> {
+    let m = c.volume(v).map_err(|e| e.to_string())?;
+    Ok(blocks::Norm { offset: m.norm.offset, scale: m.norm.scale })
+}
+
 /// Does any block of the container need the neural codec (libtorch)?
 pub fn needs_neural(c: &crate::format::Container) -> bool {
     use crate::format::{BlockId, BlockKind};

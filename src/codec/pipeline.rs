@@ -309,32 +309,30 @@ impl Codec {
         Ok(())
     }
 
+    /// The blocks whose stored latents decoding `blocks` reads: each block and
+    /// the neighbours within its latent ring (sorted, deduplicated).
+    pub fn blocks_needed(&self, dims: Dims, blocks: &[usize]) -> Vec<usize> {
+        let counts = block_counts(dims, self.core());
+        let coords = |id: usize| [id % counts[0], (id / counts[0]) % counts[1], id / (counts[0] * counts[1])];
+        let mut need: Vec<usize> = blocks.iter().flat_map(|&id| ring(coords(id), counts, self.model.profile.latent_halo)).collect();
+        need.sort_unstable();
+        need.dedup();
+        need
+    }
+
     /// Decodes `blocks` of one volume; each result is the clipped extent in data units.
-    /// `batch` bounds the synthesis batch (memory), not the result.
+    /// `batch` bounds how many blocks' latent windows are assembled at once
+    /// (memory), not the result: synthesis runs on one block at a time, so a
+    /// block's bytes never depend on which other blocks were decoded with it.
+    /// A neural block fails if any neural neighbour in its latent ring fails
+    /// (CRC or entropy decode): its synthesis would read that neighbour's latents.
     pub fn decode_blocks(&self, store: &dyn BlockStore, dims: Dims, norm: Norm, blocks: &[usize], batch: usize) -> Vec<Result<Vec<f32>, String>> {
         let p = &self.model.profile;
         let core = p.core;
         let counts = block_counts(dims, core);
         let coords = |id: usize| [id % counts[0], (id / counts[0]) % counts[1], id / (counts[0] * counts[1])];
         let id_of = |b: [usize; 3]| (b[2] * counts[1] + b[1]) * counts[0] + b[0];
-        // Blocks whose latents are needed: the requested ones and their neighbours.
-        let mut need: Vec<usize> = Vec::new();
-        let h = p.latent_halo as isize;
-        for &id in blocks {
-            let b = coords(id);
-            for dz in -h..=h {
-                for dy in -h..=h {
-                    for dx in -h..=h {
-                        let n = [b[0] as isize + dx, b[1] as isize + dy, b[2] as isize + dz];
-                        if (0..3).all(|a| n[a] >= 0 && (n[a] as usize) < counts[a]) {
-                            need.push(id_of([n[0] as usize, n[1] as usize, n[2] as usize]));
-                        }
-                    }
-                }
-            }
-        }
-        need.sort_unstable();
-        need.dedup();
+        let need = self.blocks_needed(dims, blocks);
         let entropy = &self.entropy;
         let lat: HashMap<usize, Result<Option<(Latents, Option<&[u8]>)>, String>> = need
             .par_iter()
@@ -357,7 +355,18 @@ impl Codec {
                     let applied = super::bound::apply(r, &mut v, s).map_err(|e| format!("block {id}: residual stream: {e}"));
                     results[k] = Some(applied.map(|_| v));
                 }
-                Some(Ok(Some(_))) => neural.push(k),
+                Some(Ok(Some(_))) => {
+                    // A missing neighbour would silently change this block's bytes
+                    // (latent_window would replicate the block's own edge instead).
+                    let bad = ring(coords(id), counts, p.latent_halo).find_map(|n| match lat.get(&n) {
+                        Some(Err(e)) => Some((n, e)),
+                        _ => None,
+                    });
+                    match bad {
+                        Some((n, e)) => results[k] = Some(Err(format!("block {id}: its latent neighbour block {n} is unavailable ({e})"))),
+                        None => neural.push(k),
+                    }
+                }
                 Some(Ok(None)) => results[k] = Some(store.simple_block(id)),
                 Some(Err(e)) => results[k] = Some(Err(e.clone())),
                 None => results[k] = Some(Err(format!("block {id} is outside the volume"))),
@@ -375,10 +384,13 @@ impl Codec {
                 };
                 latent_window(b, counts, m, l, p.latent_halo, get, &mut win[j * wlen..(j + 1) * wlen]);
             }
-            let out = self.engine().synthesise(&win, chunk.len());
             for (j, &k) in chunk.iter().enumerate() {
+                // One block per synthesis call: libtorch picks kernels and splits
+                // work by batch shape, so batching blocks together changed their
+                // low bits (issue 22, item 7). A fixed shape gives fixed bytes.
+                let out = self.engine().synthesise(&win[j * wlen..(j + 1) * wlen], 1);
                 let (_, s) = block_extent(dims, core, coords(blocks[k]));
-                let mut v = crop_core(&out[j * core.pow(3)..(j + 1) * core.pow(3)], core, s);
+                let mut v = crop_core(&out, core, s);
                 for x in &mut v {
                     *x = norm.inverse(*x);
                 }
@@ -397,6 +409,16 @@ impl Codec {
     pub fn latents(&self, z: &[u8], y: &[u8], levels: &[u8]) -> Result<Latents, String> {
         self.entropy.decode(z, y, levels).map_err(|e| e.to_string())
     }
+}
+
+/// Ids of the blocks within `halo` blocks of `b` (itself included), inside the grid.
+fn ring(b: [usize; 3], counts: [usize; 3], halo: usize) -> impl Iterator<Item = usize> {
+    let h = halo as isize;
+    let r = -h..=h;
+    r.clone().flat_map(move |dz| r.clone().flat_map(move |dy| (-h..=h).map(move |dx| [dx, dy, dz]))).filter_map(move |d| {
+        let n = [0, 1, 2].map(|a| b[a] as isize + d[a]);
+        (0..3).all(|a| n[a] >= 0 && (n[a] as usize) < counts[a]).then(|| (n[2] as usize * counts[1] + n[1] as usize) * counts[0] + n[0] as usize)
+    })
 }
 
 #[cfg(test)]
@@ -480,10 +502,13 @@ mod tests {
             let got = one.install(|| codec.decode_blocks(&store, dims, norm, &order, batch));
             for (k, &id) in order.iter().enumerate() {
                 let (a, b) = (reference[id].as_ref().unwrap(), got[k].as_ref().unwrap());
-                assert_eq!(a.len(), b.len());
-                let diff = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
-                assert!(diff <= 1e-4 * (hi - lo), "block {id} batch {batch}: {diff}");
+                assert_eq!(bits(a), bits(b), "block {id} batch {batch}: bytes differ");
             }
+        }
+        // One block at a time, in any order, with any companions: same bits.
+        for &id in all.iter().rev() {
+            let got = codec.decode_blocks(&store, dims, norm, &[id, (id * 7 + 3) % all.len()], 2);
+            assert_eq!(bits(reference[id].as_ref().unwrap()), bits(got[0].as_ref().unwrap()), "block {id} decoded alone");
         }
         // The constant slab decodes exactly.
         for (id, b) in store.blocks.iter().enumerate() {
@@ -493,23 +518,41 @@ mod tests {
         }
     }
 
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
     #[test]
-    fn corrupt_stream_fails_only_its_block() {
+    fn corrupt_block_fails_its_latent_neighbours_and_nothing_else() {
+        // 4x1x1 blocks: block 1's latent ring is blocks 0..=2; block 3 is outside it.
         let codec = Codec::load(untrained(&tiny(), 3), Device::Cpu).unwrap();
-        let dims = [32, 32, 16];
+        let dims = [64, 16, 16];
         let data = volume(dims);
         let imp = vec![0.5f32; data.len()];
         let norm = Norm::from_range(-6.0, 6.0);
         let mut blocks = Vec::new();
         codec.encode_volume(&data, dims, &imp, norm, EncodeOptions::default(), |_, d| { blocks.push(d); Ok::<_, ()>(()) }).unwrap();
+        assert!(blocks.iter().all(|b| matches!(b, BlockData::Neural { .. })));
+        let clean = Mem { blocks: blocks.clone(), dims, core: 16 };
+        let want = codec.decode_blocks(&clean, dims, norm, &[0, 1, 2, 3], 4);
         if let BlockData::Neural { y, .. } = &mut blocks[1] {
             y.truncate(y.len().saturating_sub(4));
             y.push(0x55);
         }
         let store = Mem { blocks, dims, core: 16 };
-        let r = codec.decode_blocks(&store, dims, norm, &[0, 1, 2, 3], 4);
-        assert!(r[1].is_err(), "the damaged block must fail");
-        assert!(r[0].is_ok() && r[2].is_ok() && r[3].is_ok());
+        for order in [[0, 1, 2, 3], [3, 2, 1, 0]] {
+            let r = codec.decode_blocks(&store, dims, norm, &order, 4);
+            for (k, &id) in order.iter().enumerate() {
+                match id {
+                    1 => assert!(r[k].is_err(), "the damaged block must fail"),
+                    0 | 2 => {
+                        let e = r[k].as_ref().expect_err("a neighbour of the damaged block must fail, not decode with a substitute");
+                        assert!(e.contains(&format!("block {id}")) && e.contains("neighbour block 1"), "{e}");
+                    }
+                    _ => assert_eq!(bits(r[k].as_ref().unwrap()), bits(want[3].as_ref().unwrap()), "block 3 is outside the ring: unchanged"),
+                }
+            }
+        }
     }
 
     #[test]

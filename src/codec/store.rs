@@ -4,7 +4,9 @@
 use super::blocks::Norm;
 use super::modelfile::{find_by_hash, ModelFile};
 use super::pipeline::{BlockStore, Codec, NeuralStreams};
+use crate::format::reader::{OwnedBlock, PayloadReader};
 use crate::format::{grid, BlockGrid, BlockId, BlockKind, Container, NeuralPayload, VolumeId};
+use std::collections::HashMap;
 use std::path::Path;
 
 /// One volume of a container as a `BlockStore`.
@@ -39,6 +41,47 @@ impl BlockStore for ContainerStore<'_> {
     }
 }
 
+/// Blocks of one volume read up front through a `PayloadReader` (pread, owned
+/// bytes): the mount's store, which must never touch the file's mapping. A
+/// block that could not be read is an error for whoever asks for it.
+pub struct OwnedStore {
+    pub volume: VolumeId,
+    pub grid: BlockGrid,
+    blocks: HashMap<usize, Result<OwnedBlock, String>>,
+}
+
+impl OwnedStore {
+    pub fn read(reader: &PayloadReader, volume: VolumeId, grid: BlockGrid, ids: &[usize]) -> OwnedStore {
+        let blocks = ids.iter().map(|&b| (b, reader.block(volume, BlockId(b as u64)).map_err(|e| e.to_string()))).collect();
+        OwnedStore { volume, grid, blocks }
+    }
+
+    fn get(&self, b: usize) -> Result<&OwnedBlock, String> {
+        match self.blocks.get(&b) {
+            Some(r) => r.as_ref().map_err(|e| e.clone()),
+            None => Err(format!("block {b} of volume {} was not read", self.volume.0)),
+        }
+    }
+}
+
+impl BlockStore for OwnedStore {
+    fn neural_streams(&self, b: usize) -> Result<Option<NeuralStreams<'_>>, String> {
+        let r = self.get(b)?;
+        if r.kind != BlockKind::Neural {
+            return Ok(None);
+        }
+        let p = NeuralPayload::parse(&r.payload).map_err(|e| format!("block {b} of volume {}: {e}", self.volume.0))?;
+        let levels = p.streams.get(2).copied().unwrap_or(&[]);
+        Ok(Some(NeuralStreams { z: p.streams[0], y: p.streams[1], levels, residual: p.streams.get(3).copied() }))
+    }
+
+    fn simple_block(&self, b: usize) -> Result<Vec<f32>, String> {
+        let id = BlockId(b as u64);
+        let r = self.get(b)?;
+        crate::format::block::decode_simple(r.kind, &r.payload, self.grid.voxels(id)).map_err(|e| format!("block {b} of volume {}: {e}", self.volume.0))
+    }
+}
+
 /// Does any block of the container need the neural codec?
 pub fn needs_codec(c: &Container) -> bool {
     super::needs_neural(c)
@@ -66,8 +109,7 @@ pub fn resolve_model(c: &Container, explicit: Option<&Path>) -> Result<ModelFile
 
 /// Volume normalisation as the codec uses it.
 pub fn norm_of(c: &Container, v: VolumeId) -> Result<Norm, String> {
-    let m = c.volume(v).map_err(|e| e.to_string())?;
-    Ok(Norm { offset: m.norm.offset, scale: m.norm.scale })
+    super::store_norm(c, v)
 }
 
 /// Decodes a whole volume, slab by slab of blocks; `progress(done, total)`.

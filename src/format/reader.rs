@@ -219,6 +219,109 @@ impl Container {
     }
 }
 
+/// A block read by `PayloadReader`: kind and owned payload, CRC checked.
+#[derive(Debug, Clone)]
+pub struct OwnedBlock {
+    pub kind: BlockKind,
+    pub payload: Vec<u8>,
+}
+
+/// What identifies the file's contents cheaply: a change of any of these
+/// means the container was rewritten in place since it was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+}
+
+fn stamp(f: &std::fs::File) -> std::io::Result<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = f.metadata()?;
+    Ok(Stamp { dev: m.dev(), ino: m.ino(), len: m.size(), mtime: (m.mtime(), m.mtime_nsec()) })
+}
+
+/// Block payloads read with pread from a descriptor of its own, for
+/// long-lived readers (the mount). Unlike `Container::block`, which borrows
+/// from the mapping, nothing here can fault if another process truncates or
+/// rewrites the file: a short read is an error, and every read first checks
+/// that size and mtime are those seen at open, so a rewritten file gives an
+/// error naming the change instead of bytes of another file. The index is a
+/// CRC-checked copy taken at open, and payload CRCs are checked per read.
+pub struct PayloadReader {
+    path: PathBuf,
+    file: std::fs::File,
+    stamp: Stamp,
+    index: Vec<Entry>,
+    /// Per volume: first index entry and block count.
+    volumes: Vec<(u64, u64)>,
+    payload_end: u64,
+}
+
+impl Container {
+    /// A pread-based reader of this container's block payloads (see `PayloadReader`).
+    pub fn payload_reader(&self) -> Result<PayloadReader> {
+        use std::os::unix::fs::FileExt;
+        let io = |err| FormatError::Io { path: self.path.clone(), err };
+        let file = std::fs::File::open(&self.path).map_err(io)?;
+        let st = stamp(&file).map_err(io)?;
+        if st.len != self.file_len() {
+            return Err(io(std::io::Error::other(format!("the file changed since it was opened ({} bytes, was {})", st.len, self.file_len()))));
+        }
+        let s = self.trailer.index;
+        let mut raw = vec![0u8; s.len as usize];
+        file.read_exact_at(&mut raw, s.offset).map_err(io)?;
+        if crc32fast::hash(&raw) != s.crc {
+            return Err(FormatError::BadCrc { section: "index" });
+        }
+        let index = raw.chunks_exact(ENTRY_LEN as usize).map(Entry::parse).collect();
+        let volumes = self.meta.volumes.iter().map(|v| (v.index_first, v.block_count)).collect();
+        Ok(PayloadReader { path: self.path.clone(), file, stamp: st, index, volumes, payload_end: self.payload_end() })
+    }
+}
+
+impl PayloadReader {
+    /// A block's kind and payload, read now; bounds and CRC checked on every call.
+    pub fn block(&self, v: VolumeId, b: BlockId) -> Result<OwnedBlock> {
+        use std::os::unix::fs::FileExt;
+        let &(first, count) = self.volumes.get(v.0 as usize).ok_or(FormatError::NoVolume(v.0))?;
+        if b.0 >= count {
+            return Err(FormatError::BadBlock { volume: v.0, block: b.0, msg: format!("no such block (volume has {count})") });
+        }
+        let e = self.index[(first + b.0) as usize];
+        let kind = kind_of(v.0, b.0, e.kind)?;
+        let end = e.offset.checked_add(e.len as u64).unwrap_or(u64::MAX);
+        if e.offset < HEADER_LEN || end > self.payload_end {
+            return Err(FormatError::BadBlock { volume: v.0, block: b.0, msg: format!("payload {}..{end} lies outside the payload area", e.offset) });
+        }
+        let io = |err| FormatError::Io { path: self.path.clone(), err };
+        self.unchanged().map_err(io)?;
+        let mut payload = vec![0u8; e.len as usize];
+        self.file.read_exact_at(&mut payload, e.offset).map_err(|err| {
+            let err = if err.kind() == std::io::ErrorKind::UnexpectedEof { std::io::Error::other("the file is shorter than when it was opened") } else { err };
+            io(err)
+        })?;
+        if crc32fast::hash(&payload) != e.crc {
+            // Rewritten between the stamp check and the read: say so, not "bad CRC".
+            self.unchanged().map_err(io)?;
+            return Err(FormatError::BadBlockCrc { volume: v.0, block: b.0 });
+        }
+        Ok(OwnedBlock { kind, payload })
+    }
+
+    fn unchanged(&self) -> std::io::Result<()> {
+        let now = stamp(&self.file)?;
+        if now != self.stamp {
+            return Err(std::io::Error::other(format!(
+                "the container changed since it was opened (size {} -> {} bytes, or its mtime); remount to read the new file",
+                self.stamp.len, now.len
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Decompresses the model section into exactly the length its zstd frame
 /// declares, checked against `MAX_MODEL` first: `bulk::decompress` allocates its
 /// whole capacity up front, so passing `MAX_MODEL` reserved 1 GiB for every

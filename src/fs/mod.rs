@@ -12,7 +12,7 @@
 pub mod cache;
 pub mod source;
 
-use crate::format::{BlockGrid, Container, VolumeId};
+use crate::format::{BlockGrid, BlockId, Container, VolumeId};
 use cache::BlockCache;
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, INodeNo, LockOwner, OpenFlags, ReplyAttr, ReplyCreate, ReplyData,
@@ -20,7 +20,7 @@ use fuser::{
 };
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -53,7 +53,17 @@ pub struct MountOptions {
     pub allow_other: bool,
     /// Bytes to decode ahead of a sequential reader.
     pub readahead_bytes: u64,
+    /// Bypass the kernel page cache for data files: every read reaches the
+    /// daemon with the caller's own range, so a failing block fails exactly
+    /// the bytes it covers (through the page cache, the 4 KiB pages holding
+    /// them). Slower warm reads (issue 22, item 9).
+    pub direct_io: bool,
 }
+
+/// Most blocks one decode call and one piece of a read hold at once: a read
+/// or a decode-ahead job that touches more proceeds in pieces of this many,
+/// so its buffers are bounded whatever the request size (issue 22, item 8).
+pub const PIECE_BLOCKS: usize = 16;
 
 /// The filesystem state shared by all worker threads.
 pub struct IdlatFs {
@@ -66,7 +76,13 @@ pub struct IdlatFs {
     next_fh: AtomicU64,
     bytes_served: AtomicU64,
     prefetch: Mutex<Option<SyncSender<(VolumeId, Vec<crate::format::BlockId>)>>>,
+    /// The decode-ahead thread, joined by `shutdown` so that no decode (and no
+    /// libtorch call) is running when the process exits (issue 22, item 4).
+    prefetch_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Set on shutdown: queued decode-ahead is dropped, not decoded.
+    stopping: Arc<AtomicBool>,
     readahead: u64,
+    direct_io: bool,
     started: SystemTime,
 }
 
@@ -93,15 +109,33 @@ impl IdlatFs {
             grids.push(BlockGrid::new(info.dims, m.block));
         }
         let by_name = nodes.iter().enumerate().map(|(i, n)| (n.name.clone(), i as u64 + 3)).collect();
-        let cache = Arc::new(BlockCache::new(source, opts.cache_bytes));
+        let (capacity, readahead) = effective_cache(&grids, opts.cache_bytes, opts.readahead_bytes);
+        if capacity > opts.cache_bytes {
+            eprintln!(
+                "idlat mount: cache raised from {} to {} KiB: one slab of blocks plus a read's pieces must fit, or sequential reads decode every block again for each plane",
+                opts.cache_bytes >> 10,
+                capacity >> 10
+            );
+        }
+        let cache = Arc::new(BlockCache::new(source, capacity));
         // Decode-ahead worker: a bounded queue, so a fast reader cannot pile up work.
         let (tx, rx) = sync_channel::<(VolumeId, Vec<crate::format::BlockId>)>(4);
         let c2 = cache.clone();
-        std::thread::Builder::new()
+        let stopping = Arc::new(AtomicBool::new(false));
+        let stop2 = stopping.clone();
+        let handle = std::thread::Builder::new()
             .name("idlat-prefetch".into())
             .spawn(move || {
                 while let Ok((v, ids)) = rx.recv() {
-                    let _ = c2.get(v, &ids, true);
+                    if stop2.load(Ordering::Acquire) {
+                        break;
+                    }
+                    for piece in ids.chunks(PIECE_BLOCKS) {
+                        if stop2.load(Ordering::Acquire) {
+                            return;
+                        }
+                        let _ = c2.get(v, piece, true);
+                    }
                 }
             })
             .expect("spawn prefetch thread");
@@ -115,8 +149,21 @@ impl IdlatFs {
             next_fh: AtomicU64::new(1),
             bytes_served: AtomicU64::new(0),
             prefetch: Mutex::new(Some(tx)),
-            readahead: opts.readahead_bytes,
+            prefetch_thread: Mutex::new(Some(handle)),
+            stopping,
+            readahead,
+            direct_io: opts.direct_io,
             started: SystemTime::now(),
+        }
+    }
+
+    /// Stops decode-ahead and waits for the thread: at most the batch it is
+    /// decoding finishes. Idempotent; runs from `destroy` and from `Drop`.
+    pub fn shutdown(&self) {
+        self.stopping.store(true, Ordering::Release);
+        drop(self.prefetch.lock().unwrap_or_else(|e| e.into_inner()).take());
+        if let Some(h) = self.prefetch_thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = h.join();
         }
     }
 
@@ -165,40 +212,55 @@ impl IdlatFs {
             + "\n"
     }
 
-    /// Bytes [off, off+len) of a volume's raw f32 stream.
+    /// Bytes [off, off+len) of a volume's raw f32 stream. The range is cut
+    /// into x-runs (one block's part of one row); runs are served in pieces
+    /// touching at most `PIECE_BLOCKS` blocks, so a large read holds at most
+    /// that many decoded blocks at a time.
     fn raw_bytes(&self, vol: VolumeId, off: u64, len: u64) -> Result<Vec<u8>, Errno> {
         let g = self.grids[vol.0 as usize];
         let [nx, ny, _] = g.dims;
         let (v0, v1) = (off / 4, (off + len).div_ceil(4));
-        let ids = g.blocks_in_voxel_range(v0, v1);
-        let blocks = self.cache.get(vol, &ids, false);
-        let mut map = HashMap::with_capacity(ids.len());
-        for (id, b) in ids.iter().zip(blocks) {
-            match b {
-                Ok(b) => {
-                    map.insert(id.0, b);
-                }
-                Err(_) => return Err(Errno::EIO),
-            }
-        }
-        let mut out = Vec::with_capacity(((v1 - v0) * 4) as usize);
+        // (block, offset in the block, voxels) per run, in file order.
+        let mut runs: Vec<(BlockId, usize, usize)> = Vec::new();
         let mut v = v0;
         while v < v1 {
             let (x, y, z) = ((v % nx as u64) as usize, ((v / nx as u64) % ny as u64) as usize, (v / (nx * ny) as u64) as usize);
-            let b = [x / g.block[0], y / g.block[1], z / g.block[2]];
-            let id = g.id(b);
+            let id = g.id([x / g.block[0], y / g.block[1], z / g.block[2]]);
             let (o, s) = g.extent(id);
             // Run along x to the end of this block's row or of the request.
             let run = ((o[0] + s[0] - x) as u64).min(v1 - v) as usize;
-            let blk = &map[&id.0];
-            let at = ((z - o[2]) * s[1] + (y - o[1])) * s[0] + (x - o[0]);
-            for f in &blk[at..at + run] {
-                out.extend_from_slice(&f.to_le_bytes());
-            }
+            runs.push((id, ((z - o[2]) * s[1] + (y - o[1])) * s[0] + (x - o[0]), run));
             v += run as u64;
         }
+        let mut out = Vec::with_capacity(((v1 - v0) * 4) as usize);
+        let mut at = 0;
+        while at < runs.len() {
+            let mut ids: Vec<BlockId> = Vec::new();
+            let mut end = at;
+            while end < runs.len() {
+                let id = runs[end].0;
+                if !ids.contains(&id) {
+                    if ids.len() == PIECE_BLOCKS {
+                        break;
+                    }
+                    ids.push(id);
+                }
+                end += 1;
+            }
+            let blocks = self.cache.get(vol, &ids, false);
+            let mut map = HashMap::with_capacity(ids.len());
+            for (id, b) in ids.iter().zip(blocks) {
+                map.insert(id.0, b.map_err(|_| Errno::EIO)?);
+            }
+            for &(id, o, n) in &runs[at..end] {
+                extend_le(&mut out, &map[&id.0][o..o + n]);
+            }
+            at = end;
+        }
         let skip = (off - v0 * 4) as usize;
-        out.drain(..skip);
+        if skip > 0 {
+            out.drain(..skip);
+        }
         out.truncate(len as usize);
         Ok(out)
     }
@@ -259,7 +321,18 @@ impl IdlatFs {
     }
 }
 
+impl Drop for IdlatFs {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
 impl Filesystem for IdlatFs {
+    fn destroy(&mut self) {
+        // The FUSE workers have been joined; stop the last thread that decodes.
+        self.shutdown();
+    }
+
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let name = name.to_string_lossy();
         let ino = if u64::from(parent) != 1 {
@@ -291,14 +364,18 @@ impl Filesystem for IdlatFs {
             return reply.error(Errno::ENOENT);
         }
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        // Data files use direct I/O: each read reaches us with the caller's own
-        // range, so a corrupt block fails exactly the reads that touch it
-        // (through the page cache the kernel would widen requests to its
-        // read-ahead window and fail neighbours too). The daemon's block cache
-        // and decode-ahead stand in for the page cache. The stats file changes
-        // under the reader, so it bypasses the cache too.
+        // Data files go through the kernel page cache, kept across opens: the
+        // container cannot change while mounted (a changed file only makes
+        // uncached blocks fail), so cached pages are never stale, and warm
+        // reads never reach the daemon (issue 22, item 9). A failing block then
+        // fails the reads of the 4 KiB pages that hold its bytes: a failed
+        // read-ahead is retried by the kernel page by page. --direct-io keeps
+        // the caller's exact ranges instead (errors exact to the byte, warm
+        // reads served by the block cache). The stats file changes under the
+        // reader, so it bypasses the cache.
         let flags = match self.nodes.get(ino.wrapping_sub(3) as usize).map(|n| &n.kind) {
             Some(Kind::Text(_)) => FopenFlags::FOPEN_KEEP_CACHE,
+            Some(_) if !self.direct_io => FopenFlags::FOPEN_KEEP_CACHE,
             _ => FopenFlags::FOPEN_DIRECT_IO,
         };
         reply.opened(FileHandle(fh), flags);
@@ -391,4 +468,40 @@ pub fn mount_and_wait(fs: IdlatFs, mountpoint: &std::path::Path, opts: &MountOpt
             return session.umount_and_join();
         }
     }
+}
+
+/// Appends `v` as little-endian f32 bytes.
+fn extend_le(out: &mut Vec<u8>, v: &[f32]) {
+    #[cfg(target_endian = "little")]
+    {
+        // SAFETY: any f32 is 4 initialised bytes, u8 has no alignment
+        // requirement, and the slice lives for the call; on a little-endian
+        // target these are exactly the bytes to_le_bytes would give.
+        let bytes = unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) };
+        out.extend_from_slice(bytes);
+    }
+    #[cfg(not(target_endian = "little"))]
+    for f in v {
+        out.extend_from_slice(&f.to_le_bytes());
+    }
+}
+
+/// The cache capacity and decode-ahead actually used. A sequential reader
+/// sweeps a whole slab of blocks (one block layer in z) for every plane it
+/// reads, so a cache that cannot hold a slab, plus one read's pieces, decodes
+/// each block once per plane (`--cache-mb 1` took 23 s for what 1 s decodes):
+/// the capacity is raised to that floor. Decode-ahead is capped at half the
+/// capacity so it cannot evict the slab being read.
+pub fn effective_cache(grids: &[BlockGrid], cache_bytes: usize, readahead: u64) -> (usize, u64) {
+    let floor = grids
+        .iter()
+        .map(|g| {
+            let c = g.counts();
+            let block = g.block[0] * g.block[1] * g.block[2] * 4;
+            (c[0] * c[1] + 2 * PIECE_BLOCKS) * block
+        })
+        .max()
+        .unwrap_or(0);
+    let capacity = cache_bytes.max(floor);
+    (capacity, readahead.min(capacity as u64 / 2))
 }
