@@ -283,19 +283,7 @@ fn run_torch(args: Args) -> CmdResult {
         }
         bar.finish_and_clear();
         if !args.quiet {
-            let f32_bytes = (vol.data.len() * 4) as u64;
-            let mut msg = format!("{}: {} → {} bytes ({})", vol.info.name, input_bytes, stored, ratio_text(f32_bytes, input_bytes, stored, &[vol.info.dtype]));
-            if let Some(b) = &bound {
-                let n = vol.data.len().max(1);
-                msg.push_str(&format!(
-                    "; error bound {:.4e} on {} voxels ({:.1}%), {} corrected",
-                    b.abs,
-                    bstats.bounded,
-                    100.0 * bstats.bounded as f64 / n as f64,
-                    bstats.corrected
-                ));
-            }
-            note(&bar, msg);
+            note(&bar, volume_line(&vol, input_bytes, stored, bound.as_ref(), &bstats));
         }
         done.push(Packed { name: vol.info.name.clone(), input_bytes, f32_bytes: (vol.data.len() * 4) as u64, dtype: vol.info.dtype, scale });
     }
@@ -343,6 +331,17 @@ impl Inputs {
         let imp = crate::importance::compute(&self.spec, &ctx).with_context(|| format!("importance for {}", path.display()))?;
         Ok((vol, imp))
     }
+}
+
+/// A volume's line in the pack summary: sizes, ratio, and what an error bound covered.
+pub(super) fn volume_line(vol: &crate::volume::Volume, input_bytes: u64, stored: u64, bound: Option<&crate::codec::bound::BoundSpec>, st: &crate::codec::bound::BlockStats) -> String {
+    let f32_bytes = (vol.data.len() * 4) as u64;
+    let mut msg = format!("{}: {} → {} bytes ({})", vol.info.name, input_bytes, stored, ratio_text(f32_bytes, input_bytes, stored, &[vol.info.dtype]));
+    if let Some(b) = bound {
+        let n = vol.data.len().max(1);
+        msg.push_str(&format!("; error bound {:.4e} on {} voxels ({:.1}%), {} corrected", b.abs, st.bounded, 100.0 * st.bounded as f64 / n as f64, st.corrected));
+    }
+    msg
 }
 
 /// The metadata every profile writes for a volume; the caller adds codec extras.

@@ -1,7 +1,7 @@
 //! `idlat pack` with the wavelet profile or `--lossless`: pure Rust, no model,
 //! no libtorch (the torch-free build packs this way too).
 
-use super::pack::{bound_for, ratio_text, report, volume_meta, Args, Inputs, Packed};
+use super::pack::{bound_for, report, volume_line, volume_meta, Args, Inputs, Packed};
 use super::CmdResult;
 use crate::codec::blocks::Norm;
 use crate::codec::wavelet::{self, Target};
@@ -98,13 +98,7 @@ pub fn run(args: Args) -> CmdResult {
         }
         bar.finish_and_clear();
         if !args.quiet {
-            let f32_bytes = (vol.data.len() * 4) as u64;
-            let mut msg = format!("{}: {} → {} bytes ({})", vol.info.name, input_bytes, stored, ratio_text(f32_bytes, input_bytes, stored, &[vol.info.dtype]));
-            if let Some(b) = &bound {
-                let n = vol.data.len().max(1);
-                msg.push_str(&format!("; error bound {:.4e} on {bounded} voxels ({:.1}%), {corrected} corrected", b.abs, 100.0 * bounded as f64 / n as f64));
-            }
-            super::common::note(&bar, msg);
+            super::common::note(&bar, volume_line(&vol, input_bytes, stored, bound.as_ref(), &crate::codec::bound::BlockStats { bounded, corrected }));
         }
         done.push(Packed { name: vol.info.name.clone(), input_bytes, f32_bytes: (vol.data.len() * 4) as u64, dtype: vol.info.dtype, scale: 1.0 });
     }
