@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Rate-distortion and speed of idlat against SZ3 (pysz) and ZFP (zfpy), side by side.
+"""Rate-distortion and speed of idlat's neural profile (--profile fast) against SZ3 (pysz) and ZFP (zfpy), side by side
+(the default wavelet profile against every peer: tools/bench_peers.py).
 
 For each benchmark sample (held out: seed 1; the shipped model trains on seeds
 101-103) and each of the paper's importance maps, sweeps
@@ -92,7 +93,7 @@ def add(kind, spec, codec, setting, ratio, x, y, w, bmask, enc_s, dec_s, bound=N
 def run_idlat(kind, spec, raw, dims, x, w, bmask, codec, setting, pack_spec, extra=()):
     idl, rec = os.path.join(work, "b.idl"), os.path.join(work, "rec.raw")
     t = time.time()
-    idlat("pack", raw, "--dims", dims, "--importance", pack_spec, "-o", idl, "--force", "--quiet", *extra)
+    idlat("pack", "--profile", "fast", raw, "--dims", dims, "--importance", pack_spec, "-o", idl, "--force", "--quiet", *extra)
     enc = time.time() - t
     ev = json.loads(idlat("eval", idl, "--reference", raw, "--dims", dims, "--importance", spec, "--json"))["volumes"][0]
     idlat("unpack", idl, "-o", rec, "--force", "--quiet")

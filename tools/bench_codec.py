@@ -45,7 +45,7 @@ def sample(kind, dims):
 def pack_eval(raw, dims, spec, extra=(), name="b", model_args=None):
     m = model if model_args is None else model_args
     idl = os.path.join(work, f"{name}.idl")
-    idlat("pack", raw, "--dims", dims, "--importance", spec, "-o", idl, "--force", "--quiet", *m, *extra)
+    idlat("pack", "--profile", "fast", raw, "--dims", dims, "--importance", spec, "-o", idl, "--force", "--quiet", *m, *extra)
     ev = json.loads(idlat("eval", idl, "--reference", raw, "--dims", dims, "--importance", spec, "--json", *m))
     return idl, ev["overall"]
 
@@ -203,7 +203,7 @@ packs = []
 for batch, threads in [(1, 1), (7, 2), (256, 2)]:
     env = dict(os.environ, RAYON_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
     idl = os.path.join(work, f"det-{batch}-{threads}.idl")
-    idlat("pack", raw, "--dims", "128x128x128", "--importance", "iso:7", "--batch", str(batch), "-o", idl,
+    idlat("pack", "--profile", "fast", raw, "--dims", "128x128x128", "--importance", "iso:7", "--batch", str(batch), "-o", idl,
           "--force", "--quiet", *model, env=env)
     packs.append((batch, threads, idl))
 same_pack = all(filecmp.cmp(packs[0][2], p[2], shallow=False) for p in packs[1:])
