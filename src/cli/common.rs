@@ -173,12 +173,29 @@ pub type MaybeCodec = Option<crate::codec::pipeline::Codec>;
 #[cfg(not(feature = "torch"))]
 pub type MaybeCodec = Option<()>;
 
+/// Before libtorch's OpenMP starts: without `OMP_WAIT_POLICY`, libgomp spin-waits
+/// between the many small parallel regions of per-block synthesis, which on shared
+/// CPUs made neural decodes 3-7x slower (docs/MOUNT.md). The variable is read when
+/// the library initialises, so the process re-executes itself once with it set
+/// (same PID, same arguments). Only neural paths call this; if exec fails, it goes on.
+#[cfg(feature = "torch")]
+pub fn passive_openmp() {
+    use std::os::unix::process::CommandExt;
+    if std::env::var_os("OMP_WAIT_POLICY").is_some() {
+        return;
+    }
+    let err = std::process::Command::new("/proc/self/exe").args(std::env::args_os().skip(1)).env("OMP_WAIT_POLICY", "PASSIVE").exec();
+    eprintln!("idlat: note: could not re-execute with OMP_WAIT_POLICY=PASSIVE ({err}); continuing");
+    std::env::set_var("OMP_WAIT_POLICY", "ACTIVE");
+}
+
 pub fn codec_for(c: &crate::format::Container, model: Option<&std::path::Path>, dev: DeviceArg) -> anyhow::Result<MaybeCodec> {
     #[cfg(feature = "torch")]
     {
         if !crate::codec::store::needs_codec(c) {
             return Ok(None);
         }
+        passive_openmp();
         let mf = crate::codec::store::resolve_model(c, model).map_err(anyhow::Error::msg)?;
         Ok(Some(crate::codec::pipeline::Codec::load(mf, device(dev)?).map_err(anyhow::Error::msg)?))
     }

@@ -87,6 +87,7 @@ pub fn run(args: Args) -> CmdResult {
     let neural = crate::codec::store::needs_codec(&container);
     #[cfg(feature = "torch")]
     if neural {
+        super::common::passive_openmp();
         crate::codec::store::resolve_model(&container, args.model.as_deref()).map_err(anyhow::Error::msg)?;
     }
     // Opened before detaching so a bad path is reported on the terminal; without

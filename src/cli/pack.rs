@@ -161,6 +161,7 @@ pub fn run(args: Args) -> CmdResult {
     }
     #[cfg(feature = "torch")]
     {
+        super::common::passive_openmp();
         run_torch(args)
     }
 }
