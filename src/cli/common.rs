@@ -177,7 +177,15 @@ pub type MaybeCodec = Option<()>;
 /// between the many small parallel regions of per-block synthesis, which on shared
 /// CPUs made neural decodes 3-7x slower (docs/MOUNT.md). The variable is read when
 /// the library initialises, so the process re-executes itself once with it set
-/// (same PID, same arguments). Only neural paths call this; if exec fails, it goes on.
+/// (same PID, same arguments). Only neural paths call this, and only before they have
+/// written anything (a re-run must not find its own outputs); if exec fails, it goes on.
+#[cfg(feature = "torch")]
+pub fn passive_openmp_for(c: &crate::format::Container) {
+    if crate::codec::needs_neural(c) {
+        passive_openmp();
+    }
+}
+
 #[cfg(feature = "torch")]
 pub fn passive_openmp() {
     use std::os::unix::process::CommandExt;
@@ -195,7 +203,6 @@ pub fn codec_for(c: &crate::format::Container, model: Option<&std::path::Path>, 
         if !crate::codec::store::needs_codec(c) {
             return Ok(None);
         }
-        passive_openmp();
         let mf = crate::codec::store::resolve_model(c, model).map_err(anyhow::Error::msg)?;
         Ok(Some(crate::codec::pipeline::Codec::load(mf, device(dev)?).map_err(anyhow::Error::msg)?))
     }

@@ -68,6 +68,8 @@ fn bound_report(meta: &crate::format::VolumeMeta, orig: &crate::volume::Volume, 
 
 pub fn run(args: Args) -> CmdResult {
     let c = crate::format::Container::open(&args.input)?;
+    #[cfg(feature = "torch")]
+    super::common::passive_openmp_for(&c);
     let refs = crate::io::expand_inputs(&args.reference)?;
     let vols: Vec<_> = c.volumes().map(|(v, _)| v).collect();
     anyhow::ensure!(refs.len() == vols.len(), "{} reference files for {} stored volumes", refs.len(), vols.len());

@@ -45,6 +45,8 @@ pub struct Args {
 pub fn run(args: Args) -> CmdResult {
     let t0 = std::time::Instant::now();
     let c = crate::format::Container::open(&args.input)?;
+    #[cfg(feature = "torch")]
+    super::common::passive_openmp_for(&c);
     let vols: Vec<crate::format::VolumeId> = match &args.volume {
         Some(n) => vec![c.find_volume(n).with_context(|| format!("no volume '{n}' in {}", args.input.display()))?],
         None => c.volumes().map(|(v, _)| v).collect(),

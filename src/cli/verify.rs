@@ -35,6 +35,10 @@ pub fn run(args: Args) -> CmdResult {
             return Ok(ExitCode::from(1));
         }
     };
+    #[cfg(feature = "torch")]
+    if args.decode {
+        super::common::passive_openmp_for(&c);
+    }
     let mut bad = 0usize;
     if let Err(e) = c.embedded_model() {
         println!("model section: {e}");
