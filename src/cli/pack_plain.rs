@@ -6,16 +6,12 @@ use super::CmdResult;
 use crate::codec::blocks::Norm;
 use crate::codec::wavelet::{self, Target};
 use crate::format::{BlockGrid, BlockId, BlockKind, ContainerWriter, ModelRef};
-use anyhow::bail;
 
 /// Format minor that introduced wavelet blocks (spec §9).
 const WAVELET_MINOR: u16 = 4;
 
 pub fn run(args: Args) -> CmdResult {
     let t0 = std::time::Instant::now();
-    if args.model.is_some() && !args.lossless {
-        bail!("--model selects a neural profile; pass --profile fast or paper with it");
-    }
     if let Some(s) = args.step {
         anyhow::ensure!(s.is_finite() && s > 0.0, "--step {s} must be a positive number");
     }

@@ -111,13 +111,6 @@ impl Writer {
         self.rec.push((1 << PREC) | bit as u32);
     }
 
-    /// `nbits` low bits of `v`, most significant first, at probability 1/2.
-    pub fn raw_bits(&mut self, v: u32, nbits: u32) {
-        for i in (0..nbits).rev() {
-            self.raw((v >> i) & 1 == 1);
-        }
-    }
-
     /// The ANS words of everything recorded.
     pub fn finish(self) -> Vec<u32> {
         let mut ans = DefaultAnsCoder::new();
@@ -126,10 +119,6 @@ impl Writer {
             ans.encode_symbol(r & 1 == 1, Bin(r >> 1)).expect("valid binary model");
         }
         ans.into_compressed().expect("Vec backend cannot fail")
-    }
-
-    pub fn decisions(&self) -> usize {
-        self.rec.len()
     }
 }
 
@@ -155,10 +144,6 @@ impl Reader {
     #[inline]
     pub fn raw(&mut self) -> bool {
         self.ans.decode_symbol(Bin(1 << 15)).unwrap_or(false)
-    }
-
-    pub fn raw_bits(&mut self, nbits: u32) -> u32 {
-        (0..nbits).fold(0, |v, _| (v << 1) | self.raw() as u32)
     }
 
     /// A valid stream is exactly used up after its last symbol.
@@ -196,7 +181,9 @@ mod tests {
             w.bit(&mut c[i & 1], b);
             w.raw(i % 3 == 0);
         }
-        w.raw_bits(0xabc, 12);
+        for i in (0..12).rev() {
+            w.raw((0xabcu32 >> i) & 1 == 1);
+        }
         let words = w.finish();
         // 20000 raw bits + ~20000 * H(1/97) ≈ 1600 bits.
         assert!(words.len() * 32 < 20000 + 12 + 2600, "{} words", words.len());
@@ -206,7 +193,7 @@ mod tests {
             assert_eq!(r.bit(&mut c[i & 1]), b);
             assert_eq!(r.raw(), i % 3 == 0);
         }
-        assert_eq!(r.raw_bits(12), 0xabc);
+        assert_eq!((0..12).fold(0u32, |v, _| (v << 1) | r.raw() as u32), 0xabc);
         r.finish().unwrap();
     }
 }

@@ -182,7 +182,7 @@ fn axis_pass(data: &mut [f32], sz: [usize; 3], r: [usize; 3], axis: usize, scrat
 }
 
 /// The low-band region of each level: `regions[l]` is the corner transformed at level l.
-pub fn regions(sz: [usize; 3], levels: usize) -> Vec<[usize; 3]> {
+fn regions(sz: [usize; 3], levels: usize) -> Vec<[usize; 3]> {
     (0..=levels).map(|l| [low_len(sz[0], l), low_len(sz[1], l), low_len(sz[2], l)]).collect()
 }
 

@@ -148,24 +148,30 @@ pub fn decode_plain(kind: BlockKind, payload: &[u8], sz: [usize; 3], norm: Norm)
 
 /// Decodes block `b` of volume `v` of a container when it needs no neural network.
 pub fn decode_block(c: &Container, v: VolumeId, b: BlockId) -> Result<Vec<f32>, String> {
-    let g = c.grid(v).map_err(|e| e.to_string())?;
-    let m = c.volume(v).map_err(|e| e.to_string())?;
+    decode_in(c, v, &c.grid(v).map_err(|e| e.to_string())?, crate::codec::store_norm(c, v)?, b)
+}
+
+/// `decode_block` with the volume's grid and normalisation already at hand.
+fn decode_in(c: &Container, v: VolumeId, g: &BlockGrid, norm: Norm, b: BlockId) -> Result<Vec<f32>, String> {
     let r = c.block(v, b).map_err(|e| e.to_string())?;
-    let (_, sz) = g.extent(b);
-    decode_plain(r.kind, r.payload, sz, Norm { offset: m.norm.offset, scale: m.norm.scale }).map_err(|e| format!("block {} of volume {} ({}): {e}", b.0, v.0, m.info.name))
+    decode_plain(r.kind, r.payload, g.extent(b).1, norm).map_err(|e| {
+        let name = c.volume(v).map_or("?", |m| m.info.name.as_str());
+        format!("block {} of volume {} ({name}): {e}", b.0, v.0)
+    })
 }
 
 /// Decodes a whole volume without a neural network, one slab of blocks at a time
 /// (blocks of a slab in parallel); `progress(done, total)` after each slab.
 pub fn decode_volume(c: &Container, v: VolumeId, mut progress: impl FnMut(usize, usize)) -> Result<Vec<f32>, String> {
     let g = c.grid(v).map_err(|e| e.to_string())?;
+    let norm = crate::codec::store_norm(c, v)?;
     let dims = g.dims;
     let mut out = vec![0f32; dims[0] * dims[1] * dims[2]];
     let counts = g.counts();
     let per_slab = counts[0] * counts[1];
     for bz in 0..counts[2] {
         let ids: Vec<u64> = (bz * per_slab..(bz + 1) * per_slab).map(|i| i as u64).collect();
-        let blocks: Vec<Result<Vec<f32>, String>> = ids.par_iter().map(|&b| decode_block(c, v, BlockId(b))).collect();
+        let blocks: Vec<Result<Vec<f32>, String>> = ids.par_iter().map(|&b| decode_in(c, v, &g, norm, BlockId(b))).collect();
         for (&id, r) in ids.iter().zip(blocks) {
             let (o, s) = g.extent(BlockId(id));
             grid::scatter(&mut out, dims, o, s, &r?);
@@ -179,8 +185,9 @@ pub fn decode_volume(c: &Container, v: VolumeId, mut progress: impl FnMut(usize,
 pub fn reconstruct_volume(ps: &[Prepared], g: &BlockGrid, step0: f32, norm: Norm) -> Vec<f32> {
     let tiles: Vec<Vec<f32>> = ps
         .par_iter()
-        .map(|p| match p {
-            Prepared::Constant(v) => vec![*v],
+        .enumerate()
+        .map(|(id, p)| match p {
+            Prepared::Constant(v) => vec![*v; g.voxels(BlockId(id as u64))],
             Prepared::Exact(x) => x.clone(),
             Prepared::Coded { t, .. } => tile::reconstruct(t, step0).into_iter().map(|v| norm.inverse(v)).collect(),
         })
@@ -188,11 +195,7 @@ pub fn reconstruct_volume(ps: &[Prepared], g: &BlockGrid, step0: f32, norm: Norm
     let mut out = vec![0f32; g.dims[0] * g.dims[1] * g.dims[2]];
     for (id, t) in tiles.iter().enumerate() {
         let (o, sz) = g.extent(BlockId(id as u64));
-        if t.len() == 1 && sz.iter().product::<usize>() != 1 {
-            grid::scatter(&mut out, g.dims, o, sz, &vec![t[0]; sz.iter().product()]);
-        } else {
-            grid::scatter(&mut out, g.dims, o, sz, t);
-        }
+        grid::scatter(&mut out, g.dims, o, sz, t);
     }
     out
 }

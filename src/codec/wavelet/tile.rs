@@ -840,6 +840,17 @@ mod tests {
     }
 
     #[test]
+    fn band_costs_add_up_to_the_estimate() {
+        // The diagnostics code the same decisions in the same order as `estimate`.
+        let sz = [40, 33, 20];
+        let x = field(sz);
+        let imp: Vec<f32> = (0..x.len()).map(|i| if i % 40 < 20 { 1.0 } else { 0.03 }).collect();
+        let t = transform(&x, sz, cell_levels(&imp, sz));
+        let bits: f64 = band_costs(&t, 2e-3).iter().map(|b| b.4).sum();
+        assert_eq!(HEADER as u64 + 4 * ((bits / 32.0).ceil() as u64 + 2), estimate(&t, 2e-3));
+    }
+
+    #[test]
     fn cell_levels_follow_importance() {
         assert_eq!(cell_level(1.0), 0);
         assert_eq!(cell_level(0.5), 2);
