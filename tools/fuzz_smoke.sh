@@ -70,7 +70,20 @@ fi
 printf '\x00\x08\x00\x00\x01\x00\x00\x00\x00\x00\x00\x80\x02\x00\x00\x00\x00\x00\x01\x00' > corpus/payload/ans
 # The in-memory target starts from the same containers.
 cp -f corpus/container/* corpus/container_bytes/ 2>/dev/null || true
+# Every target runs even after a failure; a failing one prints the crash report
+# (what failed and the input), not just the last lines.
+fail=0
+log=$(mktemp)
 for t in container container_bytes payload readers; do
   echo "[fuzz] $t for ${SECS}s"
-  RUSTC_BOOTSTRAP=1 cargo fuzz run "$t" "corpus/$t" -- -max_total_time="$SECS" -rss_limit_mb=2048 -max_len=65536 2>&1 | tail -n 3
+  if RUSTC_BOOTSTRAP=1 cargo fuzz run "$t" "corpus/$t" -- -max_total_time="$SECS" -rss_limit_mb=2048 -max_len=65536 >"$log" 2>&1; then
+    tail -n 2 "$log"
+  else
+    echo "[fuzz] $t FAILED:"
+    grep -v '^#[0-9]' "$log" | grep -E -m 1 -A 25 'ERROR|panicked|SUMMARY|out-of-memory|deadly signal' || tail -n 40 "$log"
+    grep -E 'Test unit written|Base64' "$log" || true
+    fail=1
+  fi
 done
+rm -f "$log"
+exit $fail

@@ -45,6 +45,11 @@ pub struct Args {
     /// Tile edge of the wavelet profile (voxels; each tile decodes on its own).
     #[arg(long, default_value_t = crate::codec::wavelet::DEFAULT_TILE as u16, value_parser = clap::value_parser!(u16).range(8..=256))]
     pub tile: u16,
+    /// Wavelet decomposition of each tile: `auto` picks per tile the sparsest of
+    /// `mallat` (dyadic), `packet` (z first, then x-y on every z band) and `tensor`
+    /// (each axis fully on its own; best on anisotropic or layered fields).
+    #[arg(long, value_enum, default_value_t = LayoutArg::Auto)]
+    pub layout: LayoutArg,
     /// Wavelet base step (fraction of the value range at importance 1) when no target is given.
     #[arg(long, conflicts_with_all = ["target_ratio", "target_psnr", "target_wpsnr"])]
     pub step: Option<f32>,
@@ -423,4 +428,24 @@ pub(super) fn report(args: &Args, ins: &Inputs, done: &[Packed], stats: crate::f
     }
     println!("{line}");
     Ok(ExitCode::SUCCESS)
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayoutArg {
+    Auto,
+    Mallat,
+    Packet,
+    Tensor,
+}
+
+impl LayoutArg {
+    pub fn layout(self) -> Option<crate::codec::wavelet::Layout> {
+        use crate::codec::wavelet::Layout;
+        match self {
+            LayoutArg::Auto => None,
+            LayoutArg::Mallat => Some(Layout::Mallat),
+            LayoutArg::Packet => Some(Layout::Packet),
+            LayoutArg::Tensor => Some(Layout::Tensor),
+        }
+    }
 }

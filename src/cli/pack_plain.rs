@@ -8,7 +8,6 @@ use crate::codec::wavelet::{self, Target};
 use crate::format::{BlockGrid, BlockId, BlockKind, ContainerWriter, ModelRef};
 
 /// Format minor that introduced wavelet blocks (spec §9).
-const WAVELET_MINOR: u16 = 4;
 
 pub fn run(args: Args) -> CmdResult {
     let t0 = std::time::Instant::now();
@@ -45,7 +44,7 @@ pub fn run(args: Args) -> CmdResult {
                 })
                 .collect()
         } else {
-            let prepared = wavelet::prepare(&vol.data, &imp, &grid, norm, bound.as_ref().map(|b| (b, &imp[..])));
+            let prepared = wavelet::prepare(&vol.data, &imp, &grid, norm, bound.as_ref().map(|b| (b, &imp[..])), args.layout.layout());
             let target = args.target_ratio.map(Target::Ratio).or(args.target_psnr.map(Target::Psnr)).or(args.target_wpsnr.map(Target::WPsnr));
             let step = match target {
                 None => args.step.unwrap_or(wavelet::DEFAULT_STEP),
@@ -75,11 +74,8 @@ pub fn run(args: Args) -> CmdResult {
             meta.codec.insert("step".into(), serde_json::json!(step));
             wavelet::code_all(&prepared, step, norm).map_err(anyhow::Error::msg)?
         };
-        if coded.iter().any(|c| c.kind == BlockKind::Wavelet) {
-            writer.require_minor(WAVELET_MINOR);
-        }
-        if coded.iter().any(|c| c.kind == BlockKind::Wavelet && crate::format::StreamTable::parse(&c.payload, 1, 2).is_ok_and(|t| t.streams.len() == 2 && crate::codec::bound::needs_minor_2(t.streams[1]))) {
-            writer.require_minor(2);
+        if let Some(m) = coded.iter().map(wavelet::required_minor).max().filter(|&m| m > 0) {
+            writer.require_minor(m);
         }
         let vid = writer.add_volume(meta)?;
         let mut stored = 0u64;

@@ -11,8 +11,9 @@ use std::process::ExitCode;
 /// vortex: vorticity magnitude of a pseudo-spectral Navier-Stokes run (0..12);
 /// nyx: log10 density of a Zel'dovich-displaced cosmology-like field (about 8..12);
 /// isabel: hurricane pressure perturbation in Pa (Holland profile).
-/// Writes little-endian f32 OUT.raw plus OUT.mhd. With --steps N, writes
-/// OUT_000.raw ... numbered time steps of one run.
+/// Writes f32 in the format the output's extension names (.raw + .mhd, .nhdr
+/// + .raw, .npy, .vti; any other name gets raw data plus NAME.mhd). With
+/// --steps N, writes OUT_000.EXT ... numbered time steps of one run.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// vortex, nyx or isabel.
@@ -29,7 +30,7 @@ pub struct Args {
     /// Write this many consecutive steps (from --step) as numbered files.
     #[arg(long)]
     pub steps: Option<usize>,
-    /// Output .raw (a .mhd header is written beside it); NAME.mhd writes NAME.raw + NAME.mhd.
+    /// Output: NAME.raw or NAME.mhd (both written), NAME.nhdr (+ NAME.raw), NAME.npy or NAME.vti.
     #[arg(short, long)]
     pub output: PathBuf,
     /// Overwrite existing output files.
@@ -47,14 +48,19 @@ pub fn run(args: Args) -> CmdResult {
         None => vec![(args.output.clone(), args.step)],
         Some(n) => {
             let stem = args.output.file_stem().and_then(|s| s.to_str()).unwrap_or("sample").to_string();
-            (0..n).map(|i| (args.output.with_file_name(format!("{stem}_{:03}.raw", i)), args.step + i)).collect()
+            let ext = if known(&args.output) { args.output.extension().and_then(|e| e.to_str()).unwrap_or("raw").to_string() } else { "raw".into() };
+            (0..n).map(|i| (args.output.with_file_name(format!("{stem}_{i:03}.{ext}")), args.step + i)).collect()
         }
     };
     for (path, _) in &outputs {
-        let (data, header) = crate::io::raw_mhd_paths(path);
-        for p in [data, header] {
-            // Existing outputs need --force; a FIFO or device is refused even then.
-            crate::io::atomic::check_target(&p, args.force)?;
+        // Existing outputs need --force; a FIFO or device is refused even then.
+        if known(path) {
+            crate::io::check_output(path, args.force)?;
+        } else {
+            let (data, header) = crate::io::raw_mhd_paths(path);
+            for p in [data, header] {
+                crate::io::atomic::check_target(&p, args.force)?;
+            }
         }
     }
     // All steps are written to temporaries and renamed together at the end: a
@@ -65,10 +71,14 @@ pub fn run(args: Args) -> CmdResult {
         let t = std::time::Instant::now();
         let mut vol = generate(kind, dims, args.seed, step);
         vol.info.name = path.file_stem().and_then(|s| s.to_str()).unwrap_or(kind.name()).to_string();
-        let (data, header) = crate::io::raw_mhd_paths(&path);
-        let data_name = data.file_name().and_then(|n| n.to_str()).unwrap_or("data.raw").to_string();
-        staged.write_bytes(&data, &crate::io::raw::encode_samples(&vol.data, crate::volume::DType::F32)).with_context(|| format!("writing {}", path.display()))?;
-        staged.write_bytes(&header, crate::io::mhd_header(&vol, &data_name).as_bytes()).with_context(|| format!("writing {}", header.display()))?;
+        if known(&path) {
+            crate::io::stage_volume(&path, &vol, None, args.force, &mut staged).with_context(|| format!("writing {}", path.display()))?;
+        } else {
+            let (data, header) = crate::io::raw_mhd_paths(&path);
+            let data_name = data.file_name().and_then(|n| n.to_str()).unwrap_or("data.raw").to_string();
+            staged.write_bytes(&data, &crate::io::raw::encode_samples(&vol.data, crate::volume::DType::F32)).with_context(|| format!("writing {}", path.display()))?;
+            staged.write_bytes(&header, crate::io::mhd_header(&vol, &data_name).as_bytes()).with_context(|| format!("writing {}", header.display()))?;
+        }
         let (lo, hi) = vol.range();
         lines.push(format!(
             "{}: {} {}x{}x{} seed {} step {step}, range {lo:.4}..{hi:.4}, {:.1} s",
@@ -86,4 +96,9 @@ pub fn run(args: Args) -> CmdResult {
         println!("{l}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether `write_volume` knows the output's format by its extension.
+fn known(path: &std::path::Path) -> bool {
+    crate::io::check_output(path, true).is_ok()
 }

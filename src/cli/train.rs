@@ -2,9 +2,7 @@
 
 use super::common::{DeviceArg, InputArgs};
 use super::CmdResult;
-use crate::codec::profile::Profile;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 /// Fit the codec to your data (or train the shipped default model).
 ///
@@ -79,7 +77,9 @@ pub fn run(args: Args) -> CmdResult {
     }
     #[cfg(feature = "torch")]
     {
+        use crate::codec::profile::Profile;
         use crate::codec::train::{train, TrainConfig};
+        use std::process::ExitCode;
         use anyhow::Context;
         let profile = Profile::by_name(&args.profile).with_context(|| format!("unknown profile '{}' (fast or paper)", args.profile))?;
         if args.output.exists() && !args.force && args.resume.as_deref() != Some(args.output.as_path()) {

@@ -33,7 +33,7 @@ fn dims_from(path: &Path, sizes: &[usize]) -> Result<[usize; 3], IoError> {
     Ok(d)
 }
 
-fn read_all_capped(path: &Path, r: impl Read, cap: usize) -> Result<Vec<u8>, IoError> {
+pub(super) fn read_all_capped(path: &Path, r: impl Read, cap: usize) -> Result<Vec<u8>, IoError> {
     let mut v = Vec::new();
     r.take(cap as u64 + 1).read_to_end(&mut v).map_err(|e| os_err(path, e))?;
     Ok(v)

@@ -9,29 +9,83 @@ use std::path::Path;
 pub fn read_npy(path: &Path) -> Result<Volume, IoError> {
     let f = std::fs::File::open(path).map_err(|e| os_err(path, e))?;
     let file_len = f.metadata().map_err(|e| os_err(path, e))?.len();
-    parse_npy(path, std::io::BufReader::new(f), file_len)
+    let mut r = std::io::BufReader::new(f);
+    let header = read_header(path, &mut r, Some(file_len))?;
+    parse_npy(path, header, r, file_len)
 }
 
-/// A gzip-compressed .npy (`NAME.npy.gz`). It is inflated into memory first so
-/// the shape can be checked against the real data length before `npyz`
-/// allocates for it, as for a plain file; the inflated bytes are no larger than
-/// the volume itself.
+/// A gzip-compressed .npy (`NAME.npy.gz`). The header is inflated and checked
+/// first; the data are then inflated up to what the header's shape needs, so a
+/// decompression bomb cannot allocate past the volume it declares.
 pub fn read_npy_gz(path: &Path) -> Result<Volume, IoError> {
-    use std::io::Read;
     let f = std::fs::File::open(path).map_err(|e| os_err(path, e))?;
-    let mut bytes = Vec::new();
-    flate2::read::MultiGzDecoder::new(std::io::BufReader::new(f))
-        .read_to_end(&mut bytes)
-        .map_err(|e| IoError::Invalid { path: path.to_owned(), msg: format!("not valid gzip: {e}") })?;
-    let len = bytes.len() as u64;
-    parse_npy(path, std::io::Cursor::new(bytes), len)
+    let mut r = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(f));
+    let header = read_header(path, &mut r, None)?;
+    let need = data_bytes(path, &open(path, &header[..])?)?;
+    let data = super::headers::read_all_capped(path, r, need as usize)?;
+    let avail = (header.len() + data.len()) as u64;
+    parse_npy(path, header, std::io::Cursor::new(data), avail)
 }
 
-/// Parses .npy bytes from `r`; `avail` is how many bytes the stream holds.
-fn parse_npy(path: &Path, r: impl std::io::Read, avail: u64) -> Result<Volume, IoError> {
+/// numpy itself refuses headers past 10 000 bytes unless told otherwise.
+const MAX_HEADER: u64 = 1 << 20;
+
+/// Reads the magic, version, length field and header text, refusing a header
+/// longer than the stream (`avail`) or than `MAX_HEADER` before allocating it
+/// (the length field is u32 in versions 2 and 3).
+fn read_header(path: &Path, r: &mut impl std::io::Read, avail: Option<u64>) -> Result<Vec<u8>, IoError> {
+    use std::io::Read;
     let inv = |msg: String| IoError::Invalid { path: path.to_owned(), msg };
-    let file_len = avail;
-    let npy = npyz::NpyFile::new(r).map_err(|e| inv(format!("not a valid .npy: {e}")))?;
+    let mut head = vec![0u8; 10];
+    r.read_exact(&mut head).map_err(|_| inv("not a valid .npy: shorter than its magic and header length".into()))?;
+    if &head[..6] != b"\x93NUMPY" {
+        return Err(inv("not a valid .npy: bad magic".into()));
+    }
+    let (fixed, hlen) = match head[6] {
+        1 => (10u64, u16::from_le_bytes([head[8], head[9]]) as u64),
+        2 | 3 => {
+            let mut b = [0u8; 2];
+            r.read_exact(&mut b).map_err(|_| inv("not a valid .npy: truncated header length".into()))?;
+            head.extend_from_slice(&b);
+            (12, u32::from_le_bytes([head[8], head[9], b[0], b[1]]) as u64)
+        }
+        v => return Err(inv(format!("not a valid .npy: unknown format version {v}"))),
+    };
+    if hlen > MAX_HEADER || avail.is_some_and(|a| fixed + hlen > a) {
+        return Err(inv(format!("not a valid .npy: header of {hlen} bytes is longer than the file or than {MAX_HEADER}")));
+    }
+    let mut text = Vec::new();
+    r.take(hlen).read_to_end(&mut text).map_err(|e| os_err(path, e))?;
+    if text.len() as u64 != hlen {
+        return Err(inv("not a valid .npy: truncated header".into()));
+    }
+    head.extend_from_slice(&text);
+    Ok(head)
+}
+
+fn open<R: std::io::Read>(path: &Path, r: R) -> Result<npyz::NpyFile<R>, IoError> {
+    npyz::NpyFile::new(r).map_err(|e| IoError::Invalid { path: path.to_owned(), msg: format!("not a valid .npy: {e}") })
+}
+
+/// Bytes of data the header's shape and dtype declare (checked: the shape
+/// comes from the file and may be absurd).
+fn data_bytes<R: std::io::Read>(path: &Path, npy: &npyz::NpyFile<R>) -> Result<u64, IoError> {
+    let n = npy.shape().iter().try_fold(1u64, |a, &s| a.checked_mul(s));
+    let size = match npy.dtype() {
+        npyz::DType::Plain(ts) => ts.size_field() as u64,
+        _ => 1,
+    };
+    n.and_then(|n| n.checked_mul(size)).ok_or_else(|| IoError::Invalid { path: path.to_owned(), msg: format!("shape {:?} overflows", npy.shape()) })
+}
+
+/// Parses .npy data after its checked `header`; `avail` is how many bytes the
+/// whole stream holds.
+fn parse_npy(path: &Path, header: Vec<u8>, rest: impl std::io::Read, avail: u64) -> Result<Volume, IoError> {
+    use std::io::Read;
+    let inv = |msg: String| IoError::Invalid { path: path.to_owned(), msg };
+    let hlen = header.len() as u64;
+    let npy = open(path, std::io::Cursor::new(header).chain(rest))?;
+    let file_len = avail.saturating_sub(hlen);
     let shape: Vec<usize> = npy.shape().iter().map(|&s| s as usize).collect();
     if shape.is_empty() || shape.len() > 3 || shape.contains(&0) {
         return Err(inv(format!("only scalar 1-3D arrays are supported (shape {shape:?})")));
@@ -48,12 +102,11 @@ fn parse_npy(path: &Path, r: impl std::io::Read, avail: u64) -> Result<Volume, I
         (TypeChar::Int, 4) => DType::I32,
         _ => return Err(inv(format!("unsupported dtype {ts}"))),
     };
-    // Checked: the shape comes from the file and may be absurd.
-    let n = shape.iter().try_fold(1usize, |a, &s| a.checked_mul(s)).ok_or_else(|| inv(format!("shape {shape:?} overflows")))?;
-    let need = (n as u64).saturating_mul(dtype.size() as u64);
+    let need = data_bytes(path, &npy)?;
     if need > file_len {
-        return Err(inv(format!("shape {shape:?} needs {need} bytes but the file has {file_len}")));
+        return Err(inv(format!("shape {shape:?} needs {need} bytes of data but the file has {file_len}")));
     }
+    let n = usize::try_from(need / dtype.size() as u64).map_err(|_| inv(format!("shape {shape:?} is too large")))?;
     let fortran = npy.order() == npyz::Order::Fortran;
     let conv = |e: std::io::Error| inv(format!("reading data: {e}"));
     let data: Vec<f32> = match dtype {

@@ -203,3 +203,60 @@ fn gzipped_npy_is_read_as_npy() {
     let e = read_volume(&dir.join("bad.npy.gz"), &ReadOptions::default()).unwrap_err().to_string();
     assert!(e.contains("not a valid .npy"), "{e}");
 }
+
+/// A .npy header length is checked against the file (and a 1 MiB cap) before
+/// anything is allocated for it: a version-3 length field of ~4 GiB made the
+/// reader allocate it (found by the `readers` fuzz target). A gzipped .npy is
+/// inflated no further than its header's shape needs.
+#[test]
+fn npy_header_and_gzip_lengths_are_checked_before_allocating() {
+    use std::io::Write;
+    let d = tmp();
+    let dict = b"{'descr': '<f4', 'fortran_order': False, 'shape': (4, 4, 4), }";
+    let npy = |version: u8, len_field: &[u8], data: &[u8]| {
+        let mut b = b"\x93NUMPY".to_vec();
+        b.extend_from_slice(&[version, 0]);
+        b.extend_from_slice(len_field);
+        b.extend_from_slice(dict);
+        b.extend_from_slice(data);
+        b
+    };
+    let cases: [(&str, Vec<u8>, &str); 4] = [
+        ("huge3.npy", npy(3, &0xffff_ff76u32.to_le_bytes(), &[0; 256]), "header of 4294967158 bytes is longer than the file"),
+        ("long1.npy", npy(1, &0x7000u16.to_le_bytes(), &[0; 256]), "header of 28672 bytes is longer than the file"),
+        ("v9.npy", npy(9, &[0, 0], &[]), "unknown format version 9"),
+        ("short.npy", b"\x93NUM".to_vec(), "shorter than its magic"),
+    ];
+    for (name, bytes, want) in cases {
+        let p = d.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        let e = read_volume(&p, &ReadOptions::default()).unwrap_err().to_string();
+        assert!(e.contains(want), "{name}: {e}");
+    }
+    // A well-formed file with the same header reads (the checks are not too strict).
+    let ok_path = d.path().join("ok.npy");
+    let len = (dict.len() as u16).to_le_bytes();
+    std::fs::write(&ok_path, npy(1, &len, &[0; 256])).unwrap();
+    assert_eq!(read_volume(&ok_path, &ReadOptions::default()).unwrap().info.dims, [4, 4, 4]);
+    // Gzip: 64 MiB of zeros behind a 4x4x4 header read as the 64 values it
+    // declares; a shape past the inflated data is an error naming both sizes.
+    for (name, shape, want) in [("bomb.npy.gz", "(4, 4, 4)", None), ("big.npy.gz", "(1024, 1024, 1024)", Some("needs 4294967296 bytes of data"))] {
+        let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+        let mut raw = b"\x93NUMPY\x01\x00".to_vec();
+        raw.extend_from_slice(&(dict.len() as u16).to_le_bytes());
+        raw.extend_from_slice(dict.as_bytes());
+        let p = d.path().join(name);
+        let mut gz = flate2::write::GzEncoder::new(std::fs::File::create(&p).unwrap(), flate2::Compression::fast());
+        gz.write_all(&raw).unwrap();
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..64 {
+            gz.write_all(&zeros).unwrap();
+        }
+        gz.finish().unwrap();
+        match (read_volume(&p, &ReadOptions::default()), want) {
+            (Ok(v), None) => assert_eq!((v.info.dims, v.data.len()), ([4, 4, 4], 64)),
+            (Err(e), Some(w)) => assert!(e.to_string().contains(w), "{name}: {e}"),
+            (r, w) => panic!("{name}: {:?} (wanted {w:?})", r.map(|v| v.info.dims)),
+        }
+    }
+}

@@ -41,7 +41,7 @@ fn vectors() -> Vec<(&'static str, fn(&Path))> {
             let norm = Norm::from_range(lo, hi);
             let bimp: Vec<f32> = (0..n).map(|i| if i % 20 >= 16 { 1.0 } else { 0.0 }).collect();
             let spec = BoundSpec { abs: 0.01, min_importance: 0.5, graded: false, max: None };
-            let coded = wavelet::code_all(&wavelet::prepare(&data, &imp, &g, norm, Some((&spec, &bimp))), 0.01, norm).unwrap();
+            let coded = wavelet::code_all(&wavelet::prepare(&data, &imp, &g, norm, Some((&spec, &bimp)), Some(wavelet::Layout::Mallat)), 0.01, norm).unwrap();
             let mut meta = volume_meta("w", dims, 16);
             meta.norm = idlat::format::Normalisation { offset: norm.offset, scale: norm.scale };
             meta.value_range = (lo, hi);
@@ -50,6 +50,31 @@ fn vectors() -> Vec<(&'static str, fn(&Path))> {
             let v = w.add_volume(meta).unwrap();
             for (b, c) in coded.iter().enumerate() {
                 assert_eq!(c.kind, BlockKind::Wavelet);
+                w.write_block(v, BlockId(b as u64), c.kind, &c.payload).unwrap();
+            }
+            w.finish().unwrap();
+        }),
+        ("wavelet-layouts-32x16x12.idl", |p| {
+            // Two 16-voxel tiles with two levels, the first in the packet layout and the
+            // second in the tensor layout (format 1.5), steered by an importance ramp.
+            use idlat::codec::{blocks::Norm, wavelet};
+            let dims = [32, 16, 12];
+            let n = 32 * 16 * 12;
+            let data: Vec<f32> = (0..n).map(|i| ((i % 32) as f32 * 0.3).sin() * 2.0 + ((i / 512) as f32 * 1.3).sin() * 4.0 + (i / 32 % 16) as f32 * 0.05).collect();
+            let imp: Vec<f32> = (0..n).map(|i| (i % 32) as f32 / 31.0).collect();
+            let g = idlat::format::BlockGrid::cubic(dims, 16);
+            let (lo, hi) = data.iter().fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+            let norm = Norm::from_range(lo, hi);
+            let code = |l| wavelet::code_all(&wavelet::prepare(&data, &imp, &g, norm, None, Some(l)), 0.02, norm).unwrap();
+            let (packet, tensor) = (code(wavelet::Layout::Packet), code(wavelet::Layout::Tensor));
+            let mut meta = volume_meta("l", dims, 16);
+            meta.norm = idlat::format::Normalisation { offset: norm.offset, scale: norm.scale };
+            meta.value_range = (lo, hi);
+            let mut w = ContainerWriter::create(p, true).unwrap();
+            w.require_minor(5);
+            let v = w.add_volume(meta).unwrap();
+            for (b, c) in [&packet[0], &tensor[1]].into_iter().enumerate() {
+                assert_eq!((c.kind, wavelet::required_minor(c)), (BlockKind::Wavelet, 5));
                 w.write_block(v, BlockId(b as u64), c.kind, &c.payload).unwrap();
             }
             w.finish().unwrap();

@@ -186,23 +186,69 @@ fn regions(sz: [usize; 3], levels: usize) -> Vec<[usize; 3]> {
     (0..=levels).map(|l| [low_len(sz[0], l), low_len(sz[1], l), low_len(sz[2], l)]).collect()
 }
 
-/// Multi-level forward 3D transform of a tile (x fastest) in place.
-pub fn forward3(data: &mut [f32], sz: [usize; 3], levels: usize) {
-    let mut scratch = Vec::new();
-    for r in regions(sz, levels).into_iter().take(levels) {
-        for axis in 0..3 {
-            axis_pass(data, sz, r, axis, &mut scratch, false);
-        }
+/// How a tile's levels are arranged. Mallat's (dyadic) splits only the low band at
+/// each level. Packet: `levels` z-only levels on whole columns, then `levels` 2D
+/// (x, y) levels on every z band. Tensor: each axis fully on its own. Fields smooth
+/// in-plane but rough along z (stratified flows, thin slabs) or anisotropic in
+/// general put energy in bands that Mallat's decomposition never splits again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    Mallat = 0,
+    Packet = 1,
+    Tensor = 2,
+}
+
+impl Layout {
+    pub const ALL: [Layout; 3] = [Layout::Mallat, Layout::Packet, Layout::Tensor];
+
+    pub fn from_byte(b: u8) -> Option<Layout> {
+        Layout::ALL.get(b as usize).copied()
     }
 }
 
-/// Inverse of `forward3`.
-pub fn inverse3(data: &mut [f32], sz: [usize; 3], levels: usize) {
-    let mut scratch = Vec::new();
-    for r in regions(sz, levels).into_iter().take(levels).rev() {
-        for axis in (0..3).rev() {
-            axis_pass(data, sz, r, axis, &mut scratch, true);
+/// The passes of a layout in forward order: (region, axis).
+fn passes(sz: [usize; 3], levels: usize, layout: Layout) -> Vec<([usize; 3], usize)> {
+    let mut out = Vec::new();
+    let along = |a: usize, l: usize| {
+        let mut r = sz;
+        r[a] = low_len(sz[a], l);
+        r
+    };
+    match layout {
+        Layout::Mallat => {
+            for r in regions(sz, levels).into_iter().take(levels) {
+                out.extend((0..3).map(|a| (r, a)));
+            }
         }
+        Layout::Packet => {
+            out.extend((0..levels).map(|l| (along(2, l), 2)));
+            for l in 0..levels {
+                let r = [low_len(sz[0], l), low_len(sz[1], l), sz[2]];
+                out.extend([(r, 0), (r, 1)]);
+            }
+        }
+        Layout::Tensor => {
+            for a in 0..3 {
+                out.extend((0..levels).map(|l| (along(a, l), a)));
+            }
+        }
+    }
+    out
+}
+
+/// Multi-level forward transform of a tile (x fastest) in place, in `layout`.
+pub fn forward(data: &mut [f32], sz: [usize; 3], levels: usize, layout: Layout) {
+    let mut scratch = Vec::new();
+    for (r, a) in passes(sz, levels, layout) {
+        axis_pass(data, sz, r, a, &mut scratch, false);
+    }
+}
+
+/// Inverse of `forward`.
+pub fn inverse(data: &mut [f32], sz: [usize; 3], levels: usize, layout: Layout) {
+    let mut scratch = Vec::new();
+    for (r, a) in passes(sz, levels, layout).into_iter().rev() {
+        axis_pass(data, sz, r, a, &mut scratch, true);
     }
 }
 
@@ -252,7 +298,7 @@ mod tests {
     fn transform_is_close_to_orthonormal() {
         let x = noise(64 * 64, 7);
         let mut y = x.clone();
-        forward3(&mut y, [64, 64, 1], 4);
+        forward(&mut y, [64, 64, 1], 4, Layout::Mallat);
         let e0: f32 = x.iter().map(|v| v * v).sum();
         let e1: f32 = y.iter().map(|v| v * v).sum();
         assert!((e1 / e0 - 1.0).abs() < 0.1, "energy ratio {}", e1 / e0);
@@ -280,14 +326,41 @@ mod tests {
     }
 
     #[test]
+    fn every_layout_inverts_and_shares_the_low_band() {
+        for sz in [[16, 16, 16], [13, 9, 20], [64, 64, 48], [8, 8, 1]] {
+            let x = noise(sz.iter().product(), 7);
+            let levels = levels_for(sz, 6);
+            let mut d = x.clone();
+            forward(&mut d, sz, levels, Layout::Mallat);
+            for layout in [Layout::Packet, Layout::Tensor] {
+            let mut p = x.clone();
+            forward(&mut p, sz, levels, layout);
+            // The all-low band is the same separable low-pass either way.
+            let l = [low_len(sz[0], levels), low_len(sz[1], levels), low_len(sz[2], levels)];
+            for z in 0..l[2] {
+                for y in 0..l[1] {
+                    for i in 0..l[0] {
+                        let k = (z * sz[1] + y) * sz[0] + i;
+                        assert!((p[k] - d[k]).abs() < 1e-3 * (1.0 + d[k].abs()), "{sz:?} {k}: {} vs {}", p[k], d[k]);
+                    }
+                }
+            }
+            inverse(&mut p, sz, levels, layout);
+            let e = x.iter().zip(&p).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(e < 1e-4, "{sz:?} {layout:?}: {e}");
+            }
+        }
+    }
+
+    #[test]
     fn odd_tiles_invert() {
         for sz in [[13, 7, 5], [64, 64, 64], [33, 1, 17], [2, 2, 2], [100, 3, 1]] {
             let n = sz[0] * sz[1] * sz[2];
             let x = noise(n, n as u32);
             let mut y = x.clone();
             let l = levels_for(sz, 5);
-            forward3(&mut y, sz, l);
-            inverse3(&mut y, sz, l);
+            forward(&mut y, sz, l, Layout::Mallat);
+            inverse(&mut y, sz, l, Layout::Mallat);
             let e = x.iter().zip(&y).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
             assert!(e < 1e-4, "{sz:?}: max error {e}");
         }

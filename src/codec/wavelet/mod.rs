@@ -16,6 +16,7 @@ pub mod tile;
 use crate::codec::blocks::Norm;
 use crate::codec::bound::{self, BlockStats, BoundSpec};
 use crate::format::{block, grid, BlockGrid, BlockId, BlockKind, Container, StreamTable, VolumeId};
+pub use lift::Layout;
 use rayon::prelude::*;
 
 /// Default tile edge (voxels).
@@ -32,8 +33,9 @@ pub enum Prepared {
     Coded { t: tile::Transformed, orig: Vec<f32>, bound: Option<Vec<f32>> },
 }
 
-/// Transforms every tile of a volume (parallel over tiles).
-pub fn prepare(data: &[f32], imp: &[f32], g: &BlockGrid, norm: Norm, bound: Option<(&BoundSpec, &[f32])>) -> Vec<Prepared> {
+/// Transforms every tile of a volume (parallel over tiles), in `layout` or (None)
+/// the best of the three per tile.
+pub fn prepare(data: &[f32], imp: &[f32], g: &BlockGrid, norm: Norm, bound: Option<(&BoundSpec, &[f32])>, layout: Option<Layout>) -> Vec<Prepared> {
     (0..g.len())
         .into_par_iter()
         .map(|id| {
@@ -55,7 +57,22 @@ pub fn prepare(data: &[f32], imp: &[f32], g: &BlockGrid, norm: Norm, bound: Opti
                 bi.iter().map(|&i| b.at(i)).collect()
             });
             let xn: Vec<f32> = x.iter().map(|&v| norm.forward(v)).collect();
-            Prepared::Coded { t: tile::transform(&xn, sz, tile::cell_levels(&w, sz)), orig: x, bound }
+            let cells = tile::cell_levels(&w, sz);
+            let t = match layout {
+                Some(l) => tile::transform(&xn, sz, cells, l),
+                // Best basis per tile: the layout whose detail coefficients are sparsest
+                // in units of their steps (step-free, so rate control can come after).
+                None => Layout::ALL
+                    .iter()
+                    .map(|&l| {
+                        let t = tile::transform(&xn, sz, cells.clone(), l);
+                        (tile::l1_cost(&t), t)
+                    })
+                    .min_by(|a, b| a.0.total_cmp(&b.0))
+                    .map(|(_, t)| t)
+                    .expect("three layouts"),
+            };
+            Prepared::Coded { t, orig: x, bound }
         })
         .collect()
 }
@@ -113,6 +130,19 @@ pub fn estimate_bytes(ps: &[Prepared], step0: f32) -> u64 {
             payload + crate::format::layout::ENTRY_LEN
         })
         .sum()
+}
+
+/// The format minor version a coded tile needs (spec §9): 4 for a wavelet block,
+/// 5 with a packet or tensor layout; 2 for an interpolation-mode residual stream;
+/// 0 for other kinds.
+pub fn required_minor(c: &Coded) -> u16 {
+    if c.kind != BlockKind::Wavelet {
+        return 0;
+    }
+    let Ok(t) = StreamTable::parse(&c.payload, 1, 2) else { return 4 };
+    let layout = if t.streams[0].get(1).is_some_and(|&b| b != 0) { 5 } else { 4 };
+    let residual = if t.streams.len() == 2 && bound::needs_minor_2(t.streams[1]) { 2 } else { 0 };
+    layout.max(residual)
 }
 
 /// Codes every tile (parallel); results in tile order.
@@ -319,7 +349,7 @@ mod tests {
         let (lo, hi) = data.iter().fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
         let norm = Norm::from_range(lo, hi);
         let spec = BoundSpec { abs: 0.01, min_importance: 0.5, graded: false, max: None };
-        let ps = prepare(&data, &imp, &g, norm, Some((&spec, &imp)));
+        let ps = prepare(&data, &imp, &g, norm, Some((&spec, &imp)), None);
         let coded = code_all(&ps, 0.02, norm).unwrap();
         let mut out = vec![0f32; n];
         for (id, c) in coded.iter().enumerate() {
@@ -342,7 +372,7 @@ mod tests {
         let imp = vec![0.5f32; n];
         let g = BlockGrid::cubic(dims, 32);
         let norm = Norm::from_range(-3.0, 3.0);
-        let ps = prepare(&data, &imp, &g, norm, None);
+        let ps = prepare(&data, &imp, &g, norm, None, None);
         let c = search(&ps, &g, norm, &data, &imp, None, Target::Ratio(60.0), 0).unwrap();
         assert!(c.met);
         let got = (n * 4) as f64 / stored_bytes(&code_all(&ps, c.step, norm).unwrap()) as f64;
