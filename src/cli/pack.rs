@@ -158,7 +158,22 @@ pub(super) fn ratio_text(f32_bytes: u64, input_bytes: u64, stored: u64, dtypes: 
 
 pub fn run(args: Args) -> CmdResult {
     if args.lossless || (args.profile == Profile::Wavelet && args.model.is_none()) {
+        let neural_only: Vec<&str> = [
+            (args.steer != crate::codec::hyper::Steer::Strict, "--steer"),
+            (args.device != DeviceArg::Auto, "--device"),
+            (args.batch != 8, "--batch"),
+            (args.embed_model, "--embed-model"),
+        ]
+        .into_iter()
+        .filter_map(|(set, name)| set.then_some(name))
+        .collect();
+        if !neural_only.is_empty() {
+            eprintln!("idlat: warning: {} only apply to the neural profiles (--profile fast or paper); ignored", neural_only.join(", "));
+        }
         return super::pack_plain::run(args);
+    }
+    if args.layout != LayoutArg::Auto {
+        eprintln!("idlat: warning: --layout only applies to the wavelet profile; ignored");
     }
     #[cfg(not(feature = "torch"))]
     {

@@ -44,15 +44,25 @@ pub fn run(args: Args) -> CmdResult {
                 })
                 .collect()
         } else {
-            let prepared = wavelet::prepare(&vol.data, &imp, &grid, norm, bound.as_ref().map(|b| (b, &imp[..])), args.layout.layout());
+            let mut prepared = wavelet::prepare(&vol.data, &imp, &grid, norm, bound.as_ref().map(|b| (b, &imp[..])), args.layout.layout());
             let target = args.target_ratio.map(Target::Ratio).or(args.target_psnr.map(Target::Psnr)).or(args.target_wpsnr.map(Target::WPsnr));
             let step = match target {
-                None => args.step.unwrap_or(wavelet::DEFAULT_STEP),
+                None => {
+                    let step = args.step.unwrap_or(wavelet::DEFAULT_STEP);
+                    if args.layout == super::pack::LayoutArg::Auto {
+                        wavelet::relayout(&mut prepared, step, norm);
+                    }
+                    step
+                }
                 Some(t) => {
                     // This volume's share of the container: header and trailer, its metadata.
                     let meta_bytes = zstd::bulk::compress(&serde_json::to_vec(&meta)?, 19).map_or(1024, |z| z.len() as u64);
                     let overhead = (120 + 200) / ins.paths.len() as u64 + meta_bytes;
-                    let c = wavelet::search(&prepared, &grid, norm, &vol.data, &imp, None, t, overhead).map_err(anyhow::Error::msg)?;
+                    let mut c = wavelet::search(&prepared, &grid, norm, &vol.data, &imp, None, t, overhead).map_err(anyhow::Error::msg)?;
+                    // The layouts chosen at the step the target needs, then the step again for them.
+                    if args.layout == super::pack::LayoutArg::Auto && wavelet::relayout(&mut prepared, c.step, norm) > 0 {
+                        c = wavelet::search(&prepared, &grid, norm, &vol.data, &imp, None, t, overhead).map_err(anyhow::Error::msg)?;
+                    }
                     let what = match t {
                         Target::Ratio(r) => format!("ratio {r}: estimated {:.1}", c.achieved),
                         Target::Psnr(p) => format!("PSNR {p} dB: reached {:.2} dB (before error-bound corrections)", c.achieved),

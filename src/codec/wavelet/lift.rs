@@ -206,6 +206,18 @@ impl Layout {
     }
 }
 
+/// Energy of the 1D synthesis basis function of a coefficient (long lines, centre):
+/// `[low half at level l, high half at level l]` for l = 1..6. A band's gain is
+/// the product over its axes; quantisation error in a coefficient reaches the
+/// voxels scaled by it (CDF 9/7 is close to, not exactly, orthonormal).
+const GAIN: [[f64; 2]; 6] = [[0.9830, 1.0404], [1.0306, 0.9672], [1.0521, 1.0396], [1.0585, 1.0751], [1.0602, 1.0858], [1.0606, 1.0890]];
+
+/// Synthesis energy of a band with per-axis levels `lv` (0: untransformed axis) and
+/// orientation bits `orient` (bit a: high along a).
+pub fn band_gain(lv: [usize; 3], orient: usize) -> f64 {
+    (0..3).map(|a| if lv[a] == 0 { 1.0 } else { GAIN[lv[a].min(6) - 1][orient >> a & 1] }).product()
+}
+
 /// The passes of a layout in forward order: (region, axis).
 fn passes(sz: [usize; 3], levels: usize, layout: Layout) -> Vec<([usize; 3], usize)> {
     let mut out = Vec::new();

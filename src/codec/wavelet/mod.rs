@@ -3,7 +3,8 @@
 //! no libtorch; spec/FORMAT.md §6.3).
 //!
 //! Every tile (block of the container grid) is transformed and coded on its
-//! own, so the mount decodes only what a read touches. Rate control picks one
+//! own, so the mount decodes only what a read touches. Each tile keeps the
+//! sparsest of three decompositions (`lift::Layout`: Mallat, packet, tensor). Rate control picks one
 //! base step for the whole volume: with every coefficient's step set to
 //! `Δ0 / sqrt(importance)`, a common `Δ0` puts every tile at the same slope of
 //! its rate-distortion curve (the Lagrangian optimum for importance-weighted
@@ -75,6 +76,33 @@ pub fn prepare(data: &[f32], imp: &[f32], g: &BlockGrid, norm: Norm, bound: Opti
             Prepared::Coded { t, orig: x, bound }
         })
         .collect()
+}
+
+/// Re-chooses each tile's layout (when `prepare` chose it) by its exact
+/// rate-distortion cost at base step `step0`: the L1 choice is step-free but misses
+/// where the step changes the ranking. Returns how many tiles changed.
+pub fn relayout(ps: &mut [Prepared], step0: f32, norm: Norm) -> usize {
+    ps.par_iter_mut()
+        .map(|p| {
+            let Prepared::Coded { t, orig, .. } = p else { return 0 };
+            let xn: Vec<f32> = orig.iter().map(|&v| norm.forward(v)).collect();
+            let mut best = (tile::rd_cost(t, step0), None);
+            for l in Layout::ALL.into_iter().filter(|&l| l != t.layout) {
+                let c = tile::transform(&xn, t.size, t.cells.clone(), l);
+                let j = tile::rd_cost(&c, step0);
+                if j < best.0 {
+                    best = (j, Some(c));
+                }
+            }
+            match best.1 {
+                Some(c) => {
+                    *t = c;
+                    1
+                }
+                None => 0,
+            }
+        })
+        .sum()
 }
 
 /// A coded tile: its block kind and payload, plus error-bound statistics.

@@ -13,7 +13,7 @@
 //!   (`bits`).
 
 use super::bits::{bytes_to_words, words_to_bytes, Ctx, Reader, Writer};
-use super::lift::{forward, inverse, levels_for, low_len, Layout};
+use super::lift::{band_gain, forward, inverse, levels_for, low_len, Layout};
 
 /// Most decomposition levels of a tile.
 pub const MAX_LEVELS: usize = 6;
@@ -677,7 +677,8 @@ pub fn encode(t: &Transformed, step0: f32) -> Vec<u8> {
 }
 
 /// Rate-distortion cost of coding `t` at `step0`: squared error in units of each
-/// coefficient's step, plus LAMBDA per bit (the high-rate slope of a uniform
+/// coefficient's step, times its band's synthesis gain (the error it leaves in the
+/// voxels), plus LAMBDA per bit (the high-rate slope of a uniform
 /// quantiser, dD/dR = 2 ln 2 / 12 per coefficient).
 pub fn rd_cost(t: &Transformed, step0: f32) -> f64 {
     const LAMBDA: f64 = 2.0 * std::f64::consts::LN_2 / 12.0;
@@ -687,10 +688,12 @@ pub fn rd_cost(t: &Transformed, step0: f32) -> f64 {
     let mut q = quantise_all(t, &bands, &steps);
     let mut d = 0f64;
     for b in &bands {
+        let mut db = 0f64;
         for_band(b, t.size, &steps, |_, idx, s| {
             let e = (t.coeffs[idx] - dequantise(q[idx], s)) / s;
-            d += (e * e) as f64;
+            db += (e * e) as f64;
         });
+        d += db * band_gain(b.lv, b.orient);
     }
     let mut c = Cost { bits: 0.0 };
     let mut m = Models::new();
@@ -705,7 +708,9 @@ pub fn l1_cost(t: &Transformed) -> f64 {
     let steps = Steps::new(&t.cells, t.size, 1.0);
     let mut sum = 0f64;
     for b in &bands[1..] {
-        for_band(b, t.size, &steps, |_, idx, s| sum += (t.coeffs[idx].abs() / s) as f64);
+        let mut sb = 0f64;
+        for_band(b, t.size, &steps, |_, idx, s| sb += (t.coeffs[idx].abs() / s) as f64);
+        sum += sb * band_gain(b.lv, b.orient).sqrt();
     }
     sum
 }
