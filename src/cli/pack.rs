@@ -45,9 +45,10 @@ pub struct Args {
     /// Tile edge of the wavelet profile (voxels; each tile decodes on its own).
     #[arg(long, default_value_t = crate::codec::wavelet::DEFAULT_TILE as u16, value_parser = clap::value_parser!(u16).range(8..=256))]
     pub tile: u16,
-    /// Wavelet decomposition of each tile: `auto` picks per tile the sparsest of
-    /// `mallat` (dyadic), `packet` (z first, then x-y on every z band) and `tensor`
-    /// (each axis fully on its own; best on anisotropic or layered fields).
+    /// Wavelet decomposition of each tile: `auto` picks per tile the cheapest (in
+    /// rate and importance-weighted error) of `mallat` (dyadic), `packet` (z first,
+    /// then x-y on every z band) and `tensor` (each axis fully on its own; best on
+    /// anisotropic or layered fields).
     #[arg(long, value_enum, default_value_t = LayoutArg::Auto)]
     pub layout: LayoutArg,
     /// Wavelet base step (fraction of the value range at importance 1) when no target is given.
@@ -172,9 +173,6 @@ pub fn run(args: Args) -> CmdResult {
         }
         return super::pack_plain::run(args);
     }
-    if args.layout != LayoutArg::Auto {
-        eprintln!("idlat: warning: --layout only applies to the wavelet profile; ignored");
-    }
     #[cfg(not(feature = "torch"))]
     {
         bail!("the {:?} profile needs the neural codec, which this build lacks (built without the `torch` feature); the default wavelet profile works", args.profile);
@@ -182,6 +180,9 @@ pub fn run(args: Args) -> CmdResult {
     #[cfg(feature = "torch")]
     {
         super::common::passive_openmp();
+        if args.layout != LayoutArg::Auto {
+            eprintln!("idlat: warning: --layout only applies to the wavelet profile; ignored");
+        }
         run_torch(args)
     }
 }
