@@ -76,7 +76,7 @@ fail=0
 log=$(mktemp)
 for t in container container_bytes payload readers; do
   echo "[fuzz] $t for ${SECS}s"
-  if RUSTC_BOOTSTRAP=1 cargo fuzz run "$t" "corpus/$t" -- -max_total_time="$SECS" -rss_limit_mb=2048 -max_len=65536 >"$log" 2>&1; then
+  if RUSTC_BOOTSTRAP=1 cargo fuzz run "$t" "corpus/$t" -- -max_total_time="$SECS" -timeout=60 -rss_limit_mb=2048 -max_len=65536 >"$log" 2>&1; then
     tail -n 2 "$log"
   else
     echo "[fuzz] $t FAILED:"

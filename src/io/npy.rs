@@ -28,7 +28,7 @@ pub fn read_npy_gz(path: &Path) -> Result<Volume, IoError> {
 }
 
 /// numpy itself refuses headers past 10 000 bytes unless told otherwise.
-const MAX_HEADER: u64 = 1 << 20;
+const MAX_HEADER: u64 = 1 << 16;
 
 /// Reads the magic, version, length field and header text, refusing a header
 /// longer than the stream (`avail`) or than `MAX_HEADER` before allocating it
@@ -58,6 +58,25 @@ fn read_header(path: &Path, r: &mut impl std::io::Read, avail: Option<u64>) -> R
     r.take(hlen).read_to_end(&mut text).map_err(|e| os_err(path, e))?;
     if text.len() as u64 != hlen {
         return Err(inv("not a valid .npy: truncated header".into()));
+    }
+    // The header is a Python literal; a number of thousands of digits makes its parser
+    // spend minutes on big-integer arithmetic (found by fuzzing). No valid shape or
+    // dtype has a number longer than u64's 20 digits.
+    // Deep nesting would overflow the parser's stack the same way (a valid header nests 2).
+    let (mut run, mut depth) = (0usize, 0i64);
+    for &c in &text {
+        run = if c.is_ascii_digit() { run + 1 } else { 0 };
+        if run > 20 {
+            return Err(inv("not a valid .npy: header holds a number longer than 20 digits".into()));
+        }
+        depth += match c {
+            b'(' | b'[' | b'{' => 1,
+            b')' | b']' | b'}' => -1,
+            _ => 0,
+        };
+        if depth > 8 {
+            return Err(inv("not a valid .npy: header nests deeper than 8".into()));
+        }
     }
     head.extend_from_slice(&text);
     Ok(head)

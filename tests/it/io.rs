@@ -221,11 +221,13 @@ fn npy_header_and_gzip_lengths_are_checked_before_allocating() {
         b.extend_from_slice(data);
         b
     };
-    let cases: [(&str, Vec<u8>, &str); 4] = [
+    let cases: [(&str, Vec<u8>, &str); 6] = [
         ("huge3.npy", npy(3, &0xffff_ff76u32.to_le_bytes(), &[0; 256]), "header of 4294967158 bytes is longer than the file"),
         ("long1.npy", npy(1, &0x7000u16.to_le_bytes(), &[0; 256]), "header of 28672 bytes is longer than the file"),
         ("v9.npy", npy(9, &[0, 0], &[]), "unknown format version 9"),
         ("short.npy", b"\x93NUM".to_vec(), "shorter than its magic"),
+        ("digits.npy", { let d = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, ), }}", "9".repeat(5000)); let mut b = b"\x93NUMPY\x01\x00".to_vec(); b.extend_from_slice(&(d.len() as u16).to_le_bytes()); b.extend_from_slice(d.as_bytes()); b }, "longer than 20 digits"),
+        ("deep.npy", npy(1, &[0xff, 0x00], &[b'('; 255]).into_iter().take(10 + 255).collect(), "nests deeper than 8"),
     ];
     for (name, bytes, want) in cases {
         let p = d.path().join(name);
