@@ -93,7 +93,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
     /// Windows per network batch.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = DEFAULT_BATCH)]
     pub batch: usize,
     /// Decode after packing and print PSNR / wPSNR.
     #[arg(long)]
@@ -162,7 +162,7 @@ pub fn run(args: Args) -> CmdResult {
         let neural_only: Vec<&str> = [
             (args.steer != crate::codec::hyper::Steer::Strict, "--steer"),
             (args.device != DeviceArg::Auto, "--device"),
-            (args.batch != 8, "--batch"),
+            (args.batch != DEFAULT_BATCH, "--batch"),
             (args.embed_model, "--embed-model"),
         ]
         .into_iter()
@@ -445,6 +445,9 @@ pub(super) fn report(args: &Args, ins: &Inputs, done: &[Packed], stats: crate::f
     println!("{line}");
     Ok(ExitCode::SUCCESS)
 }
+
+/// Windows per network batch unless `--batch` says otherwise.
+const DEFAULT_BATCH: usize = 8;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LayoutArg {

@@ -7,8 +7,6 @@ use crate::codec::blocks::Norm;
 use crate::codec::wavelet::{self, Target};
 use crate::format::{BlockGrid, BlockId, BlockKind, ContainerWriter, ModelRef};
 
-/// Format minor that introduced wavelet blocks (spec §9).
-
 pub fn run(args: Args) -> CmdResult {
     let t0 = std::time::Instant::now();
     if let Some(s) = args.step {

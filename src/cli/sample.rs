@@ -100,5 +100,5 @@ pub fn run(args: Args) -> CmdResult {
 
 /// Whether `write_volume` knows the output's format by its extension.
 fn known(path: &std::path::Path) -> bool {
-    crate::io::check_output(path, true).is_ok()
+    crate::io::output_files(path).is_some()
 }

@@ -2,15 +2,11 @@
 //! readers, and the header builders the writers and the FUSE view share.
 
 use super::raw::{decode_samples, read_exact_payload};
-use super::{os_err, IoError};
+use super::{inv, os_err, IoError};
 use crate::volume::{DType, Endian, Volume, VolumeInfo};
 use base64::Engine;
 use std::io::Read;
 use std::path::Path;
-
-fn inv(path: &Path, msg: impl Into<String>) -> IoError {
-    IoError::Invalid { path: path.to_owned(), msg: msg.into() }
-}
 
 fn floats<const N: usize>(path: &Path, key: &str, s: &str) -> Result<[f64; N], IoError> {
     let v: Vec<f64> = s.split_whitespace().map(str::parse).collect::<Result<_, _>>().map_err(|_| inv(path, format!("{key}: '{s}' is not a list of numbers")))?;

@@ -39,6 +39,11 @@ pub enum IoError {
     Exists { path: PathBuf },
 }
 
+/// A malformed input file, and what is wrong with it.
+pub(crate) fn inv(path: &Path, msg: impl Into<String>) -> IoError {
+    IoError::Invalid { path: path.to_owned(), msg: msg.into() }
+}
+
 /// Wraps an OS error with the file it concerns.
 pub fn os_err(path: &Path, source: std::io::Error) -> IoError {
     IoError::Os { path: path.to_owned(), err: source }
@@ -303,17 +308,23 @@ pub fn mhd_header(vol: &Volume, data_file: &str) -> String {
 /// existing one that is not a regular file is refused even with `force`.
 /// Callers with slow work before the write (decoding) call this first.
 pub fn check_output(path: &Path, force: bool) -> Result<Vec<PathBuf>, IoError> {
-    let ext = lower_name(path).rsplit_once('.').map(|(_, e)| e.to_string()).unwrap_or_default();
-    let targets: Vec<PathBuf> = match ext.as_str() {
-        "raw" | "mhd" => vec![path.with_extension("raw"), path.with_extension("mhd")],
-        "nhdr" => vec![path.with_extension("raw"), path.to_owned()],
-        "npy" | "vti" => vec![path.to_owned()],
-        _ => return Err(IoError::Invalid { path: path.to_owned(), msg: "unknown output type: use .raw, .mhd, .nhdr, .npy or .vti".into() }),
-    };
+    let targets = output_files(path).ok_or_else(|| inv(path, "unknown output type: use .raw, .mhd, .nhdr, .npy or .vti"))?;
     for t in &targets {
         atomic::check_target(t, force)?;
     }
     Ok(targets)
+}
+
+/// The files `write_volume` writes for `path`, or None when its extension names
+/// no format `write_volume` knows.
+pub fn output_files(path: &Path) -> Option<Vec<PathBuf>> {
+    let ext = lower_name(path).rsplit_once('.').map(|(_, e)| e.to_string()).unwrap_or_default();
+    Some(match ext.as_str() {
+        "raw" | "mhd" => vec![path.with_extension("raw"), path.with_extension("mhd")],
+        "nhdr" => vec![path.with_extension("raw"), path.to_owned()],
+        "npy" | "vti" => vec![path.to_owned()],
+        _ => return None,
+    })
 }
 
 /// Writes a volume, choosing the format by extension: `.raw`/`.mhd` (pair),

@@ -1,7 +1,7 @@
 //! NumPy .npy (through npyz): all eight dtypes, both byte orders, C and
 //! Fortran order; 1-3D arrays (shape (nz, ny, nx) in C order, x fastest).
 
-use super::{os_err, IoError};
+use super::{inv, os_err, IoError};
 use crate::volume::{DType, Volume, VolumeInfo};
 use npyz::{TypeChar, WriterBuilder};
 use std::path::Path;
@@ -35,7 +35,7 @@ const MAX_HEADER: u64 = 1 << 16;
 /// (the length field is u32 in versions 2 and 3).
 fn read_header(path: &Path, r: &mut impl std::io::Read, avail: Option<u64>) -> Result<Vec<u8>, IoError> {
     use std::io::Read;
-    let inv = |msg: String| IoError::Invalid { path: path.to_owned(), msg };
+    let inv = |msg: String| inv(path, msg);
     let mut head = vec![0u8; 10];
     r.read_exact(&mut head).map_err(|_| inv("not a valid .npy: shorter than its magic and header length".into()))?;
     if &head[..6] != b"\x93NUMPY" {
@@ -59,10 +59,10 @@ fn read_header(path: &Path, r: &mut impl std::io::Read, avail: Option<u64>) -> R
     if text.len() as u64 != hlen {
         return Err(inv("not a valid .npy: truncated header".into()));
     }
-    // The header is a Python literal; a number of thousands of digits makes its parser
-    // spend minutes on big-integer arithmetic (found by fuzzing). No valid shape or
-    // dtype has a number longer than u64's 20 digits.
-    // Deep nesting would overflow the parser's stack the same way (a valid header nests 2).
+    // The header is a Python literal: a number of thousands of digits keeps its parser
+    // busy for minutes with big-integer arithmetic, and deep nesting runs its stack out
+    // (found by fuzzing). Valid headers have numbers of at most 20 digits (u64) and
+    // nest 2 deep.
     let (mut run, mut depth) = (0usize, 0i64);
     for &c in &text {
         run = if c.is_ascii_digit() { run + 1 } else { 0 };
@@ -83,7 +83,7 @@ fn read_header(path: &Path, r: &mut impl std::io::Read, avail: Option<u64>) -> R
 }
 
 fn open<R: std::io::Read>(path: &Path, r: R) -> Result<npyz::NpyFile<R>, IoError> {
-    npyz::NpyFile::new(r).map_err(|e| IoError::Invalid { path: path.to_owned(), msg: format!("not a valid .npy: {e}") })
+    npyz::NpyFile::new(r).map_err(|e| inv(path, format!("not a valid .npy: {e}")))
 }
 
 /// Bytes of data the header's shape and dtype declare (checked: the shape
@@ -94,14 +94,14 @@ fn data_bytes<R: std::io::Read>(path: &Path, npy: &npyz::NpyFile<R>) -> Result<u
         npyz::DType::Plain(ts) => ts.size_field() as u64,
         _ => 1,
     };
-    n.and_then(|n| n.checked_mul(size)).ok_or_else(|| IoError::Invalid { path: path.to_owned(), msg: format!("shape {:?} overflows", npy.shape()) })
+    n.and_then(|n| n.checked_mul(size)).ok_or_else(|| inv(path, format!("shape {:?} overflows", npy.shape())))
 }
 
 /// Parses .npy data after its checked `header`; `avail` is how many bytes the
 /// whole stream holds.
 fn parse_npy(path: &Path, header: Vec<u8>, rest: impl std::io::Read, avail: u64) -> Result<Volume, IoError> {
     use std::io::Read;
-    let inv = |msg: String| IoError::Invalid { path: path.to_owned(), msg };
+    let inv = |msg: String| inv(path, msg);
     let hlen = header.len() as u64;
     let npy = open(path, std::io::Cursor::new(header).chain(rest))?;
     let file_len = avail.saturating_sub(hlen);

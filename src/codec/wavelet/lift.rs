@@ -345,21 +345,21 @@ mod tests {
             let mut d = x.clone();
             forward(&mut d, sz, levels, Layout::Mallat);
             for layout in [Layout::Packet, Layout::Tensor] {
-            let mut p = x.clone();
-            forward(&mut p, sz, levels, layout);
-            // The all-low band is the same separable low-pass either way.
-            let l = [low_len(sz[0], levels), low_len(sz[1], levels), low_len(sz[2], levels)];
-            for z in 0..l[2] {
-                for y in 0..l[1] {
-                    for i in 0..l[0] {
-                        let k = (z * sz[1] + y) * sz[0] + i;
-                        assert!((p[k] - d[k]).abs() < 1e-3 * (1.0 + d[k].abs()), "{sz:?} {k}: {} vs {}", p[k], d[k]);
+                let mut p = x.clone();
+                forward(&mut p, sz, levels, layout);
+                // The all-low band is the same separable low-pass either way.
+                let l = [low_len(sz[0], levels), low_len(sz[1], levels), low_len(sz[2], levels)];
+                for z in 0..l[2] {
+                    for y in 0..l[1] {
+                        for i in 0..l[0] {
+                            let k = (z * sz[1] + y) * sz[0] + i;
+                            assert!((p[k] - d[k]).abs() < 1e-3 * (1.0 + d[k].abs()), "{sz:?} {k}: {} vs {}", p[k], d[k]);
+                        }
                     }
                 }
-            }
-            inverse(&mut p, sz, levels, layout);
-            let e = x.iter().zip(&p).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-            assert!(e < 1e-4, "{sz:?} {layout:?}: {e}");
+                inverse(&mut p, sz, levels, layout);
+                let e = x.iter().zip(&p).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                assert!(e < 1e-4, "{sz:?} {layout:?}: {e}");
             }
         }
     }

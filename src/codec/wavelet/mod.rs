@@ -4,11 +4,12 @@
 //!
 //! Every tile (block of the container grid) is transformed and coded on its
 //! own, so the mount decodes only what a read touches. Each tile keeps the
-//! sparsest of three decompositions (`lift::Layout`: Mallat, packet, tensor). Rate control picks one
-//! base step for the whole volume: with every coefficient's step set to
-//! `Δ0 / sqrt(importance)`, a common `Δ0` puts every tile at the same slope of
-//! its rate-distortion curve (the Lagrangian optimum for importance-weighted
-//! MSE at high rate), so searching `Δ0` alone is searching the Lagrangian.
+//! cheapest of three decompositions (`lift::Layout`: Mallat, packet, tensor;
+//! `prepare`, `relayout`). Rate control picks one base step for the whole
+//! volume: with every coefficient's step set to `Δ0 / sqrt(importance)`, a
+//! common `Δ0` puts every tile at the same slope of its rate-distortion curve
+//! (the Lagrangian optimum for importance-weighted MSE at high rate), so
+//! searching `Δ0` alone is searching the Lagrangian.
 
 pub mod bits;
 pub mod lift;

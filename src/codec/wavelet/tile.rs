@@ -656,13 +656,31 @@ fn dequantise_all(q: &[i32], sz: [usize; 3], bands: &[Band], steps: &Steps) -> V
     out
 }
 
+/// The clamped base step, bands, steps and quantised symbols of `t` at `step0`:
+/// what encoding, estimates and reconstruction all start from.
+fn quantised(t: &Transformed, step0: f32) -> (Vec<Band>, Steps, Vec<i32>) {
+    let bands = bands(t.size, t.levels, t.layout);
+    let steps = Steps::new(&t.cells, t.size, step0.clamp(MIN_STEP, MAX_STEP));
+    let q = quantise_all(t, &bands, &steps);
+    (bands, steps, q)
+}
+
+/// Information content (bits) of the symbols `q` under the adaptive contexts, after
+/// the cell levels when `cells`.
+fn coded_bits(t: &Transformed, bands: &[Band], steps: &Steps, q: &mut [i32], cells: bool) -> f64 {
+    let mut c = Cost { bits: 0.0 };
+    let mut m = Models::new();
+    if cells {
+        code_cells(&mut c, &mut m, &mut t.cells.clone());
+    }
+    code_coefficients(&mut c, &mut m, q, t.size, bands, steps, false);
+    c.bits
+}
+
 /// The coded stream of a transformed tile at base step `step0` (clamped to
 /// [MIN_STEP, MAX_STEP]).
 pub fn encode(t: &Transformed, step0: f32) -> Vec<u8> {
-    let step0 = step0.clamp(MIN_STEP, MAX_STEP);
-    let bands = bands(t.size, t.levels, t.layout);
-    let steps = Steps::new(&t.cells, t.size, step0);
-    let mut q = quantise_all(t, &bands, &steps);
+    let (bands, steps, mut q) = quantised(t, step0);
     let mut w = Writer::default();
     let mut m = Models::new();
     let mut cells = t.cells.clone();
@@ -671,7 +689,8 @@ pub fn encode(t: &Transformed, step0: f32) -> Vec<u8> {
     let words = w.finish();
     let mut out = Vec::with_capacity(HEADER + 4 * words.len());
     out.extend_from_slice(&[t.levels as u8, t.layout as u8, 0, 0]);
-    out.extend_from_slice(&step0.to_le_bytes());
+    // The clamped step, exactly (f32 -> f64 -> f32).
+    out.extend_from_slice(&(steps.step0 as f32).to_le_bytes());
     words_to_bytes(&words, &mut out);
     out
 }
@@ -682,10 +701,7 @@ pub fn encode(t: &Transformed, step0: f32) -> Vec<u8> {
 /// quantiser, dD/dR = 2 ln 2 / 12 per coefficient).
 pub fn rd_cost(t: &Transformed, step0: f32) -> f64 {
     const LAMBDA: f64 = 2.0 * std::f64::consts::LN_2 / 12.0;
-    let step0 = step0.clamp(MIN_STEP, MAX_STEP);
-    let bands = bands(t.size, t.levels, t.layout);
-    let steps = Steps::new(&t.cells, t.size, step0);
-    let mut q = quantise_all(t, &bands, &steps);
+    let (bands, steps, mut q) = quantised(t, step0);
     let mut d = 0f64;
     for b in &bands {
         let mut db = 0f64;
@@ -695,10 +711,8 @@ pub fn rd_cost(t: &Transformed, step0: f32) -> f64 {
         });
         d += db * band_gain(b.lv, b.orient);
     }
-    let mut c = Cost { bits: 0.0 };
-    let mut m = Models::new();
-    code_coefficients(&mut c, &mut m, &mut q, t.size, &bands, &steps, false);
-    d + LAMBDA * c.bits
+    // The cell levels cost the same in every layout.
+    d + LAMBDA * coded_bits(t, &bands, &steps, &mut q, false)
 }
 
 /// Step-free sparsity of `t`: the L1 norm of its detail coefficients in units of
@@ -717,26 +731,17 @@ pub fn l1_cost(t: &Transformed) -> f64 {
 
 /// About how many bytes `encode(t, step0)` returns, without building the stream.
 pub fn estimate(t: &Transformed, step0: f32) -> u64 {
-    let step0 = step0.clamp(MIN_STEP, MAX_STEP);
-    let bands = bands(t.size, t.levels, t.layout);
-    let steps = Steps::new(&t.cells, t.size, step0);
-    let mut q = quantise_all(t, &bands, &steps);
-    let mut c = Cost { bits: 0.0 };
-    let mut m = Models::new();
-    let mut cells = t.cells.clone();
-    code_cells(&mut c, &mut m, &mut cells);
-    code_coefficients(&mut c, &mut m, &mut q, t.size, &bands, &steps, false);
+    let (bands, steps, mut q) = quantised(t, step0);
+    let bits = coded_bits(t, &bands, &steps, &mut q, true);
     // The ANS coder flushes a 64-bit state: about 2 words over the information content.
-    HEADER as u64 + 4 * ((c.bits / 32.0).ceil() as u64 + 2)
+    HEADER as u64 + 4 * ((bits / 32.0).ceil() as u64 + 2)
 }
 
 /// Diagnostics: per band (level, orientation, coefficients, non-zero symbols, bits), in
 /// coding order (the first row is the cell levels). For tuning the coder.
 #[doc(hidden)]
 pub fn band_costs(t: &Transformed, step0: f32) -> Vec<(usize, usize, usize, usize, f64)> {
-    let bands = bands(t.size, t.levels, t.layout);
-    let steps = Steps::new(&t.cells, t.size, step0);
-    let q0 = quantise_all(t, &bands, &steps);
+    let (bands, steps, q0) = quantised(t, step0);
     let mut c = Cost { bits: 0.0 };
     let mut m = Models::new();
     let mut cells = t.cells.clone();
@@ -760,10 +765,7 @@ pub fn band_costs(t: &Transformed, step0: f32) -> Vec<(usize, usize, usize, usiz
 
 /// What the decoder will output for `t` at `step0`, without entropy coding (rate control).
 pub fn reconstruct(t: &Transformed, step0: f32) -> Vec<f32> {
-    let step0 = step0.clamp(MIN_STEP, MAX_STEP);
-    let bands = bands(t.size, t.levels, t.layout);
-    let steps = Steps::new(&t.cells, t.size, step0);
-    let q = quantise_all(t, &bands, &steps);
+    let (bands, steps, q) = quantised(t, step0);
     let mut out = dequantise_all(&q, t.size, &bands, &steps);
     inverse(&mut out, t.size, t.levels, t.layout);
     out
@@ -869,21 +871,21 @@ mod tests {
             let n = sz[0] * sz[1] * sz[2];
             let imp: Vec<f32> = (0..n).map(|i| if i % sz[0] < sz[0] / 2 { 1.0 } else { 0.02 }).collect();
             for layout in Layout::ALL {
-            let t = transform(&x, sz, cell_levels(&imp, sz), layout);
-            for step in [1e-4f32, 3e-3, 0.05] {
-                let s = encode(&t, step);
-                assert_eq!(s[1], layout as u8);
-                let d = decode(&s, sz).unwrap();
-                let r = reconstruct(&t, step);
-                assert_eq!(d.len(), n);
-                assert!(d.iter().zip(&r).all(|(a, b)| a.to_bits() == b.to_bits()), "{sz:?} step {step}");
-                let e = estimate(&t, step) as f64;
-                // Within 2%, or 5% on streams of a few hundred symbols' worth.
-                let tol = if s.len() < 4096 { 0.05 } else { 0.02 };
-                assert!((e / s.len() as f64 - 1.0).abs() < tol || (e - s.len() as f64).abs() < 48.0, "{sz:?} {layout:?} step {step}: estimate {e} vs {}", s.len());
-                let err = x.iter().zip(&d).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-                assert!(err < step * 40.0, "{sz:?} {layout:?} step {step}: max error {err}");
-            }
+                let t = transform(&x, sz, cell_levels(&imp, sz), layout);
+                for step in [1e-4f32, 3e-3, 0.05] {
+                    let s = encode(&t, step);
+                    assert_eq!(s[1], layout as u8);
+                    let d = decode(&s, sz).unwrap();
+                    let r = reconstruct(&t, step);
+                    assert_eq!(d.len(), n);
+                    assert!(d.iter().zip(&r).all(|(a, b)| a.to_bits() == b.to_bits()), "{sz:?} step {step}");
+                    let e = estimate(&t, step) as f64;
+                    // Within 2%, or 5% on streams of a few hundred symbols' worth.
+                    let tol = if s.len() < 4096 { 0.05 } else { 0.02 };
+                    assert!((e / s.len() as f64 - 1.0).abs() < tol || (e - s.len() as f64).abs() < 48.0, "{sz:?} {layout:?} step {step}: estimate {e} vs {}", s.len());
+                    let err = x.iter().zip(&d).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                    assert!(err < step * 40.0, "{sz:?} {layout:?} step {step}: max error {err}");
+                }
             }
         }
     }
