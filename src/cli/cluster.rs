@@ -163,13 +163,13 @@ fn write_selection(args: &Args, meta: &LatentsMeta, members: &[[u32; 3]], path: 
     let c = crate::format::Container::open(&cpath).with_context(|| format!("--select decodes the cluster's blocks from the container (pass --container if {} moved)", cpath.display()))?;
     let v = c.find_volume(&meta.volume).with_context(|| format!("{}: no volume '{}'", cpath.display(), meta.volume))?;
     let vm = c.volume(v)?;
-    anyhow::ensure!(vm.info.dims == meta.dims && vm.block == meta.block, "{}: volume '{}' has dims {:?} and blocks {:?}, the latents say {:?} and {:?}", cpath.display(), meta.volume, vm.info.dims, vm.block, meta.dims, meta.block);
+    // The latents' blocks are the container's (neural) or tile the container's (wavelet
+    // tiles over 64³ have several analysis blocks each).
+    let fits = (0..3).all(|a| vm.block[a] % meta.block[a] == 0);
+    anyhow::ensure!(vm.info.dims == meta.dims && fits, "{}: volume '{}' has dims {:?} and blocks {:?}, the latents say {:?} and {:?}", cpath.display(), meta.volume, vm.info.dims, vm.block, meta.dims, meta.block);
     let grid = c.grid(v)?;
-    let per = match args.unit {
-        Unit::Block => 1,
-        Unit::Cell => meta.latent_edge as u32,
-    };
-    let mut ids: Vec<usize> = members.iter().map(|m| grid.id([0, 1, 2].map(|a| (m[a] / per) as usize)).0 as usize).collect();
+    let edge = table::unit_edge(meta, args.unit);
+    let mut ids: Vec<usize> = members.iter().map(|m| grid.id([0, 1, 2].map(|a| m[a] as usize * edge[a] / vm.block[a])).0 as usize).collect();
     ids.sort_unstable();
     ids.dedup();
     let codec = super::common::codec_for(&c, args.model.as_deref(), super::common::DeviceArg::Auto)?;

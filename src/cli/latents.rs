@@ -47,13 +47,21 @@ pub struct Args {
 /// Per-block rows (block coordinates, then latents) and the latent shape (M, L, extra columns).
 type Rows = (Vec<Vec<f32>>, usize, usize, usize);
 
-/// Wavelet tiles: the low band of each tile, entropy-decoded only, on a 4³ grid (M = 1, L = 4).
+/// The analysis blocks of a wavelet grid of `block` tiles (64³ for the default 128³ tiles).
+pub fn analysis_block(block: &[usize; 3]) -> [usize; 3] {
+    block.map(crate::codec::wavelet::tile::analysis_edge)
+}
+
+/// Wavelet tiles: the low band of each tile, entropy-decoded only, on a 4³ grid per
+/// analysis block of at most 64³ (M = 1, L = 4).
 fn wavelet_rows(args: &Args, c: &crate::format::Container, v: crate::format::VolumeId) -> anyhow::Result<Rows> {
     use crate::format::{BlockId, BlockKind, StreamTable};
     if args.z {
         bail!("--z: wavelet tiles have no hyper-latents");
     }
     let g = c.grid(v)?;
+    let sub = analysis_block(&g.block);
+    let per: [usize; 3] = std::array::from_fn(|a| g.block[a] / sub[a]);
     let mut rows = Vec::new();
     for b in 0..g.len() {
         let r = c.block(v, BlockId(b as u64))?;
@@ -61,11 +69,13 @@ fn wavelet_rows(args: &Args, c: &crate::format::Container, v: crate::format::Vol
             continue;
         }
         let t = StreamTable::parse(r.payload, 1, 2).map_err(|e| anyhow::anyhow!("block {b}: {e}"))?;
-        let l = crate::codec::wavelet::tile::latents(t.streams[0], g.extent(BlockId(b as u64)).1, args.units == LatentUnits::Step).map_err(|e| anyhow::anyhow!("block {b}: {e}"))?;
+        let ls = crate::codec::wavelet::tile::latents(t.streams[0], g.extent(BlockId(b as u64)).1, args.units == LatentUnits::Step, sub).map_err(|e| anyhow::anyhow!("block {b}: {e}"))?;
         let co = g.coords(BlockId(b as u64));
-        let mut row = vec![co[0] as f32, co[1] as f32, co[2] as f32];
-        row.extend(l);
-        rows.push(row);
+        for (k, l) in ls {
+            let mut row: Vec<f32> = (0..3).map(|a| (co[a] * per[a] + k[a]) as f32).collect();
+            row.extend(l);
+            rows.push(row);
+        }
     }
     Ok((rows, 1, crate::codec::wavelet::tile::LATENT_EDGE, 0))
 }
@@ -103,7 +113,8 @@ pub fn run(args: Args) -> CmdResult {
         Some(n) => c.find_volume(n).with_context(|| format!("no volume '{n}'"))?,
         None => crate::format::VolumeId(0),
     };
-    let (rows, channels, latent_edge, extra) = if crate::codec::needs_neural(&c) {
+    let neural = crate::codec::needs_neural(&c);
+    let (rows, channels, latent_edge, extra) = if neural {
         #[cfg(feature = "torch")]
         {
             neural_rows(&args, &c, v)?
@@ -133,13 +144,14 @@ pub fn run(args: Args) -> CmdResult {
         w.finish()?;
     }
     let vm = c.volume(v)?;
+    let block = if neural { vm.block } else { analysis_block(&vm.block) };
     let sidecar = crate::analysis::table::LatentsMeta {
         container: std::fs::canonicalize(&args.input).unwrap_or_else(|_| args.input.clone()),
         volume: vm.info.name.clone(),
         dims: vm.info.dims,
         spacing: vm.info.spacing,
         origin: vm.info.origin,
-        block: vm.block,
+        block,
         channels,
         latent_edge,
         extra,
@@ -147,7 +159,7 @@ pub fn run(args: Args) -> CmdResult {
         importance: vm.importance.clone(),
         units: Some(args.units.name()),
         rows: rows.len(),
-        blocks: c.grid(v)?.len(),
+        blocks: (0..3).map(|a| vm.info.dims[a].div_ceil(block[a])).product(),
     };
     let sc = crate::analysis::table::LatentsMeta::sidecar_path(&args.output);
     std::fs::write(&sc, serde_json::to_string_pretty(&sidecar)?).with_context(|| format!("writing {}", sc.display()))?;

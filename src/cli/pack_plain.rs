@@ -82,7 +82,7 @@ pub fn run(args: Args) -> CmdResult {
             meta.codec.insert("step".into(), serde_json::json!(step));
             wavelet::code_all(&prepared, step, norm).map_err(anyhow::Error::msg)?
         };
-        if let Some(m) = coded.iter().map(wavelet::required_minor).max().filter(|&m| m > 0) {
+        if let Some(m) = coded.iter().enumerate().map(|(id, c)| wavelet::required_minor(c, grid.extent(BlockId(id as u64)).1)).max().filter(|&m| m > 0) {
             writer.require_minor(m);
         }
         let vid = writer.add_volume(meta)?;

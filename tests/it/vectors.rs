@@ -74,9 +74,31 @@ fn vectors() -> Vec<(&'static str, fn(&Path))> {
             w.require_minor(5);
             let v = w.add_volume(meta).unwrap();
             for (b, c) in [&packet[0], &tensor[1]].into_iter().enumerate() {
-                assert_eq!((c.kind, wavelet::required_minor(c)), (BlockKind::Wavelet, 5));
+                assert_eq!((c.kind, wavelet::required_minor(c, [16, 16, 12])), (BlockKind::Wavelet, 5));
                 w.write_block(v, BlockId(b as u64), c.kind, &c.payload).unwrap();
             }
+            w.finish().unwrap();
+        }),
+        ("wavelet-levels-128x4x4.idl", |p| {
+            // One 128-voxel tile coded with 4 levels where a 1.5 reader expects 5 (format 1.6).
+            use idlat::codec::{blocks::Norm, wavelet};
+            let dims = [128, 4, 4];
+            let n = 128 * 16;
+            let data: Vec<f32> = (0..n).map(|i| ((i % 128) as f32 * 0.11).sin() * 3.0 + (i / 128) as f32 * 0.25).collect();
+            let imp: Vec<f32> = (0..n).map(|i| if i % 128 < 48 { 1.0 } else { 0.05 }).collect();
+            let g = idlat::format::BlockGrid::cubic(dims, 128);
+            let (lo, hi) = data.iter().fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+            let norm = Norm::from_range(lo, hi);
+            let coded = wavelet::code_all(&wavelet::prepare(&data, &imp, &g, norm, None, Some(wavelet::Layout::Mallat)), 0.01, norm).unwrap();
+            assert_eq!(coded[0].payload[8], 4, "levels byte of the tile stream");
+            let mut meta = volume_meta("t", dims, 128);
+            meta.norm = idlat::format::Normalisation { offset: norm.offset, scale: norm.scale };
+            meta.value_range = (lo, hi);
+            let mut w = ContainerWriter::create(p, true).unwrap();
+            assert_eq!(wavelet::required_minor(&coded[0], dims), 6);
+            w.require_minor(6);
+            let v = w.add_volume(meta).unwrap();
+            w.write_block(v, BlockId(0), coded[0].kind, &coded[0].payload).unwrap();
             w.finish().unwrap();
         }),
     ]
