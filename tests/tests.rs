@@ -10,6 +10,7 @@ mod it {
     pub mod io;
     pub mod mount;
     pub mod roundtrip;
+    pub mod sci;
     pub mod vectors;
     pub mod wavelet;
 }

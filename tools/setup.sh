@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh Debian machine (root, apt and PyPI reachable).
-# Installs: apt packages (FUSE, ParaView, Xvfb), a project venv with the libtorch
+# Installs: apt packages (FUSE, ParaView, Xvfb, the HDF5 and NetCDF libraries
+# idlat links), a project venv with the libtorch
 # that tch links (torch==2.13.0) plus the Python packages tests and benchmarks use,
 # then builds the release binary. A second run only checks and takes seconds.
 set -euo pipefail
@@ -8,8 +9,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 VENV=${IDLAT_VENV:-$ROOT/.venv}
 TORCH_VERSION=2.13.0   # the version tch 0.26 expects
-PY_PKGS="numpy scipy matplotlib vtk pysz zfpy zstandard h5py hdf5plugin"
-APT_PKGS="fuse3 pkg-config xvfb xauth paraview python3-paraview"
+PY_PKGS="numpy scipy matplotlib vtk pysz zfpy zstandard h5py hdf5plugin netCDF4"
+APT_PKGS="fuse3 pkg-config xvfb xauth paraview python3-paraview libhdf5-dev libnetcdf-dev"
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 # --- apt packages -----------------------------------------------------------

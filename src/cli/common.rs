@@ -17,7 +17,8 @@ pub struct InputArgs {
     /// Bytes to skip at the start of each raw input.
     #[arg(long, default_value_t = 0)]
     pub header_bytes: u64,
-    /// Value marking missing voxels (e.g. 1e35 for land in Isabel).
+    /// Value marking missing voxels (e.g. 1e35 for land in Isabel); HDF5/NetCDF
+    /// inputs also take theirs from _FillValue and missing_value attributes.
     #[arg(long)]
     pub missing: Option<f64>,
 }

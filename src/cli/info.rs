@@ -7,10 +7,14 @@ use std::process::ExitCode;
 
 /// Describe a container: volumes, blocks, model, sizes (--json for machines).
 ///
+/// On an HDF5 or NetCDF file, lists its datasets/variables with shape and type,
+/// and which are volumes (3-D) or time series (4-D, time first) that pack reads
+/// as FILE:NAME.
+///
 /// `--device` prints which compute device decoding would use (no file needed).
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Container file.
+    /// Container file, or an HDF5/NetCDF file to list.
     #[arg(required_unless_present = "device")]
     pub input: Option<PathBuf>,
     /// Machine-readable JSON output.
@@ -29,6 +33,9 @@ pub fn run(args: Args) -> CmdResult {
         }
     }
     let path = args.input.expect("clap requires it");
+    if let Some(kind) = crate::io::sci::detect(&path) {
+        return list_sci(&path, kind, args.json);
+    }
     let c = Container::open(&path)?;
     let m = c.meta();
     let mut vols = Vec::new();
@@ -92,6 +99,35 @@ pub fn run(args: Args) -> CmdResult {
                 }
             );
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The datasets/variables of an HDF5 or NetCDF file, and what pack makes of each.
+fn list_sci(path: &std::path::Path, kind: crate::io::sci::Kind, json: bool) -> CmdResult {
+    use crate::io::sci::Shape;
+    let entries = crate::io::sci::list(path, kind)?;
+    if json {
+        let items: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "name": e.name, "shape": e.shape, "dim_names": e.dim_names, "dtype": e.dtype,
+                    "volume_dims": e.dims(),
+                    "steps": match e.shape_kind { Ok(Shape::Series(n)) => Some(n), _ => None },
+                    "readable": e.shape_kind.is_ok(),
+                    "reason": e.shape_kind.as_ref().err(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"file": path.display().to_string(), "format": kind.name(), "datasets": items}))?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let ok = entries.iter().filter(|e| e.shape_kind.is_ok()).count();
+    let what = if kind == crate::io::sci::Kind::Hdf5 { "dataset" } else { "variable" };
+    println!("{}: {} file, {} {what}{} ({ok} readable as volumes: pack {}:NAME)", path.display(), kind.name(), entries.len(), if entries.len() == 1 { "" } else { "s" }, path.display());
+    for e in &entries {
+        println!("  {}", e.describe());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -9,18 +9,35 @@ use std::process::ExitCode;
 /// Compress volumes into one .idl container.
 ///
 /// Inputs: raw bricks (with --dims/--dtype/--endian, .gz read transparently), .npy,
-/// MetaImage .mhd/.mha, NRRD .nrrd/.nhdr, VTK XML .vti; several inputs (or a glob)
-/// become a time series or ensemble sharing one model. An importance map
-/// (--importance SPEC, see `idlat importance --help`) decides where bits go.
+/// MetaImage .mhd/.mha, NRRD .nrrd/.nhdr, VTK XML .vti, and datasets of HDF5
+/// (.h5 .hdf5 .he5) and NetCDF (.nc .nc4 .cdf) files named FILE:NAME; several
+/// inputs (or a glob) become a time series or ensemble sharing one model. An
+/// importance map (--importance SPEC, see `idlat importance --help`) decides
+/// where bits go.
 ///
-/// Examples (the paper's data):
+/// HDF5 and NetCDF: `sim.h5:/group/dataset`, `ocean.nc:temp`; FILE alone takes
+/// its only volume, and `idlat info FILE` lists them. Any numeric type, chunked
+/// and compressed (gzip, shuffle, ...), read a slab at a time. The file's C order
+/// (z, y, x) maps to x fastest. A 4-D variable whose first axis is time (NetCDF:
+/// unlimited, named time, or axis="T"; HDF5: unlimited) is one volume per step,
+/// NAME_tSTEP (FILE:NAME[STEP] takes one); a glob over files (`run*.h5:/rho`)
+/// is a series too. _FillValue and missing_value attributes mark missing voxels
+/// as --missing does; CF scale_factor/add_offset are applied. Spacing and origin
+/// come from NetCDF coordinate variables (a non-uniform one warns and gives its
+/// mean spacing) or from `spacing`/`origin` attributes in x, y, z order.
+/// Volumes are named STEM_DATASET (groups joined by _).
+///
+/// Examples (the paper's data, then HDF5 and NetCDF):
 ///   idlat pack vorts*.data --dims 128x128x128 --importance 'iso:7' -o vortex.idl
 ///   idlat pack Pf*.bin.gz --dims 500x500x100 --endian big --missing 1e35 --importance 'box:200,180,0:264,244,96' -o isabel.idl
 ///   idlat pack density.raw --dims 256x256x256 --importance 'value:>10.2' -o nyx.idl
+///   idlat pack plt*.h5:/level_0/density --importance 'value:>10.2' -o nyx.idl
+///   idlat pack ocean.nc:temp --error-bound 0.01 -o ocean.idl
 #[derive(clap::Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// Input volumes (globs are expanded; natural sort: t2 before t10).
+    /// Input volumes (globs are expanded; natural sort: t2 before t10); HDF5 and
+    /// NetCDF datasets as FILE:NAME.
     #[arg(required = true)]
     pub inputs: Vec<String>,
     /// Output container.

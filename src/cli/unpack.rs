@@ -6,10 +6,16 @@ use anyhow::{bail, Context};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Decode volumes from a container to .raw+.mhd, .npy, .nhdr or .vti.
+/// Decode volumes from a container to .raw+.mhd, .npy, .nhdr, .vti or HDF5.
 ///
 /// The output type follows the extension of -o. With several volumes (and no
-/// -v), -o names a directory that receives NAME.EXT for each (default .raw).
+/// -v), -o names a directory that receives NAME.EXT for each (default .raw),
+/// except an -o ending in .h5 or .hdf5: one HDF5 file holding every volume.
+///
+/// HDF5 output: one dataset /NAME per volume, shape (nz, ny, nx) (C order, x
+/// last), f32 unless --dtype says otherwise, with attributes dims, spacing and
+/// origin (x, y, z order), original_dtype and, when the input had missing
+/// values, missing_value. `idlat pack FILE.h5:/NAME` reads it back.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     pub input: PathBuf,
@@ -19,10 +25,11 @@ pub struct Args {
     /// Only this volume (by name).
     #[arg(short, long)]
     pub volume: Option<String>,
-    /// Extension for volumes written into a directory: raw, npy, nhdr, vti.
+    /// Extension for volumes written into a directory: raw, npy, nhdr, vti, h5.
     #[arg(long, default_value = "raw")]
     pub format: String,
-    /// `original` restores the input's element type (raw/mhd output); default f32.
+    /// `original` restores the input's element type (raw/mhd and HDF5 output),
+    /// or a type by name (f32 f64 u8 i8 u16 i16 u32 i32); default f32.
     #[arg(long)]
     pub dtype: Option<String>,
     /// Model file, if the container references one that is not installed.
@@ -51,7 +58,9 @@ pub fn run(args: Args) -> CmdResult {
         Some(n) => vec![c.find_volume(n).with_context(|| format!("no volume '{n}' in {}", args.input.display()))?],
         None => c.volumes().map(|(v, _)| v).collect(),
     };
-    let single = vols.len() == 1 && args.output.extension().is_some();
+    // An .h5 -o is one file for every volume; otherwise one file per volume.
+    let h5_file = is_h5(&args.output);
+    let single = h5_file || (vols.len() == 1 && args.output.extension().is_some());
     // Every output is checked (type, --force, --dtype, name length, not a
     // special file) before any decoding, so a bad -o fails in a second rather
     // than after minutes of decoding, and before anything is written.
@@ -67,8 +76,8 @@ pub fn run(args: Args) -> CmdResult {
             Some("original") => Some(meta.info.dtype),
             Some(d) => Some(d.parse().map_err(anyhow::Error::msg)?),
         };
-        if dtype.is_some() && !matches!(out.extension().and_then(|e| e.to_str()), Some("raw" | "mhd")) {
-            bail!("--dtype applies to .raw/.mhd output only");
+        if dtype.is_some() && !matches!(out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref(), Some("raw" | "mhd" | "h5" | "hdf5")) {
+            bail!("--dtype applies to .raw/.mhd and HDF5 output only");
         }
         super::common::check_decodable(meta)?;
         crate::io::check_output(&out, args.force)?;
@@ -108,14 +117,28 @@ fn decode_all(args: &Args, c: &crate::format::Container, codec: Option<&super::c
     let mut staged = crate::io::atomic::Staged::new();
     let mut bytes = 0u64;
     let mut lines = Vec::new();
+    // All volumes into one HDF5 file: written in place in its temporary.
+    let mut h5 = match is_h5(&args.output) {
+        true => Some(crate::io::h5::Writer::create(&staged.reserve(&args.output)?)?),
+        false => None,
+    };
     for (v, meta, out, dtype) in plan {
         let bar = super::common::progress(meta.block_count, args.quiet, &format!("unpack {}", meta.info.name));
         let data = super::common::decode(codec, c, v, args.batch, |d, _| bar.set_position(d as u64)).with_context(|| format!("volume '{}'", meta.info.name))?;
         bar.finish_and_clear();
         let vol = crate::volume::Volume::new(meta.info.clone(), data);
-        let files = crate::io::stage_volume(&out, &vol, dtype, args.force, &mut staged)?;
+        let files = match h5.as_mut() {
+            Some(w) => {
+                w.add(&vol, dtype)?;
+                vec![PathBuf::from(format!("{}:/{}", out.display(), vol.info.name))]
+            }
+            None => crate::io::stage_volume(&out, &vol, dtype, args.force, &mut staged)?,
+        };
         bytes += (vol.data.len() * 4) as u64;
         lines.push(format!("{} → {}", meta.info.name, files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")));
+    }
+    if let Some(w) = h5 {
+        w.close()?;
     }
     staged.commit()?;
     if !args.quiet {
@@ -124,4 +147,8 @@ fn decode_all(args: &Args, c: &crate::format::Container, codec: Option<&super::c
         }
     }
     Ok(bytes)
+}
+
+fn is_h5(p: &std::path::Path) -> bool {
+    p.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("h5") || e.eq_ignore_ascii_case("hdf5"))
 }

@@ -150,6 +150,8 @@ fn kind_of(m: &std::fs::Metadata) -> &'static str {
 #[derive(Default)]
 pub struct Staged {
     files: Vec<(PathBuf, PathBuf)>,
+    /// Reserved temporaries, written by someone else: synced at commit.
+    unsynced: Vec<PathBuf>,
 }
 
 impl Staged {
@@ -177,6 +179,21 @@ impl Staged {
         Ok(())
     }
 
+    /// Registers an output that a library writes itself (HDF5 opens files by
+    /// name): returns the temporary to write, which `commit` syncs and renames.
+    pub fn reserve(&mut self, target: &Path) -> Result<PathBuf, IoError> {
+        remove_stale_temps(target);
+        let tmp = temp_path(target);
+        if self.files.iter().any(|(t, _)| t == &tmp) {
+            return Err(IoError::Invalid { path: target.to_owned(), msg: "written twice by one command".into() });
+        }
+        register(&tmp);
+        self.files.push((tmp.clone(), target.to_owned()));
+        let _ = std::fs::remove_file(&tmp);
+        self.unsynced.push(tmp.clone());
+        Ok(tmp)
+    }
+
     /// Writes `bytes` as one output.
     pub fn write_bytes(&mut self, target: &Path, bytes: &[u8]) -> Result<(), IoError> {
         self.write(target, |w| w.write_all(bytes))
@@ -185,6 +202,9 @@ impl Staged {
     /// Renames every temporary into place (targets re-checked just before, so a
     /// node created meanwhile is not replaced); returns the targets.
     pub fn commit(mut self) -> Result<Vec<PathBuf>, IoError> {
+        for tmp in &self.unsynced {
+            File::open(tmp).and_then(|f| f.sync_all()).map_err(|e| os_err(tmp, e))?;
+        }
         for (_, target) in &self.files {
             // --force was already decided when the outputs were planned.
             check_target(target, true)?;

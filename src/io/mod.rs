@@ -1,8 +1,9 @@
 //! Readers and writers for the volume formats scientists have.
 //!
 //! Inputs (chosen by extension, case-insensitive; `.gz` is stripped first for
-//! raw and .npy): `.npy`, `.mhd`/`.mha`, `.nrrd`/`.nhdr`, `.vti`; anything else
-//! is a raw brick that needs `dims` (dtype defaults to f32, byte order to
+//! raw and .npy): `.npy`, `.mhd`/`.mha`, `.nrrd`/`.nhdr`, `.vti`, HDF5 and
+//! NetCDF datasets named `FILE:NAME` (`sci`; also found by signature); anything
+//! else is a raw brick that needs `dims` (dtype defaults to f32, byte order to
 //! little). Every error names the file and the problem.
 //!
 //! Missing values (`ReadOptions.missing`, e.g. 1e35 for land in Isabel): a voxel
@@ -16,10 +17,13 @@
 //! Outputs are written atomically (`atomic`): temporaries renamed into place.
 
 pub mod atomic;
+pub mod h5;
 pub mod headers;
 pub mod names;
+mod nc;
 pub mod npy;
 pub mod raw;
+pub mod sci;
 
 pub use headers::{mhd_text, nhdr_text, vti_parts};
 
@@ -93,7 +97,14 @@ pub fn read_volume_with_mask(path: &Path, opts: &ReadOptions) -> Result<(Volume,
     let gz = name.ends_with(".gz");
     let base = name.trim_end_matches(".gz");
     let ext = base.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
+    let sci = sci::SciRef::parse(path);
+    let mut file_mask = None;
     let mut vol = match ext {
+        _ if sci.is_some() => {
+            let (vol, mask) = sci::read(sci.as_ref().expect("checked"))?;
+            file_mask = mask;
+            vol
+        }
         "npy" if gz => npy::read_npy_gz(path)?,
         "npy" => npy::read_npy(path)?,
         "mhd" | "mha" => headers::read_mhd(path)?,
@@ -116,7 +127,19 @@ pub fn read_volume_with_mask(path: &Path, opts: &ReadOptions) -> Result<(Volume,
         }
     };
     vol.info.name = names::volume_names(&[path.to_owned()]).pop().unwrap_or_default();
-    let mask = opts.missing.map(|m| fill_missing(&mut vol, m));
+    let mask = match (file_mask, opts.missing) {
+        (None, m) => m.map(|m| fill_missing(&mut vol, m)),
+        // The file's own missing values (HDF5/NetCDF attributes), and --missing too.
+        (Some(mut valid), m) => {
+            if let Some(m) = m {
+                vol.info.missing = Some(m);
+                let rule = sentinel_rule(m);
+                valid.iter_mut().zip(&vol.data).for_each(|(ok, &v)| *ok = *ok && !rule(v));
+            }
+            fill_masked(&mut vol, &valid);
+            Some(valid)
+        }
+    };
     if mask.is_none() {
         if let Some(first) = vol.data.iter().position(|v| !v.is_finite()) {
             match opts.nonfinite {
@@ -158,16 +181,28 @@ pub fn read_volume_with_mask(path: &Path, opts: &ReadOptions) -> Result<(Volume,
 /// Replaces missing voxels (sentinel rule in the module docs); returns the valid mask.
 pub fn fill_missing(vol: &mut Volume, sentinel: f64) -> Vec<bool> {
     vol.info.missing = Some(sentinel);
+    fill_missing_where(vol, sentinel_rule(sentinel))
+}
+
+/// Is a sample missing under `sentinel` (module docs)?
+fn sentinel_rule(sentinel: f64) -> impl Fn(f32) -> bool {
     let huge = sentinel.abs() >= 1e30;
-    fill_missing_where(vol, |v| !v.is_finite() || v as f64 == sentinel || (huge && (v as f64).abs() >= 0.999 * sentinel.abs()))
+    move |v| !v.is_finite() || v as f64 == sentinel || (huge && (v as f64).abs() >= 0.999 * sentinel.abs())
 }
 
 fn fill_missing_where(vol: &mut Volume, missing: impl Fn(f32) -> bool) -> Vec<bool> {
     let valid: Vec<bool> = vol.data.iter().map(|&v| !missing(v)).collect();
+    fill_masked(vol, &valid);
+    valid
+}
+
+/// Replaces the voxels `valid` marks false: mean of valid 6-neighbours,
+/// iterated, then the global valid mean.
+fn fill_masked(vol: &mut Volume, valid: &[bool]) {
     let [nx, ny, nz] = vol.info.dims;
     let count = valid.iter().filter(|&&v| v).count();
-    let mean = if count > 0 { (vol.data.iter().zip(&valid).filter(|(_, &ok)| ok).map(|(&v, _)| v as f64).sum::<f64>() / count as f64) as f32 } else { 0.0 };
-    let mut known = valid.clone();
+    let mean = if count > 0 { (vol.data.iter().zip(valid).filter(|(_, &ok)| ok).map(|(&v, _)| v as f64).sum::<f64>() / count as f64) as f32 } else { 0.0 };
+    let mut known = valid.to_vec();
     // Diffusion sweeps: each pass fills voxels that touch known ones.
     for _ in 0..8 {
         let mut changed = false;
@@ -206,20 +241,43 @@ fn fill_missing_where(vol: &mut Volume, missing: impl Fn(f32) -> bool) -> Vec<bo
             *v = mean;
         }
     }
-    valid
 }
 
-/// Expands `*`/`?` patterns; a pattern matching nothing is an error.
+/// Expands `*`/`?` patterns; a pattern matching nothing is an error. HDF5 and
+/// NetCDF inputs are checked against their files and expanded too (`sci`): a
+/// time series to one input per step, `FILE` to its only volume, and
+/// `GLOB:NAME` to `FILE:NAME` for each file the glob matches.
 pub fn expand_inputs(args: &[String]) -> Result<Vec<PathBuf>, IoError> {
     let mut out = Vec::new();
+    let push_sci = |out: &mut Vec<PathBuf>, p: PathBuf| -> Result<(), IoError> {
+        match sci::SciRef::parse(&p) {
+            Some(r) => out.extend(sci::expand(&r)?),
+            None => out.push(p),
+        }
+        Ok(())
+    };
     for a in args {
-        if a.contains(['*', '?', '[']) {
+        if let Some(r) = sci::SciRef::parse(Path::new(a)) {
+            out.extend(sci::expand(&r)?);
+        } else if let Some((pattern, name)) = sci::split_glob(a) {
+            let mut hits: Vec<PathBuf> = glob::glob(pattern).map_err(|e| IoError::Invalid { path: pattern.into(), msg: format!("bad pattern: {e}") })?.filter_map(Result::ok).collect();
+            if hits.is_empty() {
+                return Err(IoError::Invalid { path: pattern.into(), msg: "pattern matches no file".into() });
+            }
+            names::natural_sort(&mut hits);
+            for h in hits {
+                let with_name = if name.is_empty() { h } else { PathBuf::from(format!("{}:{name}", h.display())) };
+                push_sci(&mut out, with_name)?;
+            }
+        } else if a.contains(['*', '?', '[']) {
             let mut hits: Vec<PathBuf> = glob::glob(a).map_err(|e| IoError::Invalid { path: a.into(), msg: format!("bad pattern: {e}") })?.filter_map(Result::ok).collect();
             if hits.is_empty() {
                 return Err(IoError::Invalid { path: a.into(), msg: "pattern matches no file".into() });
             }
             names::natural_sort(&mut hits);
-            out.extend(hits);
+            for h in hits {
+                push_sci(&mut out, h)?;
+            }
         } else {
             out.push(PathBuf::from(a));
         }
@@ -308,7 +366,7 @@ pub fn mhd_header(vol: &Volume, data_file: &str) -> String {
 /// existing one that is not a regular file is refused even with `force`.
 /// Callers with slow work before the write (decoding) call this first.
 pub fn check_output(path: &Path, force: bool) -> Result<Vec<PathBuf>, IoError> {
-    let targets = output_files(path).ok_or_else(|| inv(path, "unknown output type: use .raw, .mhd, .nhdr, .npy or .vti"))?;
+    let targets = output_files(path).ok_or_else(|| inv(path, "unknown output type: use .raw, .mhd, .nhdr, .npy, .vti or .h5"))?;
     for t in &targets {
         atomic::check_target(t, force)?;
     }
@@ -322,15 +380,16 @@ pub fn output_files(path: &Path) -> Option<Vec<PathBuf>> {
     Some(match ext.as_str() {
         "raw" | "mhd" => vec![path.with_extension("raw"), path.with_extension("mhd")],
         "nhdr" => vec![path.with_extension("raw"), path.to_owned()],
-        "npy" | "vti" => vec![path.to_owned()],
+        "npy" | "vti" | "h5" | "hdf5" => vec![path.to_owned()],
         _ => return None,
     })
 }
 
 /// Writes a volume, choosing the format by extension: `.raw`/`.mhd` (pair),
-/// `.nhdr` (+ `.raw`), `.npy`, `.vti`. `dtype` restores an original type for
-/// `.raw` (with a matching `.mhd`); the other formats store f32. Atomic: all
-/// of its files appear together, or none.
+/// `.nhdr` (+ `.raw`), `.npy`, `.vti`, `.h5`/`.hdf5` (one dataset, `h5::Writer`).
+/// `dtype` restores an original type for `.raw` (with a matching `.mhd`) and
+/// HDF5; the other formats store f32. Atomic: all of its files appear
+/// together, or none.
 pub fn write_volume(path: &Path, vol: &Volume, dtype: Option<DType>, force: bool) -> Result<Vec<PathBuf>, IoError> {
     let mut staged = atomic::Staged::new();
     let targets = stage_volume(path, vol, dtype, force, &mut staged)?;
@@ -366,6 +425,12 @@ pub fn stage_volume(path: &Path, vol: &Volume, dtype: Option<DType>, force: bool
             staged.write_bytes(&targets[1], nhdr_text(&vol.info, &raw_name).as_bytes())?;
         }
         "npy" => staged.write(path, |w| npy::write_npy_to(w, vol))?,
+        "h5" | "hdf5" => {
+            let tmp = staged.reserve(path)?;
+            let mut w = h5::Writer::create(&tmp)?;
+            w.add(vol, dtype)?;
+            w.close()?;
+        }
         _ => {
             let (pre, post) = vti_parts(&vol.info, if vol.info.name.is_empty() { "data" } else { &vol.info.name });
             let data = raw::encode_samples(&vol.data, DType::F32);

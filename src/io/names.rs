@@ -49,14 +49,19 @@ fn stem(p: &Path) -> String {
     name
 }
 
-/// Safe, unique volume names from file names (the container's name rule,
+/// Safe, unique volume names from file names (HDF5/NetCDF inputs: file stem,
+/// dataset and step, `sci::volume_stem`) (the container's name rule,
 /// spec §4): only [A-Za-z0-9._-], no leading dot, never empty, at most
 /// `MAX_NAME_LEN` bytes (longer stems are cut); duplicates get _2, _3, ….
 pub fn volume_names(paths: &[PathBuf]) -> Vec<String> {
     use crate::format::layout::MAX_NAME_LEN;
     let mut out: Vec<String> = Vec::new();
     for p in paths {
-        let mut n: String = stem(p).chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect();
+        let stem = match super::sci::SciRef::parse(p) {
+            Some(r) => super::sci::volume_stem(&r),
+            None => stem(p),
+        };
+        let mut n: String = stem.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect();
         while n.starts_with('.') {
             n.remove(0);
         }

@@ -34,11 +34,16 @@ pub fn decode_samples(bytes: &[u8], dtype: DType, endian: Endian) -> Vec<f32> {
         .collect()
 }
 
+/// A sample as an integer type's value: rounded, clamped to [lo, hi], 0 when not finite.
+pub(crate) fn to_int(x: f32, lo: f64, hi: f64) -> f64 {
+    if x.is_finite() { (x as f64).round().clamp(lo, hi) } else { 0.0 }
+}
+
 /// Encodes f32 samples as `dtype` little-endian (rounding and clamping integers).
 pub fn encode_samples(v: &[f32], dtype: DType) -> Vec<u8> {
     let mut out = Vec::with_capacity(v.len() * dtype.size());
     for &x in v {
-        let r = |lo: f64, hi: f64| if x.is_finite() { (x as f64).round().clamp(lo, hi) } else { 0.0 };
+        let r = |lo: f64, hi: f64| to_int(x, lo, hi);
         match dtype {
             DType::F32 => out.extend_from_slice(&x.to_le_bytes()),
             DType::F64 => out.extend_from_slice(&(x as f64).to_le_bytes()),

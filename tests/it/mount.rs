@@ -9,13 +9,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A foreground `idlat mount` child; unmounts and reaps on drop, even when a test fails.
-struct Mount {
+pub(crate) struct Mount {
     child: Option<Child>,
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
 }
 
 impl Mount {
-    fn new(idl: &Path, dir: &Path, extra: &[&str]) -> Mount {
+    pub(crate) fn new(idl: &Path, dir: &Path, extra: &[&str]) -> Mount {
         std::fs::create_dir_all(dir).unwrap();
         let child = Command::new(bin())
             .args(["mount", s(idl), s(dir), "-f"])
