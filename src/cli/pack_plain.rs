@@ -56,10 +56,10 @@ pub fn run(args: Args) -> CmdResult {
                     // This volume's share of the container: header and trailer, its metadata.
                     let meta_bytes = zstd::bulk::compress(&serde_json::to_vec(&meta)?, 19).map_or(1024, |z| z.len() as u64);
                     let overhead = (120 + 200) / ins.paths.len() as u64 + meta_bytes;
-                    let mut c = wavelet::search(&prepared, &grid, norm, &vol.data, &imp, None, t, overhead).map_err(anyhow::Error::msg)?;
+                    let mut c = wavelet::search(&prepared, &grid, norm, &vol.data, &imp, None, t, overhead, None).map_err(anyhow::Error::msg)?;
                     // The layouts chosen at the step the target needs, then the step again for them.
                     if args.layout == super::pack::LayoutArg::Auto && wavelet::relayout(&mut prepared, c.step, norm) > 0 {
-                        c = wavelet::search(&prepared, &grid, norm, &vol.data, &imp, None, t, overhead).map_err(anyhow::Error::msg)?;
+                        c = wavelet::search(&prepared, &grid, norm, &vol.data, &imp, None, t, overhead, Some(c.step)).map_err(anyhow::Error::msg)?;
                     }
                     let what = match t {
                         Target::Ratio(r) => format!("ratio {r}: estimated {:.1}", c.achieved),

@@ -302,9 +302,11 @@ pub struct Choice {
 /// secant guesses (ratio and PSNR are close to linear in log Δ0). Ratio targets land
 /// within about 1% when reachable (2% on tiny volumes, where the size moves in steps); quality targets meet the target with the largest step found.
 /// `overhead`: container bytes besides the blocks (header, metadata, trailer), so a
-/// ratio target is met by the file, not just its blocks.
+/// ratio target is met by the file, not just its blocks. `near`: a step known to be
+/// close (a previous search's): the bracket starts there, a quarter octave wide,
+/// instead of 2 octaves around the default step (each probe codes every tile).
 #[allow(clippy::too_many_arguments)]
-pub fn search(ps: &[Prepared], g: &BlockGrid, norm: Norm, data: &[f32], imp: &[f32], valid: Option<&[bool]>, target: Target, overhead: u64) -> Result<Choice, String> {
+pub fn search(ps: &[Prepared], g: &BlockGrid, norm: Norm, data: &[f32], imp: &[f32], valid: Option<&[bool]>, target: Target, overhead: u64, near: Option<f32>) -> Result<Choice, String> {
     let f32_bytes = (data.len() * 4) as f64;
     let bounded = ps.iter().any(|p| matches!(p, Prepared::Coded { bound: Some(_), .. }));
     let measure = |step: f32| -> Result<f64, String> {
@@ -333,43 +335,73 @@ pub fn search(ps: &[Prepared], g: &BlockGrid, norm: Norm, data: &[f32], imp: &[f
         Ok((v, if ratio { v.ln() - t } else { t - v }))
     };
     let (min, max) = ((tile::MIN_STEP as f64).log2(), (tile::MAX_STEP as f64).log2());
-    // Bracket from the default step outwards, 4x at a time.
-    let x0 = (DEFAULT_STEP as f64).log2();
+
+    // Bracket the root from the default (or the near) step. Each probe codes every tile,
+    // so jump by the expected distance (g's slope: about 0.9 per octave for log ratio,
+    // 6 dB for quality, then the secant of the last two probes), 20% past the root so
+    // it is crossed, at most 4 octaves (1 from a near step) at a time.
+    let typical = if ratio { 0.9 } else { 6.0 };
+    let max_jump = if near.is_some() { 1.0 } else { 4.0 };
+    let x0 = (near.unwrap_or(DEFAULT_STEP).clamp(tile::MIN_STEP, tile::MAX_STEP) as f64).log2();
     let (v0, g0) = val(x0)?;
-    let (mut lo, mut glo, mut vlo, mut hi, mut ghi, mut vhi) = (x0, g0, v0, x0, g0, v0);
-    while glo >= 0.0 {
-        if lo <= min {
-            // Even the finest step gives a larger ratio (or less quality) than asked.
-            return Ok(Choice { step: tile::MIN_STEP, achieved: vlo, met: false });
-        }
-        (hi, ghi, vhi) = (lo, glo, vlo);
-        lo = (lo - 2.0).max(min);
-        (vlo, glo) = val(lo)?;
+    // Ratio: within 0.5%. Quality: met, and by less than 0.03 dB too much.
+    let close = |g: f64| if ratio { g.abs() < 0.005 } else { g < 0.0 && -g < 0.03 };
+    if close(g0) {
+        return Ok(Choice { step: 2f64.powf(x0) as f32, achieved: v0, met: true });
     }
-    while ghi < 0.0 {
-        if hi >= max {
-            return Ok(Choice { step: tile::MAX_STEP, achieved: vhi, met: false });
+    let down = g0 >= 0.0;
+    let (mut xa, mut ga, mut va) = (x0, g0, v0);
+    let mut slope = typical;
+    let (mut lo, mut glo, vlo, mut hi, mut ghi, vhi);
+    loop {
+        if down && xa <= min {
+            // Even the finest step gives a larger ratio (or less quality) than asked.
+            return Ok(Choice { step: tile::MIN_STEP, achieved: va, met: false });
         }
-        (lo, glo, vlo) = (hi, ghi, vhi);
-        hi = (hi + 2.0).min(max);
-        (vhi, ghi) = val(hi)?;
+        if !down && xa >= max {
+            return Ok(Choice { step: tile::MAX_STEP, achieved: va, met: false });
+        }
+        let jump = (1.2 * ga.abs() / slope).clamp(0.05, max_jump);
+        let xn = if down { (xa - jump).max(min) } else { (xa + jump).min(max) };
+        let (vn, gn) = val(xn)?;
+        if down && gn < 0.0 {
+            (lo, glo, vlo, hi, ghi, vhi) = (xn, gn, vn, xa, ga, va);
+            break;
+        }
+        if !down && gn >= 0.0 {
+            (lo, glo, vlo, hi, ghi, vhi) = (xa, ga, va, xn, gn, vn);
+            break;
+        }
+        let s = ((gn - ga) / (xn - xa)).abs();
+        slope = if s.is_finite() && s > 0.0 { s.clamp(typical / 4.0, typical * 4.0) } else { typical };
+        (xa, ga, va) = (xn, gn, vn);
     }
     // Ratio: the point closest to the target on either side. Quality: the largest step
     // that still meets it (the `lo` side).
     let mut best = if ratio && ghi < -glo { (hi, vhi, ghi) } else { (lo, vlo, glo) };
-    for it in 0..40 {
-        let close = if ratio { best.2.abs() < 0.005 } else { -best.2 < 0.03 };
-        if close || hi - lo < 1e-4 {
+    // Regula falsi, Illinois variant: an end kept twice in a row has its g halved, so
+    // the secant cannot creep from one side (converges about as fast as the secant on
+    // smooth curves, and stays inside the bracket).
+    let mut kept = 0i32;
+    for _ in 0..40 {
+        if close(best.2) || hi - lo < 1e-4 {
             break;
         }
         let secant = lo + (hi - lo) * (-glo / (ghi - glo));
-        // Alternate secant and bisection steps: fast when smooth, safe when not.
-        let x = if it % 2 == 0 && secant.is_finite() { secant.clamp(lo + 0.02 * (hi - lo), hi - 0.02 * (hi - lo)) } else { 0.5 * (lo + hi) };
+        let x = if secant.is_finite() { secant.clamp(lo + 0.01 * (hi - lo), hi - 0.01 * (hi - lo)) } else { 0.5 * (lo + hi) };
         let (v, gx) = val(x)?;
         if gx >= 0.0 {
             (hi, ghi) = (x, gx);
+            kept = if kept < 0 { kept - 1 } else { -1 };
+            if kept <= -2 {
+                glo *= 0.5;
+            }
         } else {
             (lo, glo) = (x, gx);
+            kept = if kept > 0 { kept + 1 } else { 1 };
+            if kept >= 2 {
+                ghi *= 0.5;
+            }
         }
         if (ratio && gx.abs() < best.2.abs()) || (!ratio && gx < 0.0) {
             best = (x, v, gx);
@@ -417,7 +449,7 @@ mod tests {
         let g = BlockGrid::cubic(dims, 32);
         let norm = Norm::from_range(-3.0, 3.0);
         let ps = prepare(&data, &imp, &g, norm, None, None);
-        let c = search(&ps, &g, norm, &data, &imp, None, Target::Ratio(60.0), 0).unwrap();
+        let c = search(&ps, &g, norm, &data, &imp, None, Target::Ratio(60.0), 0, None).unwrap();
         assert!(c.met);
         let got = (n * 4) as f64 / stored_bytes(&code_all(&ps, c.step, norm).unwrap()) as f64;
         assert!((got / 60.0 - 1.0).abs() < 0.02, "ratio {got}");

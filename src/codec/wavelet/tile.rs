@@ -298,9 +298,11 @@ fn for_band(b: &Band, sz: [usize; 3], steps: &Steps, mut f: impl FnMut([usize; 3
 
 #[inline]
 fn quantise(c: f32, step: f32) -> i32 {
-    let m = (c.abs() / step + RND).floor();
-    // MIN_STEP bounds |c|/step below 2^31 for normalised data; the clamp guards the rest.
-    let m = m.min(((1u32 << 31) - 1) as f32) as i32;
+    let m = c.abs() / step + RND;
+    // floor of a non-negative value is its truncation (a cast: no libm call); MIN_STEP
+    // bounds |c|/step below 2^31 for normalised data and the cast saturates beyond; NaN
+    // gives the largest magnitude, as the clamp before it did.
+    let m = if m.is_nan() { i32::MAX } else { m as i32 };
     if c < 0.0 {
         -m
     } else {
