@@ -275,6 +275,8 @@ fn for_band(b: &Band, sz: [usize; 3], steps: &Steps, mut f: impl FnMut([usize; 3
     // tile faces, where symmetric extension amplifies their error: finer steps there keep
     // faces as sharp as the interior (no visible seams between independent tiles).
     let edge = |p: usize, n: usize| if n > 2 && (p == 0 || p + 1 == n) { EDGE } else { 1.0 };
+    let mut row_steps: Vec<f32> = Vec::new();
+    let mut row_key = None;
     for k in 0..b.size[2] {
         let ek = edge(k, b.size[2]);
         for j in 0..b.size[1] {
@@ -290,7 +292,17 @@ fn for_band(b: &Band, sz: [usize; 3], steps: &Steps, mut f: impl FnMut([usize; 3
                         f([i, j, k], row + i, at(i, steps.by_level[steps.cells[crow + spans[0][i].0] as usize]));
                     }
                 }
-                None => (0..nx).for_each(|i| f([i, j, k], row + i, at(i, steps.box_step([spans[0][i], spans[1][j], spans[2][k]])))),
+                None => {
+                    // Rows whose y and z cell ranges repeat (footprints finer than a cell on
+                    // those axes) have the same steps: compute them once per range.
+                    let key = (spans[1][j], spans[2][k]);
+                    if row_key != Some(key) {
+                        row_steps.clear();
+                        row_steps.extend((0..nx).map(|i| steps.box_step([spans[0][i], key.0, key.1])));
+                        row_key = Some(key);
+                    }
+                    (0..nx).for_each(|i| f([i, j, k], row + i, at(i, row_steps[i])))
+                }
             }
         }
     }
@@ -401,6 +413,11 @@ fn band_class(b: &Band) -> usize {
 trait Coder {
     fn bit(&mut self, c: &mut Ctx, v: bool) -> bool;
     fn raw(&mut self, v: bool) -> bool;
+    /// A raw decision whose value only an encoder computes (a decoder reads it instead).
+    #[inline]
+    fn raw_of(&mut self, v: impl FnOnce() -> bool) -> bool {
+        self.raw(v())
+    }
     /// A decoder read a code no encoder writes.
     fn fail(&mut self) {}
 }
@@ -431,6 +448,10 @@ impl Coder for Dec {
     }
     #[inline]
     fn raw(&mut self, _: bool) -> bool {
+        self.r.raw()
+    }
+    #[inline]
+    fn raw_of(&mut self, _: impl FnOnce() -> bool) -> bool {
         self.r.raw()
     }
     fn fail(&mut self) {
@@ -561,7 +582,7 @@ fn code_detail(c: &mut impl Coder, m: &mut Models, q: &mut [i32], sz: [usize; 3]
     // prediction from the causal x/y neighbours? Pays on bands that stay smooth across
     // x and y (a field that is smooth in-plane but rough along z puts its energy in
     // z-high bands that Mallat's decomposition never splits again).
-    let predicted = c.raw(predict_pays(q, b, sz));
+    let predicted = c.raw_of(|| predict_pays(q, b, sz));
     let sx = sz[0];
     for_band(b, sz, steps, |p, idx, step| {
         let pred = if predicted { med(q, p, idx, sx) } else { 0 };
