@@ -192,7 +192,8 @@ fn wavelet_latents_are_importance_driven_and_cluster() {
     ok(&["latents", s(&idl), "-o", s(&lat), "--csv"]);
     let text = std::fs::read_to_string(&lat).unwrap();
     let rows: Vec<Vec<f32>> = text.lines().skip(1).map(|l| l.split(',').map(|v| v.parse().unwrap()).collect()).collect();
-    assert_eq!(rows.len(), 4, "one row per 64³ tile");
+    // One 128x128x64 tile: 2x2x1 analysis blocks of 64³, each from its quarter of the low band.
+    assert_eq!(rows.len(), 4, "one row per 64³ block");
     assert!(rows.iter().all(|r| r.len() == 3 + 64));
     // Step units: integers; tiles inside the box (bx = 0) have finer steps, hence larger latents.
     assert!(rows.iter().all(|r| r[3..].iter().all(|v| v.fract() == 0.0)));
@@ -203,13 +204,18 @@ fn wavelet_latents_are_importance_driven_and_cluster() {
     assert!(mean_abs(0.0) > 2.0 * mean_abs(1.0), "important {} vs rest {}", mean_abs(0.0), mean_abs(1.0));
     let sc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.path().join("lat.json")).unwrap()).unwrap();
     assert_eq!((sc["channels"].as_u64(), sc["latent_edge"].as_u64()), (Some(1), Some(4)));
+    assert_eq!((sc["block"].clone(), sc["blocks"].as_u64()), (serde_json::json!([64, 64, 64]), Some(4)));
+    let coords: Vec<[f32; 3]> = rows.iter().map(|r| [r[0], r[1], r[2]]).collect();
+    assert_eq!(coords, vec![[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 1.0, 0.0]]);
     // The table feeds clustering unchanged: two clusters split the box from the rest.
     let npy = d.path().join("lat.npy");
     ok(&["latents", s(&idl), "-o", s(&npy)]);
     let out = d.path().join("cl");
-    ok(&["cluster", s(&npy), "-o", s(&out), "--k", "2"]);
+    ok(&["cluster", s(&npy), "-o", s(&out), "--k", "2", "--select", "0"]);
     let labels = std::fs::read_to_string(out.join("labels.csv")).unwrap();
     assert!(labels.lines().count() >= 4, "{labels}");
+    // --select decodes the tile holding the cluster's blocks and keeps only their voxels.
+    assert!(out.join("cluster-0.vti").exists(), "no cluster-0.vti");
 }
 
 /// The binary of a build without the `torch` feature (built once, cached in target/notorch).
