@@ -161,16 +161,8 @@ impl Staged {
 
     /// Writes one output's temporary through `f` (buffered), flushed and synced.
     pub fn write(&mut self, target: &Path, f: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>) -> Result<(), IoError> {
-        remove_stale_temps(target);
-        let tmp = temp_path(target);
-        if self.files.iter().any(|(t, _)| t == &tmp) {
-            return Err(IoError::Invalid { path: target.to_owned(), msg: "written twice by one command".into() });
-        }
-        register(&tmp);
-        // Recorded before writing so that drop removes it whatever fails below.
-        self.files.push((tmp.clone(), target.to_owned()));
-        // A leftover of ours (same PID) is replaced; create_new never opens an existing node.
-        let _ = std::fs::remove_file(&tmp);
+        let tmp = self.stage(target)?;
+        // create_new never opens an existing node.
         let file = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp).map_err(|e| os_err(&tmp, e))?;
         let mut w = BufWriter::with_capacity(1 << 20, file);
         f(&mut w).map_err(|e| os_err(&tmp, e))?;
@@ -182,6 +174,14 @@ impl Staged {
     /// Registers an output that a library writes itself (HDF5 opens files by
     /// name): returns the temporary to write, which `commit` syncs and renames.
     pub fn reserve(&mut self, target: &Path) -> Result<PathBuf, IoError> {
+        let tmp = self.stage(target)?;
+        self.unsynced.push(tmp.clone());
+        Ok(tmp)
+    }
+
+    /// The temporary of `target`, recorded before anything is written so that drop
+    /// removes it whatever fails later; a leftover of ours (same PID) is removed.
+    fn stage(&mut self, target: &Path) -> Result<PathBuf, IoError> {
         remove_stale_temps(target);
         let tmp = temp_path(target);
         if self.files.iter().any(|(t, _)| t == &tmp) {
@@ -190,7 +190,6 @@ impl Staged {
         register(&tmp);
         self.files.push((tmp.clone(), target.to_owned()));
         let _ = std::fs::remove_file(&tmp);
-        self.unsynced.push(tmp.clone());
         Ok(tmp)
     }
 
