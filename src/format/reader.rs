@@ -166,7 +166,7 @@ impl Container {
             return Err(FormatError::BadBlock { volume: v.0, block: b.0, msg: format!("no such block (volume has {})", m.block_count) });
         }
         let at = (self.trailer.index.offset + (m.index_first + b.0) * ENTRY_LEN) as usize;
-        Ok(Entry::parse(&self.map[at..at + ENTRY_LEN as usize]))
+        checked_entry(&self.map[at..at + ENTRY_LEN as usize], v.0, b.0)
     }
 
     /// A block's kind and payload; bounds and CRC are checked on every call.
@@ -253,10 +253,20 @@ pub struct PayloadReader {
     path: PathBuf,
     file: std::fs::File,
     stamp: Stamp,
-    index: Vec<Entry>,
+    /// The index section's bytes (CRC checked), entries parsed when read.
+    index: Vec<u8>,
     /// Per volume: first index entry and block count.
     volumes: Vec<(u64, u64)>,
     payload_end: u64,
+}
+
+/// An index entry from its bytes; nonzero reserved bytes (17..24, spec §3: a later
+/// minor may give them a meaning) fail this block alone, as an unknown kind does.
+fn checked_entry(raw: &[u8], volume: u32, block: u64) -> Result<Entry> {
+    if !Entry::reserved_ok(raw) {
+        return Err(FormatError::BadBlock { volume, block, msg: "index entry reserved bytes 17..24 are not zero".into() });
+    }
+    Ok(Entry::parse(raw))
 }
 
 impl Container {
@@ -275,9 +285,8 @@ impl Container {
         if crc32fast::hash(&raw) != s.crc {
             return Err(FormatError::BadCrc { section: "index" });
         }
-        let index = raw.chunks_exact(ENTRY_LEN as usize).map(Entry::parse).collect();
         let volumes = self.meta.volumes.iter().map(|v| (v.index_first, v.block_count)).collect();
-        Ok(PayloadReader { path: self.path.clone(), file, stamp: st, index, volumes, payload_end: self.payload_end() })
+        Ok(PayloadReader { path: self.path.clone(), file, stamp: st, index: raw, volumes, payload_end: self.payload_end() })
     }
 }
 
@@ -289,7 +298,8 @@ impl PayloadReader {
         if b.0 >= count {
             return Err(FormatError::BadBlock { volume: v.0, block: b.0, msg: format!("no such block (volume has {count})") });
         }
-        let e = self.index[(first + b.0) as usize];
+        let at = ((first + b.0) * ENTRY_LEN) as usize;
+        let e = checked_entry(&self.index[at..at + ENTRY_LEN as usize], v.0, b.0)?;
         let kind = kind_of(v.0, b.0, e.kind)?;
         let end = e.offset.checked_add(e.len as u64).unwrap_or(u64::MAX);
         if e.offset < HEADER_LEN || end > self.payload_end {

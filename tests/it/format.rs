@@ -62,6 +62,38 @@ fn random_containers_round_trip() {
     }
 }
 
+/// An index entry with nonzero reserved bytes (and a valid index CRC, as a crafted or
+/// future file has) fails its own block, through both readers; the others still read.
+#[test]
+fn nonzero_reserved_entry_bytes_fail_that_block_only() {
+    let dir = tmp();
+    let p = dir.path().join("c.idl");
+    random_container(&p, 11);
+    let c = Container::open(&p).unwrap();
+    let total: u64 = c.volumes().map(|(_, m)| m.block_count).sum();
+    assert!(total >= 2);
+    let mut bytes = std::fs::read(&p).unwrap();
+    let n = bytes.len();
+    let trailer = &bytes[n - 88..];
+    let (off, len) = (u64::from_le_bytes(trailer[24..32].try_into().unwrap()) as usize, u64::from_le_bytes(trailer[32..40].try_into().unwrap()) as usize);
+    bytes[off + 20] = 7; // entry 0, reserved byte 20
+    let crc = crc32fast::hash(&bytes[off..off + len]);
+    bytes[n - 88 + 60..n - 88 + 64].copy_from_slice(&crc.to_le_bytes());
+    // The trailer's own CRC (bytes 76..80) covers its bytes 0..76.
+    let tcrc = crc32fast::hash(&bytes[n - 88..n - 12]);
+    bytes[n - 12..n - 8].copy_from_slice(&tcrc.to_le_bytes());
+    let bad = dir.path().join("bad.idl");
+    std::fs::write(&bad, &bytes).unwrap();
+    let c = Container::open(&bad).unwrap();
+    let v = idlat::format::VolumeId(0);
+    let pr = c.payload_reader().unwrap();
+    for e in [c.block(v, BlockId(0)).err().map(|e| e.to_string()), pr.block(v, BlockId(0)).err().map(|e| e.to_string())] {
+        assert!(e.as_deref().is_some_and(|e| e.contains("reserved bytes 17..24")), "{e:?}");
+    }
+    let ok_blocks = c.volumes().map(|(v, m)| (0..m.block_count).filter(|&b| c.block(v, BlockId(b)).is_ok() && pr.block(v, BlockId(b)).is_ok()).count() as u64).sum::<u64>();
+    assert_eq!(ok_blocks, total - 1);
+}
+
 #[test]
 fn every_flipped_byte_is_detected_and_localised() {
     let dir = tmp();
