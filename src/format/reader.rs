@@ -172,12 +172,7 @@ impl Container {
     /// A block's kind and payload; bounds and CRC are checked on every call.
     pub fn block(&self, v: VolumeId, b: BlockId) -> Result<BlockRef<'_>> {
         let e = self.entry(v, b)?;
-        let kind = kind_of(v.0, b.0, e.kind)?;
-        let end = e.offset.checked_add(e.len as u64).unwrap_or(u64::MAX);
-        let payload_end = self.payload_end();
-        if e.offset < HEADER_LEN || end > payload_end {
-            return Err(FormatError::BadBlock { volume: v.0, block: b.0, msg: format!("payload {}..{end} lies outside the payload area", e.offset) });
-        }
+        let (kind, end) = located(&e, v.0, b.0, self.payload_end())?;
         let payload = &self.map[e.offset as usize..end as usize];
         if crc32fast::hash(payload) != e.crc {
             return Err(FormatError::BadBlockCrc { volume: v.0, block: b.0 });
@@ -260,13 +255,24 @@ pub struct PayloadReader {
     payload_end: u64,
 }
 
-/// An index entry from its bytes; nonzero reserved bytes (17..24, spec §3: a later
+/// An index entry from its bytes; nonzero reserved bytes (17..24, spec §5: a later
 /// minor may give them a meaning) fail this block alone, as an unknown kind does.
 fn checked_entry(raw: &[u8], volume: u32, block: u64) -> Result<Entry> {
     if !Entry::reserved_ok(raw) {
         return Err(FormatError::BadBlock { volume, block, msg: "index entry reserved bytes 17..24 are not zero".into() });
     }
     Ok(Entry::parse(raw))
+}
+
+/// The checks both readers make of an entry before touching its payload: a known
+/// kind, and a payload inside the payload area. Returns the kind and the payload end.
+fn located(e: &Entry, volume: u32, block: u64, payload_end: u64) -> Result<(BlockKind, u64)> {
+    let kind = kind_of(volume, block, e.kind)?;
+    let end = e.offset.checked_add(e.len as u64).unwrap_or(u64::MAX);
+    if e.offset < HEADER_LEN || end > payload_end {
+        return Err(FormatError::BadBlock { volume, block, msg: format!("payload {}..{end} lies outside the payload area", e.offset) });
+    }
+    Ok((kind, end))
 }
 
 impl Container {
@@ -300,11 +306,7 @@ impl PayloadReader {
         }
         let at = ((first + b.0) * ENTRY_LEN) as usize;
         let e = checked_entry(&self.index[at..at + ENTRY_LEN as usize], v.0, b.0)?;
-        let kind = kind_of(v.0, b.0, e.kind)?;
-        let end = e.offset.checked_add(e.len as u64).unwrap_or(u64::MAX);
-        if e.offset < HEADER_LEN || end > self.payload_end {
-            return Err(FormatError::BadBlock { volume: v.0, block: b.0, msg: format!("payload {}..{end} lies outside the payload area", e.offset) });
-        }
+        let (kind, _) = located(&e, v.0, b.0, self.payload_end)?;
         let io = |err| FormatError::Io { path: self.path.clone(), err };
         self.unchanged().map_err(io)?;
         let mut payload = vec![0u8; e.len as usize];

@@ -89,9 +89,8 @@ pub(super) fn read(path: &Path, e: &Entry, step: Option<usize>) -> Result<sci::R
     let (_, dtype) = element(&ds);
     let dtype = dtype.map_err(|why| inv(path, format!("'{}' cannot be read as a volume: it is {why}", e.name)))?;
     let dims = e.dims().ok_or_else(|| inv(path, format!("'{}' is not a volume", e.name)))?;
-    let mut sentinels: Vec<f64> = ["_FillValue", "missing_value"].iter().filter_map(|k| attr_f64(&ds, k)).flatten().collect();
-    sentinels.retain(|s| !s.is_nan());
-    let (data, valid) = sci::read_slabs(path, &e.name, dims, &sentinels, None, |z, k, buf| {
+    let sentinels = sci::sentinels(|k| attr_f64(&ds, k));
+    let read = sci::read_slabs(path, &e.name, dims, &sentinels, None, |z, k, buf| {
         let arr: hdf5::Result<ndarray::ArrayD<f64>> = match (step, e.shape.len()) {
             (Some(t), 4) => ds.read_slice((t, z..z + k, .., ..)),
             _ => ds.read_slice((z..z + k, .., ..)),
@@ -106,13 +105,7 @@ pub(super) fn read(path: &Path, e: &Entry, step: Option<usize>) -> Result<sci::R
     })?;
     let mut info = VolumeInfo::new("", dims);
     info.dtype = dtype;
-    let what = format!("{}:{}", path.display(), e.name);
-    sci::placement_attr(&what, "spacing", attr_f64(&ds, "spacing"), &mut info.spacing);
-    sci::placement_attr(&what, "origin", attr_f64(&ds, "origin"), &mut info.origin);
-    if valid.is_some() {
-        info.missing = sentinels.first().copied();
-    }
-    Ok((Volume::new(info, data), valid))
+    Ok(sci::finish(&format!("{}:{}", path.display(), e.name), info, read, &sentinels, |k| attr_f64(&ds, k)))
 }
 
 /// An HDF5 file being written by `unpack`: one dataset per volume, named by

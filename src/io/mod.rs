@@ -243,6 +243,16 @@ fn fill_masked(vol: &mut Volume, valid: &[bool]) {
     }
 }
 
+/// The files `pattern` matches, in natural order; none is an error.
+fn glob_sorted(pattern: &str) -> Result<Vec<PathBuf>, IoError> {
+    let mut hits: Vec<PathBuf> = glob::glob(pattern).map_err(|e| IoError::Invalid { path: pattern.into(), msg: format!("bad pattern: {e}") })?.filter_map(Result::ok).collect();
+    if hits.is_empty() {
+        return Err(IoError::Invalid { path: pattern.into(), msg: "pattern matches no file".into() });
+    }
+    names::natural_sort(&mut hits);
+    Ok(hits)
+}
+
 /// Expands `*`/`?` patterns; a pattern matching nothing is an error. HDF5 and
 /// NetCDF inputs are checked against their files and expanded too (`sci`): a
 /// time series to one input per step, `FILE` to its only volume, and
@@ -260,22 +270,12 @@ pub fn expand_inputs(args: &[String]) -> Result<Vec<PathBuf>, IoError> {
         if let Some(r) = sci::SciRef::parse(Path::new(a)) {
             out.extend(sci::expand(&r)?);
         } else if let Some((pattern, name)) = sci::split_glob(a) {
-            let mut hits: Vec<PathBuf> = glob::glob(pattern).map_err(|e| IoError::Invalid { path: pattern.into(), msg: format!("bad pattern: {e}") })?.filter_map(Result::ok).collect();
-            if hits.is_empty() {
-                return Err(IoError::Invalid { path: pattern.into(), msg: "pattern matches no file".into() });
-            }
-            names::natural_sort(&mut hits);
-            for h in hits {
+            for h in glob_sorted(pattern)? {
                 let with_name = if name.is_empty() { h } else { PathBuf::from(format!("{}:{name}", h.display())) };
                 push_sci(&mut out, with_name)?;
             }
         } else if a.contains(['*', '?', '[']) {
-            let mut hits: Vec<PathBuf> = glob::glob(a).map_err(|e| IoError::Invalid { path: a.into(), msg: format!("bad pattern: {e}") })?.filter_map(Result::ok).collect();
-            if hits.is_empty() {
-                return Err(IoError::Invalid { path: a.into(), msg: "pattern matches no file".into() });
-            }
-            names::natural_sort(&mut hits);
-            for h in hits {
+            for h in glob_sorted(a)? {
                 push_sci(&mut out, h)?;
             }
         } else {

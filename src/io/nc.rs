@@ -4,7 +4,7 @@
 
 use super::sci::{self, Entry};
 use super::{inv, IoError};
-use crate::volume::{DType, Volume, VolumeInfo};
+use crate::volume::{DType, VolumeInfo};
 use netcdf::types::{FloatType, IntType, NcVariableType};
 use netcdf::AttributeValue;
 use std::path::Path;
@@ -96,8 +96,7 @@ pub(super) fn read(path: &Path, e: &Entry, step: Option<usize>) -> Result<sci::R
     let (_, dtype) = element(&v.vartype());
     let mut dtype = dtype.map_err(|why| inv(path, format!("'{}' cannot be read as a volume: it is {why}", e.name)))?;
     let dims = e.dims().ok_or_else(|| inv(path, format!("'{}' is not a volume", e.name)))?;
-    let mut sentinels: Vec<f64> = ["_FillValue", "missing_value"].iter().filter_map(|k| attr_f64(&v, k)).flatten().collect();
-    sentinels.retain(|s| !s.is_nan());
+    let sentinels = sci::sentinels(|k| attr_f64(&v, k));
     // CF packing: stored integers stand for value * scale_factor + add_offset,
     // in the type of those attributes.
     let scale = attr_f64(&v, "scale_factor").and_then(|s| s.first().copied());
@@ -108,7 +107,7 @@ pub(super) fn read(path: &Path, e: &Entry, step: Option<usize>) -> Result<sci::R
         dtype = if wide { DType::F64 } else { DType::F32 };
     }
     let nd = e.shape.len();
-    let (data, valid) = sci::read_slabs(path, &e.name, dims, &sentinels, unpack, |z, k, buf| {
+    let read = sci::read_slabs(path, &e.name, dims, &sentinels, unpack, |z, k, buf| {
         let mut start = vec![0usize; nd];
         let mut count = e.shape.clone();
         if let Some(t) = step {
@@ -135,10 +134,5 @@ pub(super) fn read(path: &Path, e: &Entry, step: Option<usize>) -> Result<sci::R
         c.get_values::<f64, _>(..).ok().map(|vals| (name, vals))
     });
     sci::placement(&what, coords, &mut info);
-    sci::placement_attr(&what, "spacing", attr_f64(&v, "spacing"), &mut info.spacing);
-    sci::placement_attr(&what, "origin", attr_f64(&v, "origin"), &mut info.origin);
-    if valid.is_some() {
-        info.missing = sentinels.first().copied();
-    }
-    Ok((Volume::new(info, data), valid))
+    Ok(sci::finish(&what, info, read, &sentinels, |k| attr_f64(&v, k)))
 }

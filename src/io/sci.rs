@@ -324,6 +324,26 @@ pub fn read(r: &SciRef) -> Result<Read, IoError> {
     }
 }
 
+/// A dataset's missing-value markers from its `_FillValue` and `missing_value`
+/// attributes (`attr`: a numeric attribute by name); NaN ones are dropped, since
+/// non-finite values are missing whenever there are markers at all.
+pub(crate) fn sentinels(attr: impl Fn(&str) -> Option<Vec<f64>>) -> Vec<f64> {
+    let mut s: Vec<f64> = ["_FillValue", "missing_value"].iter().filter_map(|k| attr(k)).flatten().collect();
+    s.retain(|v| !v.is_nan());
+    s
+}
+
+/// The volume of a read: `info` (dims, dtype, any coordinate placement) with the
+/// `spacing`/`origin` attributes over it, and the first marker as its missing value.
+pub(crate) fn finish(what: &str, mut info: VolumeInfo, (data, valid): (Vec<f32>, Option<Vec<bool>>), sentinels: &[f64], attr: impl Fn(&str) -> Option<Vec<f64>>) -> Read {
+    placement_attr(what, "spacing", attr("spacing"), &mut info.spacing);
+    placement_attr(what, "origin", attr("origin"), &mut info.origin);
+    if valid.is_some() {
+        info.missing = sentinels.first().copied();
+    }
+    (Volume::new(info, data), valid)
+}
+
 /// Largest volume a file may declare, in voxels (as `headers` allows).
 const MAX_VOXELS: u64 = 1 << 36;
 /// Declared f32 bytes past which the file must hold at least 1/`MAX_RATIO` of them.

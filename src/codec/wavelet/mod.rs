@@ -298,13 +298,14 @@ pub struct Choice {
     pub met: bool,
 }
 
-/// Searches the base step for `target` over the whole volume: bisection on log2 Δ0 with
-/// secant guesses (ratio and PSNR are close to linear in log Δ0). Ratio targets land
-/// within about 1% when reachable (2% on tiny volumes, where the size moves in steps); quality targets meet the target with the largest step found.
-/// `overhead`: container bytes besides the blocks (header, metadata, trailer), so a
-/// ratio target is met by the file, not just its blocks. `near`: a step known to be
-/// close (a previous search's): the bracket starts there, a quarter octave wide,
-/// instead of 2 octaves around the default step (each probe codes every tile).
+/// Searches the base step for `target` over the whole volume on log2 Δ0 (ratio and
+/// PSNR are close to linear in it): a bracket found by jumps of the expected distance,
+/// then regula falsi. Ratio targets land within about 1% when reachable (2% on tiny
+/// volumes, where the size moves in steps); quality targets meet the target with the
+/// largest step found. `overhead`: container bytes besides the blocks (header,
+/// metadata, trailer), so a ratio target is met by the file, not just its blocks.
+/// `near`: a step known to be close (a previous search's): the search starts there,
+/// with jumps of at most one octave, instead of at the default step with up to four.
 #[allow(clippy::too_many_arguments)]
 pub fn search(ps: &[Prepared], g: &BlockGrid, norm: Norm, data: &[f32], imp: &[f32], valid: Option<&[bool]>, target: Target, overhead: u64, near: Option<f32>) -> Result<Choice, String> {
     let f32_bytes = (data.len() * 4) as f64;
