@@ -1,5 +1,5 @@
 //! Block payload parsing: neural stream tables, the simple kinds, the
-//! error-bound residual stream, wavelet payloads and tile streams, and real ANS decoding of z/y streams with the
+//! error-bound residual stream, wavelet payloads and tile streams (sliced ones too), and real ANS decoding of z/y streams with the
 //! shipped model's tables; each decoded twice into fresh buffers to catch state
 //! leaking between calls.
 #![no_main]
@@ -60,6 +60,13 @@ fuzz_target!(|data: &[u8]| {
             t[4..8].copy_from_slice(&(1e-3f32).to_le_bytes());
             let tile = || idlat::codec::wavelet::tile::decode(&t, sz).map(|v| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>());
             assert_eq!(tile(), tile());
+            // The same bytes as a sliced stream (format 1.7) of a thin tile 128-199 deep:
+            // slice lengths and segments from the input, decoded in parallel, twice.
+            let deep = [1 + (*a as usize % 4), 1 + (*b as usize % 4), 128 + (*c as usize % 72)];
+            t[0] = idlat::codec::wavelet::lift::levels_for(deep, 4) as u8;
+            t[2] = idlat::codec::wavelet::tile::slices(deep[2]).len() as u8;
+            let sliced = || idlat::codec::wavelet::tile::decode(&t, deep).map(|v| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>());
+            assert_eq!(sliced(), sliced());
         }
     }
     if let Some((&k, rest)) = data.split_first() {

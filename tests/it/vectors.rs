@@ -101,6 +101,28 @@ fn vectors() -> Vec<(&'static str, fn(&Path))> {
             w.write_block(v, BlockId(0), coded[0].kind, &coded[0].payload).unwrap();
             w.finish().unwrap();
         }),
+        ("wavelet-slices-4x4x128.idl", |p| {
+            // One tile 128 planes deep: coded in two slices of 64 (format 1.7).
+            use idlat::codec::{blocks::Norm, wavelet};
+            let dims = [4, 4, 128];
+            let n = 16 * 128;
+            let data: Vec<f32> = (0..n).map(|i| ((i / 16) as f32 * 0.13).sin() * 3.0 + (i % 16) as f32 * 0.2).collect();
+            let imp: Vec<f32> = (0..n).map(|i| if i / 16 < 40 { 1.0 } else { 0.05 }).collect();
+            let g = idlat::format::BlockGrid::cubic(dims, 128);
+            let (lo, hi) = data.iter().fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+            let norm = Norm::from_range(lo, hi);
+            let coded = wavelet::code_all(&wavelet::prepare(&data, &imp, &g, norm, None, Some(wavelet::Layout::Mallat)), 0.01, norm).unwrap();
+            assert_eq!(coded[0].payload[8 + 2], 2, "slice count byte of the tile stream");
+            let mut meta = volume_meta("s", dims, 128);
+            meta.norm = idlat::format::Normalisation { offset: norm.offset, scale: norm.scale };
+            meta.value_range = (lo, hi);
+            let mut w = ContainerWriter::create(p, true).unwrap();
+            assert_eq!(wavelet::required_minor(&coded[0], dims), 7);
+            w.require_minor(7);
+            let v = w.add_volume(meta).unwrap();
+            w.write_block(v, BlockId(0), coded[0].kind, &coded[0].payload).unwrap();
+            w.finish().unwrap();
+        }),
     ]
 }
 

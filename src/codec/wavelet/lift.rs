@@ -11,6 +11,8 @@
 //! run the same code, so a tile decodes to the same bits on any machine and
 //! thread count.
 
+use rayon::prelude::*;
+
 const ALPHA: f32 = -1.586_134_3;
 const BETA: f32 = -0.052_980_118;
 const GAMMA: f32 = 0.882_911_1;
@@ -159,24 +161,34 @@ fn rows(d: &mut [f32], base: usize, stride: usize, n: usize, w: usize, scratch: 
     }
 }
 
+/// Regions of at least this many samples run their x and y passes on several threads.
+const PARALLEL_REGION: usize = 1 << 16;
+
 /// Transforms every line along `axis` of the region `r` (a corner of the tile `sz`).
 fn axis_pass(data: &mut [f32], sz: [usize; 3], r: [usize; 3], axis: usize, scratch: &mut Vec<f32>, inverse: bool) {
     let (sx, sxy) = (sz[0], sz[0] * sz[1]);
     if r[axis] < 2 {
         return;
     }
-    match axis {
-        0 => {
+    // x and y passes work plane by plane: planes in parallel when the region is large
+    // (a volume may have fewer tiles than cores). Every line is transformed alone, so
+    // the result is the same on any thread count.
+    let plane = |p: &mut [f32], scratch: &mut Vec<f32>| {
+        if axis == 0 {
             let f = if inverse { inverse_line } else { forward_line };
-            for z in 0..r[2] {
-                for y in 0..r[1] {
-                    let b = z * sxy + y * sx;
-                    f(&mut data[b..b + r[0]], scratch);
-                }
+            for y in 0..r[1] {
+                f(&mut p[y * sx..y * sx + r[0]], scratch);
             }
+        } else {
+            rows(p, 0, sx, r[1], r[0], scratch, inverse);
         }
-        // y: per z slice, rows along y; z: per y, rows along z. Both are rows of r[0] floats.
-        1 => (0..r[2]).for_each(|z| rows(data, z * sxy, sx, r[1], r[0], scratch, inverse)),
+    };
+    match axis {
+        0 | 1 if r[0] * r[1] * r[2] >= PARALLEL_REGION => {
+            data.par_chunks_mut(sxy).take(r[2]).for_each_init(Vec::new, |scratch, p| plane(p, scratch));
+        }
+        0 | 1 => data.chunks_mut(sxy).take(r[2]).for_each(|p| plane(p, scratch)),
+        // z: per y, rows along z (rows of r[0] floats, a plane apart).
         _ => (0..r[1]).for_each(|y| rows(data, y * sx, sxy, r[2], r[0], scratch, inverse)),
     }
 }
