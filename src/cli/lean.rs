@@ -114,8 +114,9 @@ fn candidates(argv0: &OsString) -> Vec<(PathBuf, &'static str)> {
             }
         }
     }
+    // argv[0] and current_exe() usually name one directory, relative and absolute.
     let mut seen = std::collections::HashSet::new();
-    out.retain(|(p, _)| seen.insert(p.clone()));
+    out.retain(|(p, _)| seen.insert(std::path::absolute(p).unwrap_or_else(|_| p.clone())));
     out
 }
 
