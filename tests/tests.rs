@@ -8,6 +8,7 @@ mod it {
     pub mod hostile;
     pub mod cli;
     pub mod io;
+    pub mod lean;
     pub mod mount;
     pub mod roundtrip;
     pub mod sci;

@@ -3,8 +3,10 @@
 peers (SZ3 and SPERR with per-chunk bounds), at equal ratio (issue 21).
 
 For each sample (`idlat sample`, seed 1), map and target ratio R:
-  1. idlat: `pack --target-ratio R`, then `unpack` (whole processes, timed); its
-     actual ratio r (f32 bytes / whole .idl file) is the ratio every peer is held to;
+  1. idlat: `pack --target-ratio R`, then `unpack` (whole processes, timed, with the
+     front end target/bin/idlat users run, which loads no libtorch for wavelet
+     containers; `unpack` also with the full build, for comparison); its actual
+     ratio r (f32 bytes / whole .idl file) is the ratio every peer is held to;
   2. SPERR (hdf5plugin, one chunk = the whole array, swap=True): rate (bpp) bisected;
   3. SZ3 (pysz, ABS bound bisected); 4. ZFP (zfpy, fixed rate and fixed accuracy
      both bisected, the better one reported);
@@ -20,7 +22,7 @@ puts the section at the top of PATH (after the title line), replacing an earlier
 of it and keeping every other section. `--insert FILE` only re-inserts a section
 written before (tools/bench.sh uses it after bench.py has rewritten BENCHMARKS.md).
 
-Usage: bench_peers.py --bin IDLAT --out DIR [--md PATH] [--quick]
+Usage: bench_peers.py --bin IDLAT --out DIR [--front-bin FRONT] [--md PATH] [--quick]
        bench_peers.py --md PATH --insert OUT/peers.md
 """
 import argparse, csv, datetime, math, os, platform, shutil, subprocess, sys, tempfile, time
@@ -49,9 +51,10 @@ def insert_section(md_path, section):
 
 
 ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-ap.add_argument("--bin", help="idlat binary (full build)")
-ap.add_argument("--notorch-bin", help="torch-free idlat build for a second unpack timing "
-                "(default: target/notorch/release/idlat beside --bin's target dir, when it exists)")
+ap.add_argument("--bin", help="idlat binary (full build: the `full build` unpack column)")
+ap.add_argument("--front-bin", "--notorch-bin", dest="front_bin",
+                help="the front end (torch-free build) that times pack and unpack (default: bin/idlat, else "
+                     "notorch/release/idlat, in --bin's target dir; without one, --bin times them)")
 ap.add_argument("--out", help="output dir for peers.csv and peers.md")
 ap.add_argument("--md", help="Markdown file to put the section into (top, after the title)")
 ap.add_argument("--insert", metavar="SECTION_MD", help="only insert this section file into --md and exit")
@@ -101,13 +104,19 @@ if not (os.path.isfile(args.bin) and os.access(args.bin, os.X_OK)):
     sys.exit(f"bench_peers.py: idlat binary not found or not executable: {args.bin} (cargo build --release)")
 
 BIN = os.path.abspath(args.bin)
-NOTORCH = args.notorch_bin
-if NOTORCH is None:
-    cand = os.path.join(os.path.dirname(os.path.dirname(BIN)), "notorch", "release", "idlat")
-    NOTORCH = cand if os.path.isfile(cand) else None
+FRONT = args.front_bin
+if FRONT is None:
+    tdir = os.path.dirname(os.path.dirname(BIN))
+    FRONT = next((c for c in (os.path.join(tdir, "bin", "idlat"), os.path.join(tdir, "notorch", "release", "idlat"))
+                  if os.path.isfile(c) and os.access(c, os.X_OK)), None)
+elif not (os.path.isfile(FRONT) and os.access(FRONT, os.X_OK)):
+    sys.exit(f"bench_peers.py: front end not found or not executable: {FRONT} (tools/setup.sh builds target/bin/idlat)")
+# The binary of the `idlat pack` and `idlat unpack` columns and of the goal lines.
+IDL = os.path.abspath(FRONT) if FRONT else BIN
 os.makedirs(args.out, exist_ok=True)
 work = tempfile.mkdtemp(prefix="idlat-peers-")
 bin_mtime = os.path.getmtime(BIN)
+front_mtime = os.path.getmtime(FRONT) if FRONT else None
 load0 = os.getloadavg()[0]
 t_start = time.time()
 
@@ -377,7 +386,6 @@ def peers_at(x, w, r_target, rng, tag):
 PEERS = ["SPERR", "SZ3", "ZFP", "SZ3-imp", "SPERR-imp"]
 rows = []          # csv rows
 points = []        # per (sample, map, ratio)
-notorch_err = None
 try:
     for kind, d, maps in CASES:
         raw = os.path.join(work, f"{kind}.raw")
@@ -395,48 +403,47 @@ try:
                 tag = f"{kind}_{R}"
                 idl = os.path.join(work, f"{tag}.idl")
                 rec = os.path.join(work, f"{tag}_rec.raw")
-                t_pack, _ = run([BIN, "pack", raw, "--dims", dims_s(d), "--importance", spec,
+                t_pack, _ = run([IDL, "pack", raw, "--dims", dims_s(d), "--importance", spec,
                                  "--target-ratio", str(R), "-o", idl, "--force", "--quiet"])
-                t_unp = min(run([BIN, "unpack", idl, "-o", rec, "--force", "--quiet"])[0] for _ in range(2))
+                t_unp = min(run([IDL, "unpack", idl, "-o", rec, "--force", "--quiet"])[0] for _ in range(2))
                 y = load(rec, d)
                 r_idl = x.nbytes / os.path.getsize(idl)
                 p, wp, me = metrics(x, y, w)
-                t_nt = nt_same = None
-                if NOTORCH:
-                    rec2 = os.path.join(work, f"{tag}_rec_nt.raw")
-                    try:
-                        t_nt = min(run([NOTORCH, "unpack", idl, "-o", rec2, "--force", "--quiet"])[0] for _ in range(2))
-                        nt_same = open(rec, "rb").read() == open(rec2, "rb").read()
-                    except RuntimeError as e:
-                        notorch_err = str(e).split(": ", 1)[-1][-300:]
+                # The full build for comparison: the same decode plus loading libtorch.
+                t_full, full_same = t_unp, True
+                if FRONT:
+                    rec2 = os.path.join(work, f"{tag}_rec_full.raw")
+                    t_full = min(run([BIN, "unpack", idl, "-o", rec2, "--force", "--quiet"])[0] for _ in range(2))
+                    full_same = open(rec, "rb").read() == open(rec2, "rb").read()
+                    os.remove(rec2)
                 # Cold `cat` through the mount, both builds (on the first ratio of each map: it
                 # decodes the same tiles as unpack).
-                t_mnt = t_mnt_nt = None
+                t_mnt = t_mnt_front = None
                 if R == RATIOS[0] and shutil.which("fusermount3"):
                     expect = open(rec, "rb").read()
                     t_mnt = mount_cat(BIN, idl, kind, expect)
-                    if NOTORCH and t_nt:
-                        t_mnt_nt = mount_cat(NOTORCH, idl, kind, expect)
+                    if FRONT:
+                        t_mnt_front = mount_cat(FRONT, idl, kind, expect)
                 idlat = dict(ratio=r_idl, psnr=p, wpsnr=wp, maxerr=me, setting=f"--target-ratio {R}",
                              evals=1, enc_s=t_pack, dec_s=t_unp)
                 print(f"[{time.time() - t_start:5.0f}s] {kind} {spec} R={R}: idlat r={r_idl:.1f} "
                       f"PSNR {p:.2f} wPSNR {wp:.2f} (pack {t_pack:.2f}s, unpack {t_unp:.2f}s"
-                      + (f", notorch {t_nt:.2f}s" if t_nt else "") + ")", flush=True)
+                      + (f", full-build unpack {t_full:.2f}s" if FRONT else "") + ")", flush=True)
                 peers = peers_at(x, w, r_idl, rng, tag)
                 for k in PEERS:
                     v = peers[k]
                     print(f"         {k:10s} r={v['ratio']:7.1f} PSNR {v['psnr']:6.2f} wPSNR {v['wpsnr']:6.2f} "
                           f"({v['setting']}, {v['evals']} evals)", flush=True)
                 pt = dict(sample=kind, dims=dims_s(d), map=spec, uniform=spec.startswith("uniform"),
-                          target=R, idlat=idlat, peers=peers, notorch_s=t_nt, notorch_same=nt_same,
-                          mount_s=t_mnt, mount_nt_s=t_mnt_nt,
+                          target=R, idlat=idlat, peers=peers, full_s=t_full, full_same=full_same,
+                          mount_s=t_mnt, mount_front_s=t_mnt_front,
                           mb=x.nbytes / 1e6, big_tile=None)
                 if pt["uniform"] and p < peers["SPERR"]["psnr"] - 0.5:
                     # a loss on a uniform map: how much of it is the tile size (SPERR codes the whole array)?
                     tb = max(d)
-                    run([BIN, "pack", raw, "--dims", dims_s(d), "--importance", spec, "--target-ratio", str(R),
+                    run([IDL, "pack", raw, "--dims", dims_s(d), "--importance", spec, "--target-ratio", str(R),
                          "--tile", str(tb), "-o", idl, "--force", "--quiet"])
-                    run([BIN, "unpack", idl, "-o", rec, "--force", "--quiet"])
+                    run([IDL, "unpack", idl, "-o", rec, "--force", "--quiet"])
                     pb = metrics(x, load(rec, d), w)[0]
                     pt["big_tile"] = (tb, x.nbytes / os.path.getsize(idl), pb)
                     print(f"         idlat --tile {tb}: r={pt['big_tile'][1]:.1f} PSNR {pb:.2f}", flush=True)
@@ -483,10 +490,12 @@ def cpu_name():
     return platform.processor() or "?"
 
 idlat_ver = subprocess.run([BIN, "--version"], capture_output=True, text=True).stdout.strip()
-idlat_ver += f", binary built {datetime.datetime.fromtimestamp(bin_mtime):%Y-%m-%d %H:%M:%S}"
-bin_changed = os.path.getmtime(BIN) != bin_mtime
+idlat_ver += f", full build built {datetime.datetime.fromtimestamp(bin_mtime):%Y-%m-%d %H:%M:%S}"
+if FRONT:
+    idlat_ver += f", front end built {datetime.datetime.fromtimestamp(front_mtime):%Y-%m-%d %H:%M:%S}"
+bin_changed = os.path.getmtime(BIN) != bin_mtime or (FRONT is not None and os.path.getmtime(FRONT) != front_mtime)
 if bin_changed:
-    print(f"WARNING: {BIN} was rebuilt during the run: rerun the benchmark", file=sys.stderr)
+    print(f"WARNING: {BIN}{' or ' + FRONT if FRONT else ''} was rebuilt during the run: rerun the benchmark", file=sys.stderr)
 f1 = lambda v: f"{v:.2f}"
 md = [HEADING, ""]
 md.append(f"Generated by `tools/bench_peers.py` (run by `tools/bench.sh`) on {datetime.date.today().isoformat()} "
@@ -499,7 +508,7 @@ md.append(f"- machine: nproc = {os.cpu_count()} ({len(os.sched_getaffinity(0))} 
 md.append(f"- versions: {idlat_ver} (default profile `wavelet`); hdf5plugin {ver(hdf5plugin)} (SPERR filter); "
           f"h5py {h5py.__version__}; pysz {ver(pysz)}; zfpy {ver(zfpy)}; numpy {np.__version__}")
 if bin_changed:
-    md.append(f"- **WARNING: `{args.bin}` was rebuilt during this run; the points may mix two builds. Rerun.**")
+    md.append(f"- **WARNING: an idlat binary was rebuilt during this run; the points may mix two builds. Rerun.**")
 md.append("- data: `idlat sample KIND --seed 1` (vortex and nyx 128³, isabel 256x256x48); maps from "
           "`idlat importance`; nyx's value map thresholds at the 0.9 quantile of the sample")
 md.append("- ratio = f32 bytes / stored bytes (idlat: the whole `.idl` file; SPERR: HDF5 storage size of the "
@@ -601,20 +610,21 @@ md.append("")
 md.append("### Speed (MB/s of f32 data, same run)")
 md.append("")
 md.append("idlat: whole processes (`pack` includes process start and importance computation; `unpack` includes "
-          "process start, reading the file and writing the raw output), unpack best of 2. SPERR: in-process h5py "
-          "write + close (encode) and open + read of a freshly opened file (decode, best of 2). "
-          + ("`unpack (torch-free)` is `target/notorch/release/idlat`, which does not load libtorch." if NOTORCH else
-             "No torch-free build (`target/notorch/release/idlat`) was found."))
+          "process start, reading the file and writing the raw output), unpack best of 2. "
+          + (f"`idlat pack` and `idlat unpack` are the front end users run (`{args.front_bin or os.path.relpath(FRONT)}`, the "
+             "torch-free build: it loads no libtorch and would re-execute the full build only for neural profiles and containers, "
+             f"which this benchmark has none of); `idlat unpack (full build)` is `{args.bin}`, which loads libtorch "
+             "at start." if FRONT else
+             f"No front end (`target/bin/idlat`, the torch-free build) was found: every idlat column is the full build "
+             f"`{args.bin}`, which loads libtorch at start.")
+          + " SPERR: in-process h5py write + close (encode) and open + read of a freshly opened file (decode, best of 2).")
 md.append("")
-md.append("| sample | map | ratio | idlat pack | idlat unpack | idlat unpack (torch-free) | SPERR enc | SPERR dec | idlat unpack / SPERR dec | SZ3 dec |")
+md.append("| sample | map | ratio | idlat pack | idlat unpack | idlat unpack (full build) | SPERR enc | SPERR dec | idlat unpack / SPERR dec | SZ3 dec |")
 md.append("|---|---|---|---|---|---|---|---|---|---|")
 for p in points:
     mb = p["mb"]; i = p["idlat"]; s = p["peers"]["SPERR"]
-    if p["notorch_s"]:
-        nt = f"{mb / p['notorch_s']:.1f}" + ("" if p["notorch_same"] else " (output differs!)")
-    else:
-        nt = "failed" if (NOTORCH and notorch_err) else "n/a"
-    md.append(f"| {p['sample']} | `{p['map']}` | {i['ratio']:.1f} | {mb / i['enc_s']:.1f} | {mb / i['dec_s']:.1f} | {nt} | "
+    full = f"{mb / p['full_s']:.1f}" + ("" if p["full_same"] else " (output differs!)")
+    md.append(f"| {p['sample']} | `{p['map']}` | {i['ratio']:.1f} | {mb / i['enc_s']:.1f} | {mb / i['dec_s']:.1f} | {full} | "
               f"{mb / s['enc_s']:.1f} | {mb / s['dec_s']:.1f} | {(mb / i['dec_s']) / (mb / s['dec_s']):.2f} | "
               f"{mb / p['peers']['SZ3']['dec_s']:.1f} |")
 md.append("")
@@ -622,7 +632,7 @@ med = lambda a: sorted(a)[len(a) // 2]
 pk = med([p["mb"] / p["idlat"]["enc_s"] for p in points])
 up = med([p["mb"] / p["idlat"]["dec_s"] for p in points])
 sd = med([p["mb"] / p["peers"]["SPERR"]["dec_s"] for p in points])
-md.append(f"Medians: idlat pack {pk:.1f} MB/s (goal ≥ 30: {'met' if pk >= 30 else '**not met**'}), idlat unpack "
+md.append(f"Medians{' (front end)' if FRONT else ''}: idlat pack {pk:.1f} MB/s (goal ≥ 30: {'met' if pk >= 30 else '**not met**'}), idlat unpack "
           f"{up:.1f} MB/s (goal ≥ 100 and ≥ 1/3 of SPERR's {sd:.1f}: "
           f"{'met' if up >= 100 and up >= sd / 3 else '**not met**'}).")
 mp = [p for p in points if p.get("mount_s")]
@@ -631,35 +641,28 @@ if mp:
     md.append("Cold `cat` of the mounted raw file (a fresh `idlat mount`, timed from the mount being ready, bytes "
               "checked against `unpack`; first ratio of each map), MB/s:")
     md.append("")
-    md.append("| sample | map | ratio | full build | torch-free build | SPERR dec |")
+    md.append("| sample | map | ratio | full build | front end (torch-free) | SPERR dec |")
     md.append("|---|---|---|---|---|---|")
     for p in mp:
-        nt = f"{p['mb'] / p['mount_nt_s']:.1f}" if p.get("mount_nt_s") else "n/a"
+        nt = f"{p['mb'] / p['mount_front_s']:.1f}" if p.get("mount_front_s") else "n/a"
         md.append(f"| {p['sample']} | `{p['map']}` | {p['idlat']['ratio']:.1f} | {p['mb'] / p['mount_s']:.1f} | {nt} | "
                   f"{p['mb'] / p['peers']['SPERR']['dec_s']:.1f} |")
     mm = med([p["mb"] / p["mount_s"] for p in mp])
     msd = med([p["mb"] / p["peers"]["SPERR"]["dec_s"] for p in mp])
     line = f"Median cold mount read: full build {mm:.1f} MB/s"
-    mnt_nt = [p["mb"] / p["mount_nt_s"] for p in mp if p.get("mount_nt_s")]
+    mnt_nt = [p["mb"] / p["mount_front_s"] for p in mp if p.get("mount_front_s")]
     if mnt_nt:
-        line += f", torch-free build {med(mnt_nt):.1f} MB/s"
+        line += f", front end {med(mnt_nt):.1f} MB/s"
     best = max([mm] + ([med(mnt_nt)] if mnt_nt else []))
     md.append("")
     md.append(line + f" (goal ≥ 100 and ≥ 1/3 of SPERR's {msd:.1f}: {'met' if best >= 100 and best >= msd / 3 else '**not met**'}"
-              + (" by the torch-free build" if mnt_nt and med(mnt_nt) > mm else "") + ").")
-ntp = [p["mb"] / p["notorch_s"] for p in points if p["notorch_s"]]
-if ntp:
+              + (" by the front end" if mnt_nt and med(mnt_nt) > mm else "") + ").")
+if FRONT:
+    fu = med([p["mb"] / p["full_s"] for p in points])
     md.append("")
-    md.append(f"Torch-free unpack: median {med(ntp):.1f} MB/s over the {len(ntp)} of {len(points)} points it could read "
-              f"(≥ 100 MB/s: {'met' if med(ntp) >= 100 else '**not met**'}; ≥ 1/3 of SPERR's decode: "
-              f"{'met' if med(ntp) >= sd / 3 else '**not met**'}); "
-              f"{'its output was bit-identical to the full build' if all(p['notorch_same'] for p in points if p['notorch_s']) else '**its output differed from the full build**'}.")
-if NOTORCH and notorch_err:
-    md.append("")
-    md.append(f"The torch-free build failed to unpack the containers of this run: `{notorch_err.strip()}` "
-              f"(it is probably older than the full build; `{NOTORCH}`, "
-              f"built {datetime.datetime.fromtimestamp(os.path.getmtime(NOTORCH)):%Y-%m-%d %H:%M} vs "
-              f"{datetime.datetime.fromtimestamp(os.path.getmtime(BIN)):%Y-%m-%d %H:%M}).")
+    md.append(f"Full-build unpack (for comparison; libtorch loaded at start): median {fu:.1f} MB/s; "
+              + ("its output was bit-identical to the front end's." if all(p["full_same"] for p in points)
+                 else "**its output differed from the front end's**."))
 if args.quick:
     md.append("")
     md.append("Quick mode: one sample, one map, one ratio.")

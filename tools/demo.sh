@@ -7,7 +7,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 tools/setup.sh
-IDLAT=$ROOT/target/release/idlat
+IDLAT=$ROOT/target/bin/idlat   # the front end: wavelet containers need no libtorch
 PY=${IDLAT_VENV:-$ROOT/.venv}/bin/python
 WORK=${IDLAT_DEMO_DIR:-$(mktemp -d /tmp/idlat-demo.XXXXXX)}
 MNT=$WORK/mnt

@@ -3,7 +3,11 @@
 # Installs: apt packages (FUSE, ParaView, Xvfb, the HDF5 and NetCDF libraries
 # idlat links), a project venv with the libtorch
 # that tch links (torch==2.13.0) plus the Python packages tests and benchmarks use,
-# then builds the release binary. A second run only checks and takes seconds.
+# then builds the two release binaries: the full build target/release/idlat and
+# the torch-free front end target/notorch/release/idlat, which runs what needs
+# no libtorch itself and re-executes the full build for the rest; users run
+# target/bin/idlat (the front end) beside target/bin/idlat-torch (the full
+# build), both symlinks. A second run only checks and takes seconds.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -48,8 +52,17 @@ IDLAT_VENV = \"$VENV\"
 [ -f "$ROOT/.cargo/config.toml" ] && [ "$(cat "$ROOT/.cargo/config.toml")" = "$(printf '%s' "$cfg")" ] || printf '%s' "$cfg" > "$ROOT/.cargo/config.toml"
 
 # --- Rust build ---------------------------------------------------------------
+# The full build finds libtorch through its RUNPATH (absolute, set by build.rs),
+# so it runs the same when executed through target/bin/idlat-torch.
 if [ "${IDLAT_SETUP_NO_BUILD:-0}" != 1 ]; then
   log "cargo build --release"
   cargo build --release --quiet
+  log "cargo build --release --no-default-features (the torch-free front end)"
+  cargo build --release --quiet --no-default-features --target-dir target/notorch --bin idlat
+  mkdir -p target/bin
+  # Relative links: the tree can move. The front end finds idlat-torch beside
+  # the path it was started as, without resolving the link.
+  ln -sfn ../notorch/release/idlat target/bin/idlat
+  ln -sfn ../release/idlat target/bin/idlat-torch
 fi
-log "ready: $ROOT/target/release/idlat"
+log "ready: $ROOT/target/bin/idlat (front end; the full build is $ROOT/target/bin/idlat-torch)"

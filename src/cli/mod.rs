@@ -11,6 +11,8 @@ pub mod importance;
 pub mod info;
 pub mod isosim;
 pub mod latents;
+#[cfg(not(feature = "torch"))]
+pub mod lean;
 pub mod mount;
 pub mod pack;
 pub mod pack_plain;
@@ -77,6 +79,13 @@ pub fn run(cli: Cli) -> CmdResult {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The torch-free build hands what needs libtorch to the full build, before
+    // anything is written; delegate() returns only when there is none.
+    #[cfg(not(feature = "torch"))]
+    if let Some(why) = lean::needs_torch(&cli) {
+        eprintln!("idlat: error: {:#}", lean::delegate(&why));
+        return ExitCode::from(2);
+    }
     match run(cli) {
         Ok(code) => code,
         Err(e) if e.is::<NotImplemented>() => {

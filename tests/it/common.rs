@@ -19,6 +19,20 @@ pub fn python() -> PathBuf {
     py
 }
 
+/// The binary of a build without the `torch` feature, the front end of
+/// target/bin/idlat (built once, cached in target/notorch).
+pub fn torch_free_bin() -> PathBuf {
+    let target = repo().join("target/notorch");
+    let st = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--no-default-features", "--bin", "idlat", "--target-dir"])
+        .arg(&target)
+        .current_dir(repo())
+        .status()
+        .expect("cargo build --no-default-features");
+    assert!(st.success(), "the torch-free build failed");
+    target.join("release/idlat")
+}
+
 pub fn run(args: &[&str]) -> Output {
     let out = Command::new(bin()).args(args).output().expect("run idlat");
     out
