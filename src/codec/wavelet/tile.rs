@@ -15,6 +15,7 @@
 use super::bits::{bytes_to_words, words_to_bytes, Ctx, Reader, Writer};
 use super::lift::{band_gain, forward, inverse, levels_for, low_len, Layout};
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicI32, Ordering::Relaxed};
 
 /// Most decomposition levels a stream may declare (format 1.4).
 pub const MAX_LEVELS: usize = 6;
@@ -294,18 +295,6 @@ fn band_rows(b: &Band, nz: usize, zs: (usize, usize)) -> std::ops::Range<usize> 
     k0..k1.max(k0)
 }
 
-/// Each contiguous x-row (tile index range) of slice `zs` over `bands`.
-fn slice_rows(bands: &[Band], sz: [usize; 3], zs: (usize, usize), mut f: impl FnMut(std::ops::Range<usize>)) {
-    for b in bands {
-        for k in band_rows(b, sz[2], zs) {
-            for j in 0..b.size[1] {
-                let row = ((b.origin[2] + k) * sz[1] + b.origin[1] + j) * sz[0] + b.origin[0];
-                f(row..row + b.size[0]);
-            }
-        }
-    }
-}
-
 /// `for_band` over the band rows `ks` (along z) only.
 fn for_band_in(b: &Band, sz: [usize; 3], steps: &Steps, ks: std::ops::Range<usize>, mut f: impl FnMut([usize; 3], usize, f32)) {
     // Footprints of levels up to 3 lie inside one 8³ cell: a table lookup per coefficient.
@@ -422,25 +411,54 @@ fn nb_class(s: u32) -> usize {
     }
 }
 
+/// The quantised symbols of a tile as the coder sees them. An encoder reads the true
+/// symbols (`[i32]`; a write puts back the value just read, so it is skipped); a decoder
+/// fills a shared array (`[AtomicI32]`, relaxed: each slice writes and reads only its
+/// own coefficients, so the slices of a tile decode in parallel into one array).
+trait Syms: Sync {
+    fn at(&self, i: usize) -> i32;
+    fn put(&self, i: usize, v: i32);
+}
+
+impl Syms for [i32] {
+    #[inline]
+    fn at(&self, i: usize) -> i32 {
+        self[i]
+    }
+    #[inline]
+    fn put(&self, _: usize, _: i32) {}
+}
+
+impl Syms for [AtomicI32] {
+    #[inline]
+    fn at(&self, i: usize) -> i32 {
+        self[i].load(Relaxed)
+    }
+    #[inline]
+    fn put(&self, i: usize, v: i32) {
+        self[i].store(v, Relaxed)
+    }
+}
+
 /// Context inputs of one detail coefficient: (neighbour class, parent class).
 #[inline]
-fn contexts(q: &[i32], b: &Band, p: [usize; 3], idx: usize, sz: [usize; 3], k0: usize) -> (usize, usize) {
+fn contexts<S: Syms + ?Sized>(q: &S, b: &Band, p: [usize; 3], idx: usize, sz: [usize; 3], k0: usize) -> (usize, usize) {
     let (sx, sxy) = (sz[0], sz[0] * sz[1]);
     let mut s = 0u32;
     if p[0] > 0 {
-        s += q[idx - 1].unsigned_abs();
+        s += q.at(idx - 1).unsigned_abs();
     }
     if p[1] > 0 {
-        s += q[idx - sx].unsigned_abs();
+        s += q.at(idx - sx).unsigned_abs();
     }
     if p[2] > k0 {
-        s += q[idx - sxy].unsigned_abs();
+        s += q.at(idx - sxy).unsigned_abs();
     }
     let pc = match &b.parent {
         None => 0,
         Some((o, ps, sh)) => {
             let pp: [usize; 3] = std::array::from_fn(|a| (p[a] >> sh[a]).min(ps[a] - 1));
-            let m = q[((o[2] + pp[2]) * sz[1] + o[1] + pp[1]) * sz[0] + o[0] + pp[0]].unsigned_abs();
+            let m = q.at(((o[2] + pp[2]) * sz[1] + o[1] + pp[1]) * sz[0] + o[0] + pp[0]).unsigned_abs();
             1 + m.min(2) as usize
         }
     };
@@ -582,11 +600,10 @@ fn code_cells(c: &mut impl Coder, m: &mut Models, cells: &mut [u8]) {
     }
 }
 
-/// Codes the quantised coefficients `q` of slice `zs` of a tile (decoding fills `q` in
-/// place). Nothing outside the slice is read: causal neighbours along z start at the
+/// Codes the quantised coefficients `q` of slice `zs` of a tile (decoding fills `q`). Nothing outside the slice is read: causal neighbours along z start at the
 /// slice's first row, and parents lie inside it (`SLICE`).
 #[allow(clippy::too_many_arguments)]
-fn code_coefficients(c: &mut impl Coder, m: &mut Models, q: &mut [i32], sz: [usize; 3], bands: &[Band], steps: &Steps, low_only: bool, zs: (usize, usize)) {
+fn code_coefficients<S: Syms + ?Sized>(c: &mut impl Coder, m: &mut Models, q: &S, sz: [usize; 3], bands: &[Band], steps: &Steps, low_only: bool, zs: (usize, usize)) {
     let low = &bands[0];
     let lr = band_rows(low, sz[2], zs);
     let k0 = lr.start;
@@ -596,26 +613,26 @@ fn code_coefficients(c: &mut impl Coder, m: &mut Models, q: &mut [i32], sz: [usi
         let mut acc = 0i64;
         let mut n = 0i64;
         if p[0] > 0 {
-            acc += q[idx - 1] as i64;
+            acc += q.at(idx - 1) as i64;
             n += 1;
         }
         if p[1] > 0 {
-            acc += q[idx - sx] as i64;
+            acc += q.at(idx - sx) as i64;
             n += 1;
         }
         if p[2] > k0 {
-            acc += q[idx - sxy] as i64;
+            acc += q.at(idx - sxy) as i64;
             n += 1;
         }
         let pred = if n > 0 { (acc / n) as i32 } else { 0 };
-        let r = q[idx].wrapping_sub(pred);
+        let r = q.at(idx).wrapping_sub(pred);
         let v = if c.bit(&mut m.low_zero, r != 0) {
             let mag = code_eg(c, &mut m.low_esc, r.unsigned_abs().saturating_sub(1)).unwrap_or(0).saturating_add(1);
             code_sign(c, r, mag)
         } else {
             0
         };
-        q[idx] = pred.wrapping_add(v);
+        q.put(idx, pred.wrapping_add(v));
     });
     let details = if low_only { &bands[..0] } else { &bands[1..] };
     for b in details {
@@ -624,7 +641,7 @@ fn code_coefficients(c: &mut impl Coder, m: &mut Models, q: &mut [i32], sz: [usi
 }
 
 /// Codes (or decodes) one detail band.
-fn code_detail(c: &mut impl Coder, m: &mut Models, q: &mut [i32], sz: [usize; 3], b: &Band, steps: &Steps, ks: std::ops::Range<usize>) {
+fn code_detail<S: Syms + ?Sized>(c: &mut impl Coder, m: &mut Models, q: &S, sz: [usize; 3], b: &Band, steps: &Steps, ks: std::ops::Range<usize>) {
     let k0 = ks.start;
     let bc = band_class(b);
     let lc = (b.level - 1).min(2);
@@ -638,10 +655,10 @@ fn code_detail(c: &mut impl Coder, m: &mut Models, q: &mut [i32], sz: [usize; 3]
         let pred = if predicted { med(q, p, idx, sx) } else { 0 };
         let (nb, pc) = contexts(q, b, p, idx, sz, k0);
         let sc = steps.class(step);
-        let v = q[idx].wrapping_sub(pred);
+        let v = q.at(idx).wrapping_sub(pred);
         let mag = v.unsigned_abs();
         if !c.bit(&mut m.sig[((sc * BAND_CLASSES + bc) * NB + nb) * PA + pc], mag != 0) {
-            q[idx] = pred;
+            q.put(idx, pred);
             return;
         }
         let mut k = 1u32;
@@ -659,19 +676,19 @@ fn code_detail(c: &mut impl Coder, m: &mut Models, q: &mut [i32], sz: [usize; 3]
                 };
             }
         }
-        q[idx] = pred.wrapping_add(code_sign(c, v, k));
+        q.put(idx, pred.wrapping_add(code_sign(c, v, k)));
     });
 }
 
 /// Median edge detector (LOCO-I) from the decoded x-1, y-1 and x-1,y-1 neighbours in the band.
 #[inline]
-fn med(q: &[i32], p: [usize; 3], idx: usize, sx: usize) -> i32 {
+fn med<S: Syms + ?Sized>(q: &S, p: [usize; 3], idx: usize, sx: usize) -> i32 {
     match (p[0] > 0, p[1] > 0) {
         (false, false) => 0,
-        (true, false) => q[idx - 1],
-        (false, true) => q[idx - sx],
+        (true, false) => q.at(idx - 1),
+        (false, true) => q.at(idx - sx),
         (true, true) => {
-            let (a, b, c) = (q[idx - 1] as i64, q[idx - sx] as i64, q[idx - sx - 1] as i64);
+            let (a, b, c) = (q.at(idx - 1) as i64, q.at(idx - sx) as i64, q.at(idx - sx - 1) as i64);
             let v = if c >= a.max(b) {
                 a.min(b)
             } else if c <= a.min(b) {
@@ -686,15 +703,15 @@ fn med(q: &[i32], p: [usize; 3], idx: usize, sx: usize) -> i32 {
 
 /// Encoder side: does prediction shrink the band's magnitudes clearly (by a third)?
 /// Reads the true symbols `q`; the decoder just reads the bit.
-fn predict_pays(q: &[i32], b: &Band, sz: [usize; 3], ks: std::ops::Range<usize>) -> bool {
+fn predict_pays<S: Syms + ?Sized>(q: &S, b: &Band, sz: [usize; 3], ks: std::ops::Range<usize>) -> bool {
     let (mut plain, mut resid) = (0u64, 0u64);
     for k in ks {
         for j in 0..b.size[1] {
             let row = ((b.origin[2] + k) * sz[1] + b.origin[1] + j) * sz[0] + b.origin[0];
             for i in 0..b.size[0] {
                 let idx = row + i;
-                plain += q[idx].unsigned_abs() as u64;
-                resid += q[idx].wrapping_sub(med(q, [i, j, k], idx, sz[0])).unsigned_abs() as u64;
+                plain += q.at(idx).unsigned_abs() as u64;
+                resid += q.at(idx).wrapping_sub(med(q, [i, j, k], idx, sz[0])).unsigned_abs() as u64;
             }
         }
     }
@@ -744,39 +761,26 @@ fn quantised(t: &Transformed, step0: f32) -> (Vec<Band>, Steps, Vec<i32>) {
 }
 
 /// Codes the slices `ss` of a tile in parallel, slice i into `coders[i]` with contexts
-/// of its own. Encoders (`have`): `q` holds the symbols; decoders: `q` receives them.
+/// of its own, over the symbols `q` (read by encoders, filled by decoders).
 #[allow(clippy::too_many_arguments)]
-fn code_slices<C: Coder + Send>(coders: &mut [C], q: &mut [i32], sz: [usize; 3], bands: &[Band], steps: &Steps, ss: &[(usize, usize)], have: bool, low_only: bool) {
-    // Slice 0 works in `q`, the others in buffers of their own that hold (encoder) or
-    // receive (decoder) only their rows: zeroed allocations, whose untouched pages cost
-    // nothing. Each slice reads only its own rows (`code_coefficients`).
-    let n = q.len();
-    let mut bufs: Vec<Vec<i32>> = ss[1..]
-        .iter()
-        .map(|&zs| {
-            let mut b = vec![0i32; n];
-            if have {
-                slice_rows(bands, sz, zs, |r| b[r.clone()].copy_from_slice(&q[r]));
-            }
-            b
+fn code_slices<C: Coder + Send, S: Syms + ?Sized>(coders: Vec<C>, q: &S, sz: [usize; 3], bands: &[Band], steps: &Steps, ss: &[(usize, usize)], low_only: bool) -> Vec<C> {
+    // Each coder is moved to its thread: coders side by side in one Vec share cache
+    // lines, and every decision writes its state (measured: no speed-up at all).
+    coders
+        .into_par_iter()
+        .zip(ss.par_iter())
+        .map(|(mut c, &zs)| {
+            let mut m = Models::new();
+            code_coefficients(&mut c, &mut m, q, sz, bands, steps, low_only, zs);
+            c
         })
-        .collect();
-    let parts: Vec<&mut [i32]> = std::iter::once(&mut *q).chain(bufs.iter_mut().map(|b| &mut b[..])).collect();
-    coders.par_iter_mut().zip(parts).zip(ss.par_iter()).for_each(|((c, qs), &zs)| {
-        let mut m = Models::new();
-        code_coefficients(c, &mut m, qs, sz, bands, steps, low_only, zs);
-    });
-    if !have {
-        for (b, &zs) in bufs.iter().zip(&ss[1..]) {
-            slice_rows(bands, sz, zs, |r| q[r.clone()].copy_from_slice(&b[r]));
-        }
-    }
+        .collect()
 }
 
 /// Information content (bits) of each ANS segment `encode` writes for the symbols `q`:
 /// one for a tile of one slice (the cell levels, when `cells`, then every band), else
 /// the cell levels and then each slice.
-fn segment_bits(t: &Transformed, bands: &[Band], steps: &Steps, q: &mut [i32], cells: bool) -> Vec<f64> {
+fn segment_bits(t: &Transformed, bands: &[Band], steps: &Steps, q: &[i32], cells: bool) -> Vec<f64> {
     let ss = slices(t.size[2]);
     let mut c = Cost { bits: 0.0 };
     let mut m = Models::new();
@@ -787,26 +791,25 @@ fn segment_bits(t: &Transformed, bands: &[Band], steps: &Steps, q: &mut [i32], c
         code_coefficients(&mut c, &mut m, q, t.size, bands, steps, false, ss[0]);
         return vec![c.bits];
     }
-    let mut cs: Vec<Cost> = ss.iter().map(|_| Cost { bits: 0.0 }).collect();
-    code_slices(&mut cs, q, t.size, bands, steps, &ss, true, false);
+    let cs = code_slices(ss.iter().map(|_| Cost { bits: 0.0 }).collect(), q, t.size, bands, steps, &ss, false);
     std::iter::once(c.bits).chain(cs.iter().map(|c| c.bits)).collect()
 }
 
 /// The coded stream of a transformed tile at base step `step0` (clamped to
 /// [MIN_STEP, MAX_STEP]).
 pub fn encode(t: &Transformed, step0: f32) -> Vec<u8> {
-    let (bands, steps, mut q) = quantised(t, step0);
+    let (bands, steps, q) = quantised(t, step0);
+    let q = &q[..];
     let ss = slices(t.size[2]);
     let mut w = Writer::default();
     let mut m = Models::new();
     let mut cells = t.cells.clone();
     code_cells(&mut w, &mut m, &mut cells);
     let segs: Vec<Vec<u32>> = if ss.len() == 1 {
-        code_coefficients(&mut w, &mut m, &mut q, t.size, &bands, &steps, false, ss[0]);
+        code_coefficients(&mut w, &mut m, q, t.size, &bands, &steps, false, ss[0]);
         vec![w.finish()]
     } else {
-        let mut ws: Vec<Writer> = ss.iter().map(|_| Writer::default()).collect();
-        code_slices(&mut ws, &mut q, t.size, &bands, &steps, &ss, true, false);
+        let ws = code_slices(ss.iter().map(|_| Writer::default()).collect(), q, t.size, &bands, &steps, &ss, false);
         std::iter::once(w).chain(ws).collect::<Vec<_>>().into_par_iter().map(Writer::finish).collect()
     };
     let sliced = if ss.len() > 1 { ss.len() as u8 } else { 0 };
@@ -832,7 +835,7 @@ pub fn encode(t: &Transformed, step0: f32) -> Vec<u8> {
 /// quantiser, dD/dR = 2 ln 2 / 12 per coefficient).
 pub fn rd_cost(t: &Transformed, step0: f32) -> f64 {
     const LAMBDA: f64 = 2.0 * std::f64::consts::LN_2 / 12.0;
-    let (bands, steps, mut q) = quantised(t, step0);
+    let (bands, steps, q) = quantised(t, step0);
     let mut d = 0f64;
     for b in &bands {
         let mut db = 0f64;
@@ -843,7 +846,7 @@ pub fn rd_cost(t: &Transformed, step0: f32) -> f64 {
         d += db * band_gain(b.lv, b.orient);
     }
     // The cell levels cost the same in every layout.
-    d + LAMBDA * segment_bits(t, &bands, &steps, &mut q, false).iter().sum::<f64>()
+    d + LAMBDA * segment_bits(t, &bands, &steps, &q, false).iter().sum::<f64>()
 }
 
 /// Step-free sparsity of `t`: the L1 norm of its detail coefficients in units of
@@ -862,8 +865,8 @@ pub fn l1_cost(t: &Transformed) -> f64 {
 
 /// About how many bytes `encode(t, step0)` returns, without building the stream.
 pub fn estimate(t: &Transformed, step0: f32) -> u64 {
-    let (bands, steps, mut q) = quantised(t, step0);
-    let segs = segment_bits(t, &bands, &steps, &mut q, true);
+    let (bands, steps, q) = quantised(t, step0);
+    let segs = segment_bits(t, &bands, &steps, &q, true);
     // Each ANS segment comes out about one word over its information content (measured:
     // 0 to 7 bytes; the flushed 64-bit state starts out holding 32 bits); a sliced
     // stream adds a word count per segment but the last.
@@ -882,13 +885,13 @@ pub fn band_costs(t: &Transformed, step0: f32) -> Vec<(usize, usize, usize, usiz
     code_cells(&mut c, &mut m, &mut cells);
     let mut out = vec![(0, 0, cells.len(), 0, c.bits)];
     // Code band by band in coding order, attributing the bits of each.
-    let mut q = q0.clone();
+    let q = &q0[..];
     for k in 0..bands.len() {
         let before = c.bits;
         if k == 0 {
-            code_coefficients(&mut c, &mut m, &mut q, t.size, &bands[..1], &steps, true, (0, t.size[2]));
+            code_coefficients(&mut c, &mut m, q, t.size, &bands[..1], &steps, true, (0, t.size[2]));
         } else {
-            code_detail(&mut c, &mut m, &mut q, t.size, &bands[k], &steps, 0..bands[k].size[2]);
+            code_detail(&mut c, &mut m, q, t.size, &bands[k], &steps, 0..bands[k].size[2]);
         }
         let mut nz = 0;
         for_band(&bands[k], t.size, &steps, |_, idx, _| nz += (q0[idx] != 0) as usize);
@@ -946,18 +949,20 @@ fn decode_symbols(stream: &[u8], sz: [usize; 3], low_only: bool) -> Result<(Vec<
     }
     segs.push(words[at..].to_vec());
     let mut decs = segs.into_iter().map(|w| Ok(Dec { r: Reader::new(w)?, bad: false })).collect::<Result<Vec<Dec>, String>>()?;
+    let slice_decs = decs.split_off(1);
     let mut m = Models::new();
     let nc = cell_counts(sz);
     let mut cells = vec![0u8; nc[0] * nc[1] * nc[2]];
     code_cells(&mut decs[0], &mut m, &mut cells);
     let bands = bands(sz, levels, layout);
     let steps = Steps::new(&cells, sz, step0);
-    let mut q = vec![0i32; sz[0] * sz[1] * sz[2]];
+    let q: Vec<AtomicI32> = (0..sz[0] * sz[1] * sz[2]).map(|_| AtomicI32::new(0)).collect();
     if sliced == 0 {
-        code_coefficients(&mut decs[0], &mut m, &mut q, sz, &bands, &steps, low_only, ss[0]);
+        code_coefficients(&mut decs[0], &mut m, &q[..], sz, &bands, &steps, low_only, ss[0]);
     } else {
-        code_slices(&mut decs[1..], &mut q, sz, &bands, &steps, &ss, false, low_only);
+        decs.extend(code_slices(slice_decs, &q[..], sz, &bands, &steps, &ss, low_only));
     }
+    let q: Vec<i32> = q.into_iter().map(AtomicI32::into_inner).collect();
     if decs.iter().any(|c| c.bad) {
         return Err("wavelet stream holds a code no encoder writes".into());
     }
