@@ -64,7 +64,7 @@ fuzz_target!(|data: &[u8]| {
             // slice lengths and segments from the input, decoded in parallel, twice.
             let deep = [1 + (*a as usize % 4), 1 + (*b as usize % 4), 128 + (*c as usize % 72)];
             t[0] = idlat::codec::wavelet::lift::levels_for(deep, 4) as u8;
-            t[2] = idlat::codec::wavelet::tile::slices(deep[2]).len() as u8;
+            t[2] = idlat::codec::wavelet::tile::slices(deep).len() as u8;
             let sliced = || idlat::codec::wavelet::tile::decode(&t, deep).map(|v| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>());
             assert_eq!(sliced(), sliced());
         }

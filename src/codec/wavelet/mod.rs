@@ -21,11 +21,13 @@ use crate::format::{block, grid, BlockGrid, BlockId, BlockKind, Container, Strea
 pub use lift::Layout;
 use rayon::prelude::*;
 
-/// Default tile edge (voxels). Measured with `tools/bench_peers.py`: 128³ tiles beat
-/// 64³ by 0.4 to 2 dB at equal size on every sample (tile faces cost bits: symmetric
-/// extension makes their detail coefficients large), and 256³ another 1.2 dB on the
-/// smooth isabel sample; 128³ keeps the mount's decode granularity at 8 MiB of f32.
-pub const DEFAULT_TILE: usize = 128;
+/// Default tile edge (voxels), SPERR's chunk edge too. Measured with
+/// `tools/bench_peers.py`: 128³ tiles beat 64³ by 0.4 to 2 dB at equal size on every
+/// sample (tile faces cost bits: symmetric extension makes their detail coefficients
+/// large), and 256³ beat 128³ by another 1.2-1.7 dB on the smooth isabel sample and
+/// 0.4 dB on a 256x128x128 vortex. Slices keep a tile on several cores; the price is
+/// the mount's decode granularity, up to 64 MiB of f32 per tile (`--tile 128`: 8 MiB).
+pub const DEFAULT_TILE: usize = 256;
 /// Default base step (normalised units) when no target is given: about 50 dB PSNR.
 pub const DEFAULT_STEP: f32 = 1.0 / 256.0;
 
