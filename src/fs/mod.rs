@@ -488,20 +488,52 @@ fn extend_le(out: &mut Vec<u8>, v: &[f32]) {
 
 /// The cache capacity and decode-ahead actually used. A sequential reader
 /// sweeps a whole slab of blocks (one block layer in z) for every plane it
-/// reads, so a cache that cannot hold a slab, plus one read's pieces, decodes
+/// reads, so a cache that cannot hold a slab, plus the blocks one read touches, decodes
 /// each block once per plane (`--cache-mb 1` took 23 s for what 1 s decodes):
 /// the capacity is raised to that floor. Decode-ahead is capped at half the
 /// capacity so it cannot evict the slab being read.
 pub fn effective_cache(grids: &[BlockGrid], cache_bytes: usize, readahead: u64) -> (usize, u64) {
+    // The largest read the kernel sends (FUSE max_pages 256).
+    const READ_VOXELS: usize = (1 << 20) / 4;
     let floor = grids
         .iter()
         .map(|g| {
             let c = g.counts();
-            let block = g.block[0] * g.block[1] * g.block[2] * 4;
-            (c[0] * c[1] + 2 * PIECE_BLOCKS) * block
+            let b: [usize; 3] = std::array::from_fn(|a| g.block[a].min(g.dims[a]).max(1));
+            // Blocks clipped to the volume, and only as many as one read can touch (along
+            // x, y and z a run of READ_VOXELS crosses at most this many block rows), at most
+            // two pieces: with 256³ wavelet tiles (64 MiB) "two pieces of 16" alone would
+            // have raised the cache to 2 GiB for a volume of one tile.
+            let (nx, nxy) = (g.dims[0].max(1), (g.dims[0] * g.dims[1]).max(1));
+            let spans = [READ_VOXELS.div_ceil(b[0]) + 1, READ_VOXELS.div_ceil(nx).div_ceil(b[1]) + 1, READ_VOXELS.div_ceil(nxy).div_ceil(b[2]) + 1];
+            let read = (0..3).map(|a| spans[a].min(c[a])).product::<usize>().min(2 * PIECE_BLOCKS);
+            (c[0] * c[1] + read) * b[0] * b[1] * b[2] * 4
         })
         .max()
         .unwrap_or(0);
     let capacity = cache_bytes.max(floor);
     (capacity, readahead.min(capacity as u64 / 2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The floor is one slab plus the blocks one read can touch, at their clipped size.
+    #[test]
+    fn cache_floor_counts_clipped_blocks_one_read_touches() {
+        let mib = 1usize << 20;
+        // One 256³ wavelet tile (64 MiB): the slab and one read's block, not 32 more.
+        let g = BlockGrid::cubic([256, 256, 256], 256);
+        assert_eq!(effective_cache(&[g], 16 * mib, 0).0, 2 * 64 * mib);
+        assert_eq!(effective_cache(&[g], 512 * mib, 0).0, 512 * mib);
+        // A 128³ volume in a 256 grid: its one tile is 8 MiB.
+        assert_eq!(effective_cache(&[BlockGrid::cubic([128, 128, 128], 256)], 0, 0).0, 2 * 8 * mib);
+        // 32³ neural blocks: a slab of 6x6 plus two pieces of 16, as before.
+        let n = BlockGrid::cubic([192, 192, 96], 32);
+        assert_eq!(effective_cache(&[n], 0, 0).0, (36 + 2 * PIECE_BLOCKS) * 32 * 32 * 32 * 4);
+        // 1024³ in 256³ tiles: a slab of 16, and a 1 MiB read (256 rows of x) crosses at
+        // most 2 block rows in y and 2 in z, of 4 tiles each (an upper bound).
+        assert_eq!(effective_cache(&[BlockGrid::cubic([1024, 1024, 1024], 256)], 0, 0).0, (16 + 16) * 64 * mib);
+    }
 }
