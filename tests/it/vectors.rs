@@ -81,49 +81,41 @@ fn vectors() -> Vec<(&'static str, fn(&Path))> {
         }),
         ("wavelet-levels-128x4x4.idl", |p| {
             // One 128-voxel tile coded with 4 levels where a 1.5 reader expects 5 (format 1.6).
-            use idlat::codec::{blocks::Norm, wavelet};
-            let dims = [128, 4, 4];
             let n = 128 * 16;
             let data: Vec<f32> = (0..n).map(|i| ((i % 128) as f32 * 0.11).sin() * 3.0 + (i / 128) as f32 * 0.25).collect();
             let imp: Vec<f32> = (0..n).map(|i| if i % 128 < 48 { 1.0 } else { 0.05 }).collect();
-            let g = idlat::format::BlockGrid::cubic(dims, 128);
-            let (lo, hi) = data.iter().fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
-            let norm = Norm::from_range(lo, hi);
-            let coded = wavelet::code_all(&wavelet::prepare(&data, &imp, &g, norm, None, Some(wavelet::Layout::Mallat)), 0.01, norm).unwrap();
-            assert_eq!(coded[0].payload[8], 4, "levels byte of the tile stream");
-            let mut meta = volume_meta("t", dims, 128);
-            meta.norm = idlat::format::Normalisation { offset: norm.offset, scale: norm.scale };
-            meta.value_range = (lo, hi);
-            let mut w = ContainerWriter::create(p, true).unwrap();
-            assert_eq!(wavelet::required_minor(&coded[0], dims), 6);
-            w.require_minor(6);
-            let v = w.add_volume(meta).unwrap();
-            w.write_block(v, BlockId(0), coded[0].kind, &coded[0].payload).unwrap();
-            w.finish().unwrap();
+            one_tile(p, "t", [128, 4, 4], &data, &imp, (0, 4, "levels"), 6);
         }),
         ("wavelet-slices-4x4x128.idl", |p| {
             // One tile 128 planes deep: coded in two slices of 64 (format 1.7).
-            use idlat::codec::{blocks::Norm, wavelet};
-            let dims = [4, 4, 128];
             let n = 16 * 128;
             let data: Vec<f32> = (0..n).map(|i| ((i / 16) as f32 * 0.13).sin() * 3.0 + (i % 16) as f32 * 0.2).collect();
             let imp: Vec<f32> = (0..n).map(|i| if i / 16 < 40 { 1.0 } else { 0.05 }).collect();
-            let g = idlat::format::BlockGrid::cubic(dims, 128);
-            let (lo, hi) = data.iter().fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
-            let norm = Norm::from_range(lo, hi);
-            let coded = wavelet::code_all(&wavelet::prepare(&data, &imp, &g, norm, None, Some(wavelet::Layout::Mallat)), 0.01, norm).unwrap();
-            assert_eq!(coded[0].payload[8 + 2], 2, "slice count byte of the tile stream");
-            let mut meta = volume_meta("s", dims, 128);
-            meta.norm = idlat::format::Normalisation { offset: norm.offset, scale: norm.scale };
-            meta.value_range = (lo, hi);
-            let mut w = ContainerWriter::create(p, true).unwrap();
-            assert_eq!(wavelet::required_minor(&coded[0], dims), 7);
-            w.require_minor(7);
-            let v = w.add_volume(meta).unwrap();
-            w.write_block(v, BlockId(0), coded[0].kind, &coded[0].payload).unwrap();
-            w.finish().unwrap();
+            one_tile(p, "s", [4, 4, 128], &data, &imp, (2, 2, "slice count"), 7);
         }),
     ]
+}
+
+/// A container of one volume that is one 128-edge Mallat wavelet tile at step 0.01, with
+/// byte `at.0` of its tile stream checked to be `at.1` (the feature the vector shows) and
+/// stamped `minor`.
+fn one_tile(p: &Path, name: &str, dims: [usize; 3], data: &[f32], imp: &[f32], at: (usize, u8, &str), minor: u16) {
+    use idlat::codec::{blocks::Norm, wavelet};
+    let g = idlat::format::BlockGrid::cubic(dims, 128);
+    let (lo, hi) = data.iter().fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+    let norm = Norm::from_range(lo, hi);
+    let coded = wavelet::code_all(&wavelet::prepare(data, imp, &g, norm, None, Some(wavelet::Layout::Mallat)), 0.01, norm).unwrap();
+    // The stream table of one stream takes 8 bytes before the tile stream.
+    assert_eq!(coded[0].payload[8 + at.0], at.1, "{} byte of the tile stream", at.2);
+    let mut meta = volume_meta(name, dims, 128);
+    meta.norm = idlat::format::Normalisation { offset: norm.offset, scale: norm.scale };
+    meta.value_range = (lo, hi);
+    let mut w = ContainerWriter::create(p, true).unwrap();
+    assert_eq!(wavelet::required_minor(&coded[0], dims), minor);
+    w.require_minor(minor);
+    let v = w.add_volume(meta).unwrap();
+    w.write_block(v, BlockId(0), coded[0].kind, &coded[0].payload).unwrap();
+    w.finish().unwrap();
 }
 
 fn dir() -> PathBuf {

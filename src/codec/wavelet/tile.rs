@@ -270,7 +270,7 @@ impl Steps {
 /// Visits every coefficient of a band in coding order (z, y, x) with its tile
 /// index and step.
 fn for_band(b: &Band, sz: [usize; 3], steps: &Steps, f: impl FnMut([usize; 3], usize, f32)) {
-    for_band_in(b, sz, steps, Rows { y: 0..b.size[1], z: 0..b.size[2] }, f)
+    for_band_in(b, sz, steps, Rows::whole(b), f)
 }
 
 /// Thickness in voxels of a tile's slices: a tile at least twice this deep (along z,
@@ -308,6 +308,11 @@ struct Rows {
 }
 
 impl Rows {
+    /// Every row of band `b`.
+    fn whole(b: &Band) -> Rows {
+        Rows { y: 0..b.size[1], z: 0..b.size[2] }
+    }
+
     /// The first row of each axis inside the slice (x is never cut).
     fn lo(&self) -> [usize; 3] {
         [0, self.y.start, self.z.start]
@@ -658,17 +663,16 @@ enum Part {
 /// at its first row, and a parent is coarse (decoded first) or inside it (`SLICE`).
 #[allow(clippy::too_many_arguments)]
 fn code_coefficients<S: Syms + ?Sized>(c: &mut impl Coder, m: &mut Models, q: &S, sz: [usize; 3], bands: &[Band], steps: &Steps, low_only: bool, part: Part) {
-    let whole = |b: &Band| Rows { y: 0..b.size[1], z: 0..b.size[2] };
     if !matches!(part, Part::Fine(_)) {
-        code_low(c, m, q, sz, &bands[0], steps, whole(&bands[0]));
+        code_low(c, m, q, sz, &bands[0], steps, Rows::whole(&bands[0]));
     }
     if low_only {
         return;
     }
     for b in &bands[1..] {
         match part {
-            Part::All => code_detail(c, m, q, sz, b, steps, whole(b)),
-            Part::Coarse if !fine(b) => code_detail(c, m, q, sz, b, steps, whole(b)),
+            Part::All => code_detail(c, m, q, sz, b, steps, Rows::whole(b)),
+            Part::Coarse if !fine(b) => code_detail(c, m, q, sz, b, steps, Rows::whole(b)),
             Part::Fine(s) if fine(b) => code_detail(c, m, q, sz, b, steps, band_rows(b, sz, s)),
             _ => {}
         }
@@ -845,43 +849,38 @@ fn code_slices<C: Coder + Send, S: Syms + ?Sized>(coders: Vec<C>, q: &S, sz: [us
         .collect()
 }
 
-/// Information content (bits) of each ANS segment `encode` writes for the symbols `q`:
-/// one for a tile of one slice (the cell levels, when `cells`, then every band), else
-/// the cell levels and then each slice.
-fn segment_bits(t: &Transformed, bands: &[Band], steps: &Steps, q: &[i32], cells: bool) -> Vec<f64> {
+/// Codes a tile's symbols `q` into the ANS segments `encode` writes, one coder each:
+/// `first` gets the cell levels (when `cells`) and then every band of a tile of one
+/// slice, or the coarse part of a sliced tile, whose slices go to coders from `new`.
+#[allow(clippy::too_many_arguments)]
+fn code_segments<C: Coder + Send>(mut first: C, new: impl Fn() -> C, t: &Transformed, bands: &[Band], steps: &Steps, q: &[i32], cells: bool) -> Vec<C> {
     let ss = slices(t.size);
-    let mut c = Cost { bits: 0.0 };
     let mut m = Models::new();
     if cells {
-        code_cells(&mut c, &mut m, &mut t.cells.clone());
+        code_cells(&mut first, &mut m, &mut t.cells.clone());
     }
     if ss.len() == 1 {
-        code_coefficients(&mut c, &mut m, q, t.size, bands, steps, false, Part::All);
-        return vec![c.bits];
+        code_coefficients(&mut first, &mut m, q, t.size, bands, steps, false, Part::All);
+        return vec![first];
     }
     // An encoder has every symbol: the coarse part need not come first.
-    let (_, cs) = rayon::join(|| code_coefficients(&mut c, &mut m, q, t.size, bands, steps, false, Part::Coarse), || code_slices(ss.iter().map(|_| Cost { bits: 0.0 }).collect(), q, t.size, bands, steps, &ss));
-    std::iter::once(c.bits).chain(cs.iter().map(|c| c.bits)).collect()
+    let slice_coders = ss.iter().map(|_| new()).collect();
+    let (_, rest) = rayon::join(|| code_coefficients(&mut first, &mut m, q, t.size, bands, steps, false, Part::Coarse), || code_slices(slice_coders, q, t.size, bands, steps, &ss));
+    std::iter::once(first).chain(rest).collect()
+}
+
+/// Information content (bits) of each ANS segment `encode` writes for the symbols `q`.
+fn segment_bits(t: &Transformed, bands: &[Band], steps: &Steps, q: &[i32], cells: bool) -> Vec<f64> {
+    code_segments(Cost { bits: 0.0 }, || Cost { bits: 0.0 }, t, bands, steps, q, cells).iter().map(|c| c.bits).collect()
 }
 
 /// The coded stream of a transformed tile at base step `step0` (clamped to
 /// [MIN_STEP, MAX_STEP]).
 pub fn encode(t: &Transformed, step0: f32) -> Vec<u8> {
     let (bands, steps, q) = quantised(t, step0);
-    let q = &q[..];
-    let ss = slices(t.size);
-    let mut w = Writer::default();
-    let mut m = Models::new();
-    let mut cells = t.cells.clone();
-    code_cells(&mut w, &mut m, &mut cells);
-    let segs: Vec<Vec<u32>> = if ss.len() == 1 {
-        code_coefficients(&mut w, &mut m, q, t.size, &bands, &steps, false, Part::All);
-        vec![w.finish()]
-    } else {
-        let (_, ws) = rayon::join(|| code_coefficients(&mut w, &mut m, q, t.size, &bands, &steps, false, Part::Coarse), || code_slices(ss.iter().map(|_| Writer::default()).collect(), q, t.size, &bands, &steps, &ss));
-        std::iter::once(w).chain(ws).collect::<Vec<_>>().into_par_iter().map(Writer::finish).collect()
-    };
-    let sliced = if ss.len() > 1 { ss.len() as u8 } else { 0 };
+    let segs: Vec<Vec<u32>> = code_segments(Writer::default(), Writer::default, t, &bands, &steps, &q, true).into_par_iter().map(Writer::finish).collect();
+    // Sliced: one segment per slice after the coarse one.
+    let sliced = if segs.len() > 1 { (segs.len() - 1) as u8 } else { 0 };
     let mut out = Vec::with_capacity(HEADER + 4 * segs.len() + 4 * segs.iter().map(Vec::len).sum::<usize>());
     out.extend_from_slice(&[t.levels as u8, t.layout as u8, sliced, 0]);
     // The clamped step, exactly (f32 -> f64 -> f32).
@@ -960,7 +959,7 @@ pub fn band_costs(t: &Transformed, step0: f32) -> Vec<(usize, usize, usize, usiz
         if k == 0 {
             code_coefficients(&mut c, &mut m, q, t.size, &bands[..1], &steps, true, Part::All);
         } else {
-            code_detail(&mut c, &mut m, q, t.size, &bands[k], &steps, Rows { y: 0..bands[k].size[1], z: 0..bands[k].size[2] });
+            code_detail(&mut c, &mut m, q, t.size, &bands[k], &steps, Rows::whole(&bands[k]));
         }
         let mut nz = 0;
         for_band(&bands[k], t.size, &steps, |_, idx, _| nz += (q0[idx] != 0) as usize);
@@ -1006,7 +1005,8 @@ fn decode_symbols(stream: &[u8], sz: [usize; 3], low_only: bool) -> Result<(Vec<
     let body = &stream[HEADER..];
     let lengths = body.get(..4 * sliced).ok_or_else(|| format!("wavelet stream of {} bytes ends inside its {sliced} slice lengths", stream.len()))?;
     let words = bytes_to_words(&body[4 * sliced..])?;
-    // Segments: everything (unsliced), or the cell levels and then each slice.
+    // Segments: everything (unsliced), or the cell levels, low band and coarse bands, then
+    // each slice's fine bands.
     let mut segs = Vec::with_capacity(sliced + 1);
     let mut at = 0usize;
     for l in lengths.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize) {
@@ -1229,8 +1229,9 @@ mod tests {
         }
     }
 
-    /// Tiles at least two slices deep write one ANS segment for the cell levels and one
-    /// per slice, with their lengths; a wrong slice count or length fails cleanly.
+    /// Tiles at least two slices deep write one ANS segment for the cell levels, low band
+    /// and coarse bands and one per slice, with their lengths; a wrong slice count or
+    /// length fails cleanly.
     #[test]
     fn deep_tiles_code_in_independent_slices() {
         let sl = |sz: [usize; 3]| slices(sz).iter().map(|s| (s.axis, s.from, s.to)).collect::<Vec<_>>();
