@@ -22,8 +22,7 @@ pub enum DType {
 }
 
 impl DType {
-    pub const ALL: [DType; 8] =
-        [DType::F32, DType::F64, DType::U8, DType::I8, DType::U16, DType::I16, DType::U32, DType::I32];
+    pub const ALL: [DType; 8] = [DType::F32, DType::F64, DType::U8, DType::I8, DType::U16, DType::I16, DType::U32, DType::I32];
 
     pub fn size(self) -> usize {
         match self {
@@ -72,11 +71,7 @@ impl std::str::FromStr for DType {
             "int32" | "int" => "i32",
             other => other,
         };
-        DType::ALL
-            .iter()
-            .copied()
-            .find(|d| d.name() == alias)
-            .ok_or_else(|| format!("unknown dtype '{s}' (expected one of f32 f64 u8 i8 u16 i16 u32 i32)"))
+        DType::ALL.iter().copied().find(|d| d.name() == alias).ok_or_else(|| format!("unknown dtype '{s}' (expected one of f32 f64 u8 i8 u16 i16 u32 i32)"))
     }
 }
 
@@ -118,15 +113,7 @@ pub struct VolumeInfo {
 
 impl VolumeInfo {
     pub fn new(name: impl Into<String>, dims: Dims) -> Self {
-        VolumeInfo {
-            name: name.into(),
-            dims,
-            spacing: [1.0; 3],
-            origin: [0.0; 3],
-            dtype: DType::F32,
-            endian: Endian::Little,
-            missing: None,
-        }
+        VolumeInfo { name: name.into(), dims, spacing: [1.0; 3], origin: [0.0; 3], dtype: DType::F32, endian: Endian::Little, missing: None }
     }
 
     pub fn len(&self) -> usize {
@@ -193,17 +180,12 @@ pub fn parse_dims(s: &str) -> Result<Dims, String> {
     }
     let mut d = [0usize; 3];
     for (i, p) in parts.iter().enumerate() {
-        d[i] = p
-            .trim()
-            .parse::<usize>()
-            .map_err(|_| format!("dims '{s}': '{p}' is not a positive integer"))?;
+        d[i] = p.trim().parse::<usize>().map_err(|_| format!("dims '{s}': '{p}' is not a positive integer"))?;
         if d[i] == 0 {
             return Err(format!("dims '{s}': extents must be at least 1"));
         }
     }
-    d.iter()
-        .try_fold(1usize, |acc, &v| acc.checked_mul(v))
-        .ok_or_else(|| format!("dims '{s}' overflow the address space"))?;
+    d.iter().try_fold(1usize, |acc, &v| acc.checked_mul(v)).ok_or_else(|| format!("dims '{s}' overflow the address space"))?;
     Ok(d)
 }
 

@@ -3,10 +3,10 @@
 mod it {
     pub mod analysis;
     pub mod bench;
+    pub mod cli;
     pub mod common;
     pub mod format;
     pub mod hostile;
-    pub mod cli;
     pub mod io;
     pub mod lean;
     pub mod mount;

@@ -62,22 +62,14 @@ pub fn cosine_matrix(reps: &[Vec<f32>], centre: bool) -> Result<Vec<f64>, Analys
     if reps.iter().any(|r| r.len() != len) {
         return Err(param("latent representations differ in length"));
     }
-    let mean: Vec<f64> = if centre {
-        (0..len).map(|k| reps.iter().map(|r| r[k] as f64).sum::<f64>() / n.max(1) as f64).collect()
-    } else {
-        vec![0.0; len]
-    };
+    let mean: Vec<f64> = if centre { (0..len).map(|k| reps.iter().map(|r| r[k] as f64).sum::<f64>() / n.max(1) as f64).collect() } else { vec![0.0; len] };
     let cen: Vec<Vec<f64>> = reps.iter().map(|r| r.iter().zip(&mean).map(|(&v, m)| v as f64 - m).collect()).collect();
     let norms: Vec<f64> = cen.iter().map(|r| r.iter().map(|v| v * v).sum::<f64>().sqrt()).collect();
     let mut s = vec![0f64; n * n];
     for i in 0..n {
         s[i * n + i] = 1.0;
         for j in i + 1..n {
-            let v = if norms[i] > 0.0 && norms[j] > 0.0 {
-                (cen[i].iter().zip(&cen[j]).map(|(a, b)| a * b).sum::<f64>() / (norms[i] * norms[j])).clamp(-1.0, 1.0)
-            } else {
-                0.0
-            };
+            let v = if norms[i] > 0.0 && norms[j] > 0.0 { (cen[i].iter().zip(&cen[j]).map(|(a, b)| a * b).sum::<f64>() / (norms[i] * norms[j])).clamp(-1.0, 1.0) } else { 0.0 };
             s[i * n + j] = v;
             s[j * n + i] = v;
         }
@@ -113,10 +105,14 @@ impl BinnedField {
 }
 
 fn entropy(counts: &[u64], total: f64) -> f64 {
-    counts.iter().filter(|&&c| c > 0).map(|&c| {
-        let p = c as f64 / total;
-        -p * p.ln()
-    }).sum()
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / total;
+            -p * p.ln()
+        })
+        .sum()
 }
 
 /// Normalised mutual information of two binned fields.

@@ -26,18 +26,7 @@ fn plot_err<E: std::fmt::Display>(path: &Path) -> impl Fn(E) -> AnalysisError + 
 
 /// Distinct colours for up to 10 clusters, then a repeating palette.
 pub fn cluster_colour(c: usize) -> RGBColor {
-    const TAB10: [(u8, u8, u8); 10] = [
-        (31, 119, 180),
-        (255, 127, 14),
-        (44, 160, 44),
-        (214, 39, 40),
-        (148, 103, 189),
-        (140, 86, 75),
-        (227, 119, 194),
-        (127, 127, 127),
-        (188, 189, 34),
-        (23, 190, 207),
-    ];
+    const TAB10: [(u8, u8, u8); 10] = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)];
     let (r, g, b) = TAB10[c % TAB10.len()];
     RGBColor(r, g, b)
 }
@@ -68,13 +57,7 @@ pub fn scatter(path: &Path, title: &str, points: &[[f32; 2]], labels: &[usize]) 
     }
     let root = BitMapBackend::new(path, (800, 720)).into_drawing_area();
     root.fill(&WHITE).map_err(&e)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, (FONT, 22))
-        .margin(12)
-        .x_label_area_size(32)
-        .y_label_area_size(48)
-        .build_cartesian_2d(padded(xl, xh), padded(yl, yh))
-        .map_err(&e)?;
+    let mut chart = ChartBuilder::on(&root).caption(title, (FONT, 22)).margin(12).x_label_area_size(32).y_label_area_size(48).build_cartesian_2d(padded(xl, xh), padded(yl, yh)).map_err(&e)?;
     chart.configure_mesh().light_line_style(RGBColor(238, 238, 238)).label_style((FONT, 13)).x_desc("t-SNE 1").y_desc("t-SNE 2").draw().map_err(&e)?;
     let k = labels.iter().copied().max().map_or(0, |m| m + 1);
     for c in 0..k {
@@ -87,14 +70,7 @@ pub fn scatter(path: &Path, title: &str, points: &[[f32; 2]], labels: &[usize]) 
             .label(format!("cluster {c} ({n})"))
             .legend(move |(x, y)| Circle::new((x + 8, y), 5, col.filled()));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .label_font((FONT, 14))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(&e)?;
+    chart.configure_series_labels().position(SeriesLabelPosition::UpperRight).label_font((FONT, 14)).background_style(WHITE.mix(0.85)).border_style(BLACK).draw().map_err(&e)?;
     root.present().map_err(&e)?;
     Ok(())
 }
@@ -120,13 +96,7 @@ pub fn heatmap(path: &Path, title: &str, sim: &[f64], values: &[f64], selected: 
     let smax = 1.0f64;
     let smin = if smin.is_finite() && smin < smax { smin } else { smax - 1.0 };
     let norm = |v: f64| (v - smin) / (smax - smin);
-    let mut chart = ChartBuilder::on(&main)
-        .caption(title, (FONT, 20))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(56)
-        .build_cartesian_2d(a..b, b..a)
-        .map_err(&e)?;
+    let mut chart = ChartBuilder::on(&main).caption(title, (FONT, 20)).margin(12).x_label_area_size(40).y_label_area_size(56).build_cartesian_2d(a..b, b..a).map_err(&e)?;
     chart
         .configure_mesh()
         .disable_mesh()
@@ -148,9 +118,7 @@ pub fn heatmap(path: &Path, title: &str, sim: &[f64], values: &[f64], selected: 
         let v = values[s];
         let red = RGBColor(220, 20, 20);
         chart.draw_series(std::iter::once(Rectangle::new([(v - 0.5 * step, v - 0.5 * step), (v + 0.5 * step, v + 0.5 * step)], red.stroke_width(3)))).map_err(&e)?;
-        chart
-            .draw_series(std::iter::once(Text::new(format!("{}: {v:.2}", rank + 1), (v + 0.6 * step, v - 0.6 * step), (FONT, 15).into_font().color(&WHITE))))
-            .map_err(&e)?;
+        chart.draw_series(std::iter::once(Text::new(format!("{}: {v:.2}", rank + 1), (v + 0.6 * step, v - 0.6 * step), (FONT, 15).into_font().color(&WHITE)))).map_err(&e)?;
     }
     // Colour bar.
     let mut cb = ChartBuilder::on(&bar).margin_top(48).margin_bottom(52).margin_right(8).y_label_area_size(48).build_cartesian_2d(0.0..1.0, smin..smax).map_err(&e)?;
@@ -205,13 +173,8 @@ pub fn dendrogram(path: &Path, title: &str, den: &super::cluster::Dendrogram, la
     let top = den.merges.last().map_or(1.0, |m| m.distance).max(1e-12);
     let root = BitMapBackend::new(path, (900, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(&e)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, (FONT, 20))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(56)
-        .build_cartesian_2d(-0.5..leaves.len() as f64 - 0.5, 0.0..top * 1.05)
-        .map_err(&e)?;
+    let mut chart =
+        ChartBuilder::on(&root).caption(title, (FONT, 20)).margin(12).x_label_area_size(40).y_label_area_size(56).build_cartesian_2d(-0.5..leaves.len() as f64 - 0.5, 0.0..top * 1.05).map_err(&e)?;
     chart
         .configure_mesh()
         .disable_x_mesh()

@@ -67,10 +67,7 @@ fn run(args: &[String]) -> Result<String, String> {
     let secs = t.elapsed().as_secs_f64();
     let q = quality(&data, &rec, imp.as_deref(), None);
     let lsr = n as f64 / (nb * p.m * l * l * l) as f64;
-    Ok(format!(
-        "{{\"psnr\": {:.4}, \"wpsnr\": {:.4}, \"lsr\": {:.4}, \"seconds\": {:.3}, \"profile\": \"{}\"}}",
-        q.psnr, q.wpsnr, lsr, secs, p.name
-    ))
+    Ok(format!("{{\"psnr\": {:.4}, \"wpsnr\": {:.4}, \"lsr\": {:.4}, \"seconds\": {:.3}, \"profile\": \"{}\"}}", q.psnr, q.wpsnr, lsr, secs, p.name))
 }
 
 fn main() -> ExitCode {

@@ -70,7 +70,11 @@ pub fn load(input: &Path, meta: Option<&Path>, unit: Unit) -> anyhow::Result<(La
     let table = LatentTable::read_npy(input)?;
     let mp = meta.map(Path::to_owned).unwrap_or_else(|| LatentsMeta::sidecar_path(input));
     if !mp.exists() {
-        bail!("{}: no grid sidecar; write the table with `idlat latents` (it writes {} beside it) or pass --meta", mp.display(), mp.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()));
+        bail!(
+            "{}: no grid sidecar; write the table with `idlat latents` (it writes {} beside it) or pass --meta",
+            mp.display(),
+            mp.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+        );
     }
     let meta = LatentsMeta::read(&mp)?;
     let units = table.units(&meta, unit).with_context(|| format!("{} with {}", input.display(), mp.display()))?;
@@ -166,7 +170,16 @@ fn write_selection(args: &Args, meta: &LatentsMeta, members: &[[u32; 3]], path: 
     // The latents' blocks are the container's (neural) or tile the container's (wavelet
     // tiles over 64³ have several analysis blocks each).
     let fits = (0..3).all(|a| vm.block[a] % meta.block[a] == 0);
-    anyhow::ensure!(vm.info.dims == meta.dims && fits, "{}: volume '{}' has dims {:?} and blocks {:?}, the latents say {:?} and {:?}", cpath.display(), meta.volume, vm.info.dims, vm.block, meta.dims, meta.block);
+    anyhow::ensure!(
+        vm.info.dims == meta.dims && fits,
+        "{}: volume '{}' has dims {:?} and blocks {:?}, the latents say {:?} and {:?}",
+        cpath.display(),
+        meta.volume,
+        vm.info.dims,
+        vm.block,
+        meta.dims,
+        meta.block
+    );
     let grid = c.grid(v)?;
     let edge = table::unit_edge(meta, args.unit);
     let mut ids: Vec<usize> = members.iter().map(|m| grid.id([0, 1, 2].map(|a| m[a] as usize * edge[a] / vm.block[a])).0 as usize).collect();

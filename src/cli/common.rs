@@ -98,10 +98,7 @@ pub fn progress(len: u64, quiet: bool, what: &str) -> indicatif::ProgressBar {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(len);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(&format!("{what} {{bar:30}} {{pos}}/{{len}} [{{elapsed_precise}}<{{eta_precise}}] {{msg}}"))
-            .expect("static template"),
-    );
+    bar.set_style(indicatif::ProgressStyle::with_template(&format!("{what} {{bar:30}} {{pos}}/{{len}} [{{elapsed_precise}}<{{eta_precise}}] {{msg}}")).expect("static template"));
     bar
 }
 
@@ -141,12 +138,7 @@ fn parse_list(s: &str) -> anyhow::Result<Vec<u64>> {
 }
 
 /// Training inputs: files read like `pack` inputs plus generated samples.
-pub fn load_training_volumes(
-    inputs: &[String],
-    input: &InputArgs,
-    samples: &[String],
-    sample_dims: &str,
-) -> anyhow::Result<Vec<crate::volume::Volume>> {
+pub fn load_training_volumes(inputs: &[String], input: &InputArgs, samples: &[String], sample_dims: &str) -> anyhow::Result<Vec<crate::volume::Volume>> {
     use anyhow::Context;
     let opts = input.read_options()?;
     let mut vols = Vec::new();

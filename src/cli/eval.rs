@@ -96,15 +96,7 @@ pub fn run(args: Args) -> CmdResult {
         let error_bound = bound_report(meta, &orig, &rec, mask.as_deref(), i, vols.len())?;
         let sums = crate::metrics::sums(&orig.data, &rec, Some(&imp), mask.as_deref());
         total = total.merge(&sums);
-        rows.push(Row {
-            volume: meta.info.name.clone(),
-            original_bytes: original,
-            stored_bytes: stored,
-            lsr: original as f64 / stored as f64,
-            quality: sums.quality(),
-            decode_seconds,
-            error_bound,
-        });
+        rows.push(Row { volume: meta.info.name.clone(), original_bytes: original, stored_bytes: stored, lsr: original as f64 / stored as f64, quality: sums.quality(), decode_seconds, error_bound });
     }
     let model_bytes = c.model_section_len();
     let (o, s): (u64, u64) = rows.iter().fold((0, 0), |a, r| (a.0 + r.original_bytes, a.1 + r.stored_bytes));
@@ -127,10 +119,7 @@ pub fn run(args: Args) -> CmdResult {
     } else {
         println!("{:<20} {:>10} {:>9} {:>9} {:>9} {:>12} {:>12}", "volume", "LSR", "PSNR", "wPSNR", "wMSE", "max|err|", "decode s");
         for r in &rows {
-            println!(
-                "{:<20} {:>10.1} {:>9.2} {:>9.2} {:>9.3e} {:>12.4e} {:>12.2}",
-                r.volume, r.lsr, r.quality.psnr, r.quality.wpsnr, r.quality.wmse, r.quality.max_abs_error, r.decode_seconds
-            );
+            println!("{:<20} {:>10.1} {:>9.2} {:>9.2} {:>9.3e} {:>12.4e} {:>12.2}", r.volume, r.lsr, r.quality.psnr, r.quality.wpsnr, r.quality.wmse, r.quality.max_abs_error, r.decode_seconds);
             if let Some(b) = &r.error_bound {
                 println!(
                     "{:<20} error bound {:.4e}{}: {} bounded voxels, {:.3}% within, max error there {:.4e} ({:.3} of the bound)",
@@ -144,15 +133,7 @@ pub fn run(args: Args) -> CmdResult {
                 );
             }
         }
-        println!(
-            "{:<20} {:>10.1} {:>9.2} {:>9.2} {:>9.3e} {:>12.4e}",
-            "overall",
-            o as f64 / s as f64,
-            overall.psnr,
-            overall.wpsnr,
-            overall.wmse,
-            overall.max_abs_error
-        );
+        println!("{:<20} {:>10.1} {:>9.2} {:>9.2} {:>9.3e} {:>12.4e}", "overall", o as f64 / s as f64, overall.psnr, overall.wpsnr, overall.wmse, overall.max_abs_error);
         println!("overall LSR {:.1} (model excluded; with the {} embedded model bytes: {:.1}); importance {}", o as f64 / s as f64, model_bytes, o as f64 / (s + model_bytes) as f64, spec);
     }
     Ok(ExitCode::SUCCESS)

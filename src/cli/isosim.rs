@@ -108,16 +108,7 @@ fn finish(method: &'static str, rep: f64, sim: f64, matrix: Vec<f64>, values: &[
     let n = values.len();
     let idx = isosim::select_representatives(&matrix, n, count)?;
     let (asymmetry, diagonal_error) = isosim::asymmetry(&matrix, n);
-    Ok(Outcome {
-        method,
-        representation_seconds: rep,
-        similarity_seconds: sim,
-        selected: idx.iter().map(|&i| values[i]).collect(),
-        selected_index: idx,
-        asymmetry,
-        diagonal_error,
-        matrix,
-    })
+    Ok(Outcome { method, representation_seconds: rep, similarity_seconds: sim, selected: idx.iter().map(|&i| values[i]).collect(), selected_index: idx, asymmetry, diagonal_error, matrix })
 }
 
 pub fn run(args: Args) -> CmdResult {

@@ -156,13 +156,8 @@ pub fn run(args: Args) -> CmdResult {
             Arc::new(simple()?)
         }
     };
-    let opts = crate::fs::MountOptions {
-        cache_bytes: args.cache_mb.max(1) << 20,
-        threads: args.threads,
-        allow_other: args.allow_other,
-        readahead_bytes: args.readahead_mb << 20,
-        direct_io: args.direct_io,
-    };
+    let opts =
+        crate::fs::MountOptions { cache_bytes: args.cache_mb.max(1) << 20, threads: args.threads, allow_other: args.allow_other, readahead_bytes: args.readahead_mb << 20, direct_io: args.direct_io };
     let log_fd = match (log, ready_fd) {
         (Some((_, f)), Some(_)) => {
             use std::os::fd::IntoRawFd;

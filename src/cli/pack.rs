@@ -206,13 +206,13 @@ pub fn run(args: Args) -> CmdResult {
 
 #[cfg(feature = "torch")]
 fn run_torch(args: Args) -> CmdResult {
+    use super::common::{device, note, progress};
     use crate::codec::blocks::Norm;
     use crate::codec::modelfile::{default_model_path, ModelFile};
     use crate::codec::pipeline::{BlockData, Codec, EncodeOptions};
     use crate::codec::rate::{search, subsample, Target};
     use crate::format::{block, BlockId, BlockKind, ContainerWriter, ModelRef, NeuralPayload};
     use crate::importance;
-    use super::common::{device, note, progress};
 
     let t0 = std::time::Instant::now();
     let ins = Inputs::resolve(&args)?;
@@ -225,7 +225,12 @@ fn run_torch(args: Args) -> CmdResult {
     } else {
         let model_path = match (&args.model, args.profile) {
             (Some(p), _) => p.clone(),
-            (None, Profile::Paper) => default_path.as_ref().and_then(|d| d.parent()).map(|d| d.join("idlat-paper.safetensors")).filter(|p| p.is_file()).context("the paper profile's model (idlat-paper.safetensors) was not found beside the default model")?,
+            (None, Profile::Paper) => default_path
+                .as_ref()
+                .and_then(|d| d.parent())
+                .map(|d| d.join("idlat-paper.safetensors"))
+                .filter(|p| p.is_file())
+                .context("the paper profile's model (idlat-paper.safetensors) was not found beside the default model")?,
             (None, _) => default_path.clone().context("no --model given and the shipped default model was not found")?,
         };
         let model_bytes = std::fs::read(&model_path).with_context(|| format!("reading model {}", model_path.display()))?;
@@ -410,11 +415,8 @@ pub(super) fn report(args: &Args, ins: &Inputs, done: &[Packed], stats: crate::f
     let f32_bytes: u64 = done.iter().map(|p| p.f32_bytes).sum();
     let dtypes: Vec<_> = done.iter().map(|p| p.dtype).collect();
     let without_model = (stats.file_bytes - stats.model_bytes).max(1);
-    let model_note = if stats.model_bytes > 0 {
-        format!("; without the {:.2} MB embedded model {}", stats.model_bytes as f64 / 1e6, ratio_text(f32_bytes, input, without_model, &dtypes))
-    } else {
-        String::new()
-    };
+    let model_note =
+        if stats.model_bytes > 0 { format!("; without the {:.2} MB embedded model {}", stats.model_bytes as f64 / 1e6, ratio_text(f32_bytes, input, without_model, &dtypes)) } else { String::new() };
     let mut line = format!(
         "packed {} volume{}: input {:.2} MB, output {:.2} MB, {}{model_note}; {:.2} MB/s",
         done.len(),

@@ -80,16 +80,7 @@ pub fn run(args: Args) -> CmdResult {
             staged.write_bytes(&header, crate::io::mhd_header(&vol, &data_name).as_bytes()).with_context(|| format!("writing {}", header.display()))?;
         }
         let (lo, hi) = vol.range();
-        lines.push(format!(
-            "{}: {} {}x{}x{} seed {} step {step}, range {lo:.4}..{hi:.4}, {:.1} s",
-            path.display(),
-            kind.name(),
-            dims[0],
-            dims[1],
-            dims[2],
-            args.seed,
-            t.elapsed().as_secs_f64()
-        ));
+        lines.push(format!("{}: {} {}x{}x{} seed {} step {step}, range {lo:.4}..{hi:.4}, {:.1} s", path.display(), kind.name(), dims[0], dims[1], dims[2], args.seed, t.elapsed().as_secs_f64()));
     }
     staged.commit()?;
     for l in lines {

@@ -79,8 +79,8 @@ pub fn run(args: Args) -> CmdResult {
     {
         use crate::codec::profile::Profile;
         use crate::codec::train::{train, TrainConfig};
-        use std::process::ExitCode;
         use anyhow::Context;
+        use std::process::ExitCode;
         let profile = Profile::by_name(&args.profile).with_context(|| format!("unknown profile '{}' (fast or paper)", args.profile))?;
         if args.output.exists() && !args.force && args.resume.as_deref() != Some(args.output.as_path()) {
             anyhow::bail!("{} exists (use --force to overwrite)", args.output.display());
@@ -114,26 +114,13 @@ pub fn run(args: Args) -> CmdResult {
             match val {
                 // The baseline stores no bitstream: its checkpoint line reports training quality.
                 Some(_) if cfg.baseline => super::common::note(&bar, format!("step {:>6}: checkpoint, training loss {loss:.5}, PSNR {psnr:.2} dB (baseline: no bitstream to validate)", step + 1)),
-                Some(v) => super::common::note(&bar, format!(
-                    "step {:>6}: validation (real bitstreams) {:.3} bits/voxel, PSNR {:.2} dB, wPSNR {:.2} dB",
-                    step + 1,
-                    v.bits_per_voxel,
-                    v.psnr,
-                    v.wpsnr
-                )),
+                Some(v) => super::common::note(&bar, format!("step {:>6}: validation (real bitstreams) {:.3} bits/voxel, PSNR {:.2} dB, wPSNR {:.2} dB", step + 1, v.bits_per_voxel, v.psnr, v.wpsnr)),
                 None => {}
             }
         })
         .map_err(anyhow::Error::msg)?;
         bar.finish_and_clear();
-        println!(
-            "trained {} ({} steps, {:.0} s): {} sha256 {}",
-            cfg.profile.name,
-            cfg.steps,
-            t0.elapsed().as_secs_f64(),
-            args.output.display(),
-            trained.model.hash
-        );
+        println!("trained {} ({} steps, {:.0} s): {} sha256 {}", cfg.profile.name, cfg.steps, t0.elapsed().as_secs_f64(), args.output.display(), trained.model.hash);
         Ok(ExitCode::SUCCESS)
     }
 }

@@ -116,7 +116,13 @@ pub fn run(args: Args) -> CmdResult {
     }
     std::fs::write(&args.output, csv).with_context(|| format!("writing {}", args.output.display()))?;
     if let Some(png) = &args.png {
-        let title = format!("t-SNE of {n} {} latent vectors", match args.unit { Unit::Block => "block", Unit::Cell => "cell" });
+        let title = format!(
+            "t-SNE of {n} {} latent vectors",
+            match args.unit {
+                Unit::Block => "block",
+                Unit::Cell => "cell",
+            }
+        );
         crate::analysis::plot::scatter(png, &title, &emb, &labels)?;
     }
     println!("{}: {n} vectors projected in {:.2} s{}", args.output.display(), t0.elapsed().as_secs_f64(), args.png.as_ref().map_or(String::new(), |p| format!(", plot {}", p.display())));

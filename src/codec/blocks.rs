@@ -79,15 +79,7 @@ pub fn crop_core(block: &[f32], core: usize, size: [usize; 3]) -> Vec<f32> {
 /// latents or None (outside the grid, not neural, or undecodable); missing
 /// positions replicate the nearest latent of block `b` itself, the latent
 /// analogue of replicating edge voxels.
-pub fn latent_window<'a>(
-    b: [usize; 3],
-    counts: [usize; 3],
-    m: usize,
-    l: usize,
-    halo: usize,
-    get: impl Fn([usize; 3]) -> Option<&'a [f32]>,
-    out: &mut [f32],
-) {
+pub fn latent_window<'a>(b: [usize; 3], counts: [usize; 3], m: usize, l: usize, halo: usize, get: impl Fn([usize; 3]) -> Option<&'a [f32]>, out: &mut [f32]) {
     let lw = l + 2 * halo;
     let own = get(b).expect("the block itself has latents");
     for k in 0..lw {
@@ -145,11 +137,19 @@ mod tests {
         let a = vec![1f32; 8];
         let b = vec![2f32; 8];
         let mut out = vec![0f32; 64];
-        latent_window([0, 0, 0], [2, 1, 1], 1, 2, 1, |p| match p {
-            [0, 0, 0] => Some(&a[..]),
-            [1, 0, 0] => Some(&b[..]),
-            _ => None,
-        }, &mut out);
+        latent_window(
+            [0, 0, 0],
+            [2, 1, 1],
+            1,
+            2,
+            1,
+            |p| match p {
+                [0, 0, 0] => Some(&a[..]),
+                [1, 0, 0] => Some(&b[..]),
+                _ => None,
+            },
+            &mut out,
+        );
         // x index 3 is the first latent of block 1; x index 0 replicates block 0.
         assert_eq!(out[(1 * 4 + 1) * 4 + 3], 2.0);
         assert_eq!(out[(1 * 4 + 1) * 4], 1.0);

@@ -176,8 +176,7 @@ fn table(a: u8, b: u8) -> Vec<u32> {
 }
 
 fn model(a: u8, b: u8) -> DefaultContiguousCategoricalEntropyModel {
-    DefaultContiguousCategoricalEntropyModel::from_nonzero_fixed_point_probabilities(table(a, b), false)
-        .expect("table() sums to 2^24 with no zero")
+    DefaultContiguousCategoricalEntropyModel::from_nonzero_fixed_point_probabilities(table(a, b), false).expect("table() sums to 2^24 with no zero")
 }
 
 fn zigzag(q: i32) -> u32 {
@@ -225,7 +224,11 @@ fn predict(q: &[i32], i: usize, sz: [usize; 3]) -> (i32, usize) {
 }
 
 fn symbol(d: i32) -> usize {
-    if d.abs() <= RADIUS { (d + RADIUS) as usize } else { ESC }
+    if d.abs() <= RADIUS {
+        (d + RADIUS) as usize
+    } else {
+        ESC
+    }
 }
 
 /// Chooses the context's (zero index, tail index) minimising the coded size.

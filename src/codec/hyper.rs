@@ -183,11 +183,7 @@ impl EntropyCodec {
         let zc: Vec<i32> = z.iter().map(|&s| s.clamp(-SYMBOL_RADIUS, SYMBOL_RADIUS)).collect();
         let gz3 = p.z_grid().pow(3);
         let mut zc_coder = DefaultAnsCoder::new();
-        zc_coder
-            .encode_symbols_reverse(
-                zc.iter().enumerate().map(|(i, &s)| ((s + SYMBOL_RADIUS) as usize, &self.z_models[i / gz3])),
-            )
-            .expect("clamped symbols are inside every table");
+        zc_coder.encode_symbols_reverse(zc.iter().enumerate().map(|(i, &s)| ((s + SYMBOL_RADIUS) as usize, &self.z_models[i / gz3]))).expect("clamped symbols are inside every table");
         // The means do not depend on the levels: the fit search needs only them,
         // and the scale indices follow from the levels it settles on.
         let (mean, log_scale) = self.hyper_synthesis(&zc);
@@ -214,8 +210,7 @@ impl EntropyCodec {
             y_hat[i] = q as f32 * step + mean[i];
         }
         let mut yc = DefaultAnsCoder::new();
-        yc.encode_symbols_reverse(syms.iter().zip(&idx).map(|(&s, &k)| (s, &self.y_models[k as usize])))
-            .expect("clamped symbols are inside every table");
+        yc.encode_symbols_reverse(syms.iter().zip(&idx).map(|(&s, &k)| (s, &self.y_models[k as usize]))).expect("clamped symbols are inside every table");
         (words_to_bytes(zc_coder.into_compressed().unwrap_infallible()), words_to_bytes(yc.into_compressed().unwrap_infallible()), y_hat, used)
     }
 
@@ -259,7 +254,11 @@ pub fn quant_step(level: i8) -> f32 {
     let (k, r) = ((level as i32).div_euclid(4), (level as i32).rem_euclid(4));
     let mut s = FRAC[r as usize];
     for _ in 0..k.abs() {
-        if k > 0 { s *= 2.0 } else { s *= 0.5 }
+        if k > 0 {
+            s *= 2.0
+        } else {
+            s *= 0.5
+        }
     }
     s
 }

@@ -47,12 +47,7 @@ pub fn device_description() -> String {
     #[cfg(feature = "torch")]
     {
         match engine::select_device(engine::DeviceChoice::Auto) {
-            Ok(d) => format!(
-                "{} (CUDA available: {}, cuDNN: {})",
-                engine::describe(d),
-                tch::Cuda::is_available(),
-                tch::Cuda::cudnn_is_available()
-            ),
+            Ok(d) => format!("{} (CUDA available: {}, cuDNN: {})", engine::describe(d), tch::Cuda::is_available(), tch::Cuda::cudnn_is_available()),
             Err(e) => e,
         }
     }

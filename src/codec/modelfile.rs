@@ -75,8 +75,7 @@ impl ModelFile {
         if meta.get("format").map(String::as_str) != Some(MODEL_FORMAT) {
             return Err(ModelError::Missing(format!("format tag '{MODEL_FORMAT}'")));
         }
-        let profile: Profile = serde_json::from_str(meta.get("profile").ok_or(ModelError::Missing("profile".into()))?)
-            .map_err(|e| ModelError::Parse(format!("profile: {e}")))?;
+        let profile: Profile = serde_json::from_str(meta.get("profile").ok_or(ModelError::Missing("profile".into()))?).map_err(|e| ModelError::Parse(format!("profile: {e}")))?;
         let mut tensors = BTreeMap::new();
         for (name, view) in st.tensors() {
             let shape = view.shape().to_vec();
@@ -101,8 +100,7 @@ impl ModelFile {
         let mut meta = self.meta.clone();
         meta.insert("format".into(), MODEL_FORMAT.into());
         meta.insert("profile".into(), serde_json::to_string(&self.profile).expect("profile serialises"));
-        let meta: HashMap<String, String> =
-            [(META_KEY.to_string(), serde_json::to_string(&meta).expect("metadata serialises"))].into();
+        let meta: HashMap<String, String> = [(META_KEY.to_string(), serde_json::to_string(&meta).expect("metadata serialises"))].into();
         let bufs: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = self
             .tensors
             .iter()
@@ -114,19 +112,14 @@ impl ModelFile {
                 (n.clone(), dt, t.shape.clone(), bytes)
             })
             .collect();
-        let views: Vec<(String, TensorView)> = bufs
-            .iter()
-            .map(|(n, dt, s, b)| (n.clone(), TensorView::new(*dt, s.clone(), b).expect("shape matches data")))
-            .collect();
+        let views: Vec<(String, TensorView)> = bufs.iter().map(|(n, dt, s, b)| (n.clone(), TensorView::new(*dt, s.clone(), b).expect("shape matches data"))).collect();
         safetensors::serialize(views, Some(meta)).expect("serialising in memory cannot fail")
     }
 
     pub fn save(&self, path: &Path) -> Result<String, ModelError> {
         let bytes = self.to_bytes();
         let tmp = path.with_extension("safetensors.tmp");
-        std::fs::write(&tmp, &bytes)
-            .and_then(|_| std::fs::rename(&tmp, path))
-            .map_err(|err| ModelError::Io { path: path.to_owned(), err })?;
+        std::fs::write(&tmp, &bytes).and_then(|_| std::fs::rename(&tmp, path)).map_err(|err| ModelError::Io { path: path.to_owned(), err })?;
         Ok(sha256_hex(&bytes))
     }
 
@@ -169,10 +162,7 @@ pub fn model_dirs() -> Vec<PathBuf> {
 /// The shipped default model's path.
 pub fn default_model_path() -> Result<PathBuf, ModelError> {
     let dirs = model_dirs();
-    dirs.iter()
-        .map(|d| d.join(DEFAULT_MODEL_FILE))
-        .find(|p| p.is_file())
-        .ok_or_else(|| ModelError::NotFound(format!("{DEFAULT_MODEL_FILE} in {dirs:?}")))
+    dirs.iter().map(|d| d.join(DEFAULT_MODEL_FILE)).find(|p| p.is_file()).ok_or_else(|| ModelError::NotFound(format!("{DEFAULT_MODEL_FILE} in {dirs:?}")))
 }
 
 /// Finds a model file whose content hash is `hash` in the model directories.

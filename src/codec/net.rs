@@ -142,13 +142,9 @@ impl FastNets {
         let s2k3 = nn::ConvConfig { stride: 2, padding: 1, ..Default::default() };
         let ga = vs / "g_a";
         let cond = (0..3).map(|i| nn::conv3d(&ga / format!("cond{i}"), if i == 0 { 1 } else { cc }, cc, 3, s2k3)).collect();
-        let enc = (0..3)
-            .map(|i| nn::conv3d(&ga / format!("conv{i}"), if i == 0 { 1 } else { ce }, if i == 2 { m } else { ce }, 5, s2k5))
-            .collect();
+        let enc = (0..3).map(|i| nn::conv3d(&ga / format!("conv{i}"), if i == 0 { 1 } else { ce }, if i == 2 { m } else { ce }, 5, s2k5)).collect();
         // Full-resolution stages use 1x1 SFT (cheap); the latent-resolution one 3x3x3.
-        let enc_sft = (0..3)
-            .map(|i| Sft::new(&ga / format!("sft{i}"), cc as usize, sh, if i == 2 { m as usize } else { ce as usize }, if i == 2 { 3 } else { 1 }))
-            .collect();
+        let enc_sft = (0..3).map(|i| Sft::new(&ga / format!("sft{i}"), cc as usize, sh, if i == 2 { m as usize } else { ce as usize }, if i == 2 { 3 } else { 1 })).collect();
         let enc_out = nn::conv3d(&ga / "out", m, m, 1, Default::default());
         let gs = vs / "g_s";
         let tg0 = nn::conv3d(&gs / "tg0", m, cc, 1, Default::default());
@@ -347,7 +343,11 @@ impl Gdn {
         let w = self.conv.ws.abs();
         let b = self.conv.bs.as_ref().expect("gdn has a bias").clamp_min(1e-6);
         let norm = x.square().conv3d(&w, Some(&b), [1, 1, 1], [0, 0, 0], [1, 1, 1], 1).sqrt();
-        if self.inverse { x * norm } else { x / norm }
+        if self.inverse {
+            x * norm
+        } else {
+            x / norm
+        }
     }
 }
 
@@ -384,9 +384,7 @@ impl PaperNets {
         let ga = vs / "g_a";
         let gs = vs / "g_s";
         let cond0 = (nn::conv3d(&ga / "c0a", 1, 2 * cc, 3, k3), nn::conv3d(&ga / "c0b", 2 * cc, cc, 3, k3));
-        let cond = (1..4)
-            .map(|i| (nn::conv3d(&ga / format!("c{i}a"), cc, cc, 3, k3s2), nn::conv3d(&ga / format!("c{i}b"), cc, cc, 1, Default::default())))
-            .collect();
+        let cond = (1..4).map(|i| (nn::conv3d(&ga / format!("c{i}a"), cc, cc, 3, k3s2), nn::conv3d(&ga / format!("c{i}b"), cc, cc, 1, Default::default()))).collect();
         let chans = [1, n / 4, n / 2, n];
         let enc = (0..3)
             .map(|i| {
@@ -400,9 +398,7 @@ impl PaperNets {
             .collect();
         let enc_out = nn::conv3d(&ga / "out", n, m, 5, k5s2);
         let tg0 = (nn::conv3d(&gs / "t0a", m, 2 * cc, 3, k3), nn::conv3d(&gs / "t0b", 2 * cc, cc, 3, k3));
-        let tg = (1..3)
-            .map(|i| (nn::conv_transpose3d(&gs / format!("t{i}a"), cc, cc, 4, up), nn::conv3d(&gs / format!("t{i}b"), cc, cc, 1, Default::default())))
-            .collect();
+        let tg = (1..3).map(|i| (nn::conv_transpose3d(&gs / format!("t{i}a"), cc, cc, 4, up), nn::conv3d(&gs / format!("t{i}b"), cc, cc, 1, Default::default()))).collect();
         let dch = [m, n, n, n / 2];
         let dec = (0..3)
             .map(|i| {
@@ -471,10 +467,7 @@ pub fn crop_plan(hv: i64, core: i64, lw: i64, r: i64) -> [(i64, i64); 3] {
 
 impl ZDensity {
     pub fn new(vs: &nn::Path, nz: usize) -> ZDensity {
-        ZDensity {
-            mean: vs.var("z_mean", &[nz as i64], nn::Init::Const(0.0)),
-            log_scale: vs.var("z_log_scale", &[nz as i64], nn::Init::Const(0.5)),
-        }
+        ZDensity { mean: vs.var("z_mean", &[nz as i64], nn::Init::Const(0.0)), log_scale: vs.var("z_log_scale", &[nz as i64], nn::Init::Const(0.5)) }
     }
 
     /// Bits of `z` (any shape `[B,nz,...]`) under the per-channel density.

@@ -131,15 +131,7 @@ impl Codec {
 
     /// Encodes a volume (data units) with importance `imp` (same length, [0,1]).
     /// `sink(block_id, data)` is called in block order.
-    pub fn encode_volume<E>(
-        &self,
-        data: &[f32],
-        dims: Dims,
-        imp: &[f32],
-        norm: Norm,
-        opts: EncodeOptions,
-        sink: impl FnMut(usize, BlockData) -> Result<(), E>,
-    ) -> Result<(), E> {
+    pub fn encode_volume<E>(&self, data: &[f32], dims: Dims, imp: &[f32], norm: Norm, opts: EncodeOptions, sink: impl FnMut(usize, BlockData) -> Result<(), E>) -> Result<(), E> {
         let counts = block_counts(dims, self.core());
         let all: Vec<usize> = (0..counts[0] * counts[1] * counts[2]).collect();
         self.encode_blocks(data, dims, imp, norm, opts, &all, sink)
@@ -147,16 +139,7 @@ impl Codec {
 
     /// Encodes the listed blocks only (rate control probes a subsample this way).
     #[allow(clippy::too_many_arguments)]
-    pub fn encode_blocks<E>(
-        &self,
-        data: &[f32],
-        dims: Dims,
-        imp: &[f32],
-        norm: Norm,
-        opts: EncodeOptions,
-        ids: &[usize],
-        mut sink: impl FnMut(usize, BlockData) -> Result<(), E>,
-    ) -> Result<(), E> {
+    pub fn encode_blocks<E>(&self, data: &[f32], dims: Dims, imp: &[f32], norm: Norm, opts: EncodeOptions, ids: &[usize], mut sink: impl FnMut(usize, BlockData) -> Result<(), E>) -> Result<(), E> {
         let p = &self.model.profile;
         let core = p.core;
         let counts = block_counts(dims, core);
@@ -450,7 +433,23 @@ mod tests {
     }
 
     fn tiny() -> Profile {
-        Profile { name: "tiny".into(), arch: "fast".into(), core: 16, halo_vox: 8, stride: 8, latent_halo: 1, m: 4, nz: 4, nh: 8, enc_ch: 4, cond_ch: 4, sft_hidden: 4, dec_ch: [4, 4, 4], transform: true, out_kernel: 3 }
+        Profile {
+            name: "tiny".into(),
+            arch: "fast".into(),
+            core: 16,
+            halo_vox: 8,
+            stride: 8,
+            latent_halo: 1,
+            m: 4,
+            nz: 4,
+            nh: 8,
+            enc_ch: 4,
+            cond_ch: 4,
+            sft_hidden: 4,
+            dec_ch: [4, 4, 4],
+            transform: true,
+            out_kernel: 3,
+        }
     }
 
     fn volume(dims: Dims) -> Vec<f32> {
@@ -531,7 +530,12 @@ mod tests {
         let imp = vec![0.5f32; data.len()];
         let norm = Norm::from_range(-6.0, 6.0);
         let mut blocks = Vec::new();
-        codec.encode_volume(&data, dims, &imp, norm, EncodeOptions::default(), |_, d| { blocks.push(d); Ok::<_, ()>(()) }).unwrap();
+        codec
+            .encode_volume(&data, dims, &imp, norm, EncodeOptions::default(), |_, d| {
+                blocks.push(d);
+                Ok::<_, ()>(())
+            })
+            .unwrap();
         assert!(blocks.iter().all(|b| matches!(b, BlockData::Neural { .. })));
         let clean = Mem { blocks: blocks.clone(), dims, core: 16 };
         let want = codec.decode_blocks(&clean, dims, norm, &[0, 1, 2, 3], 4);

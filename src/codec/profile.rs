@@ -131,7 +131,11 @@ impl Profile {
             && self.latent_window() > 2 * self.latent_halo
             && self.out_kernel % 2 == 1
             && (self.arch == "paper" || (self.arch == "fast" && self.halo_vox == self.latent_halo * self.stride));
-        if ok { Ok(()) } else { Err(format!("unsupported profile geometry: {self:?}")) }
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("unsupported profile geometry: {self:?}"))
+        }
     }
 
     /// Hyper-latent grid edge per block (one stride-2 stage over the latent core).

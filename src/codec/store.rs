@@ -96,9 +96,8 @@ pub fn resolve_model(c: &Container, explicit: Option<&Path>) -> Result<ModelFile
     } else if let Some(bytes) = c.embedded_model().map_err(|e| e.to_string())? {
         ModelFile::from_bytes(&bytes).map_err(|e| format!("embedded model: {e}"))?
     } else {
-        let (_, bytes) = find_by_hash(want).ok_or_else(|| {
-            format!("the container references model {want} which is neither embedded nor found in the model directories (pass --model PATH or set IDLAT_MODEL_PATH)")
-        })?;
+        let (_, bytes) = find_by_hash(want)
+            .ok_or_else(|| format!("the container references model {want} which is neither embedded nor found in the model directories (pass --model PATH or set IDLAT_MODEL_PATH)"))?;
         ModelFile::from_bytes(&bytes).map_err(|e| e.to_string())?
     };
     if &mf.hash != want {

@@ -6,9 +6,7 @@
 //! in the model file. Decoding never evaluates `exp`/`erf` (whose last bits
 //! differ between libm builds): it only reads these integers.
 
-use constriction::stream::model::{
-    ContiguousCategoricalEntropyModel, DefaultContiguousCategoricalEntropyModel, IterableEntropyModel,
-};
+use constriction::stream::model::{ContiguousCategoricalEntropyModel, DefaultContiguousCategoricalEntropyModel, IterableEntropyModel};
 
 /// Symbols are coded in `[-SYMBOL_RADIUS, SYMBOL_RADIUS]`; values beyond are clamped.
 pub const SYMBOL_RADIUS: i32 = 127;
@@ -57,8 +55,7 @@ pub fn gaussian_pmf(mean: f64, scale: f64) -> Vec<f64> {
 
 /// Quantises float probabilities to the coder's fixed point (every symbol nonzero).
 pub fn quantise(pmf: &[f64]) -> Vec<u32> {
-    let model = Model::from_floating_point_probabilities_fast(pmf, None)
-        .expect("pmf has ALPHABET > 1 nonnegative entries with a positive sum");
+    let model = Model::from_floating_point_probabilities_fast(pmf, None).expect("pmf has ALPHABET > 1 nonnegative entries with a positive sum");
     model.symbol_table().map(|(_, _, p)| p.get()).collect()
 }
 
@@ -72,8 +69,7 @@ pub fn model_from_fixed(probs: &[u32]) -> Result<Model, String> {
     if sum != 1 << 24 || probs.contains(&0) {
         return Err("probability table is not a valid 24-bit distribution".into());
     }
-    ContiguousCategoricalEntropyModel::from_nonzero_fixed_point_probabilities(probs.iter().copied(), false)
-        .map_err(|_| "probability table rejected by the coder".to_string())
+    ContiguousCategoricalEntropyModel::from_nonzero_fixed_point_probabilities(probs.iter().copied(), false).map_err(|_| "probability table rejected by the coder".to_string())
 }
 
 /// All Gaussian tables of the scale ladder, flattened `[SCALE_COUNT][ALPHABET]`.

@@ -105,9 +105,7 @@ pub fn random_importance(x: &[f32], w: usize, rng: &mut ChaCha8Rng) -> Vec<f32> 
         }
         2 => {
             // Gaussian blobs at random centres.
-            let blobs: Vec<([f32; 3], f32)> = (0..rng.random_range(1..4))
-                .map(|_| ([0; 3].map(|_| rng.random::<f32>() * w as f32), 2.0 + rng.random::<f32>() * w as f32 * 0.4))
-                .collect();
+            let blobs: Vec<([f32; 3], f32)> = (0..rng.random_range(1..4)).map(|_| ([0; 3].map(|_| rng.random::<f32>() * w as f32), 2.0 + rng.random::<f32>() * w as f32 * 0.4)).collect();
             (0..n)
                 .map(|i| {
                     let c = coord(i);
@@ -396,7 +394,23 @@ mod tests {
     use crate::volume::VolumeInfo;
 
     pub fn tiny_profile() -> Profile {
-        Profile { name: "tiny".into(), arch: "fast".into(), core: 16, halo_vox: 8, stride: 8, latent_halo: 1, m: 4, nz: 4, nh: 8, enc_ch: 4, cond_ch: 4, sft_hidden: 4, dec_ch: [4, 4, 4], transform: true, out_kernel: 3 }
+        Profile {
+            name: "tiny".into(),
+            arch: "fast".into(),
+            core: 16,
+            halo_vox: 8,
+            stride: 8,
+            latent_halo: 1,
+            m: 4,
+            nz: 4,
+            nh: 8,
+            enc_ch: 4,
+            cond_ch: 4,
+            sft_hidden: 4,
+            dec_ch: [4, 4, 4],
+            transform: true,
+            out_kernel: 3,
+        }
     }
 
     fn smooth(dims: [usize; 3], f: f32) -> Volume {
@@ -415,13 +429,29 @@ mod tests {
     fn training_runs_and_validates_with_real_bitstreams() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = TrainConfig {
-            profile: tiny_profile(), steps: 4, batch: 2, blocks: 8, lambda: 10.0, a: 5.0, lr: 1e-3, lr_density: 1e-2,
-            seed: 1, baseline: false, out: dir.path().join("m.safetensors"), resume: None, validate_every: 2,
-            device: Device::Cpu, recipe: "test".into(),
+            profile: tiny_profile(),
+            steps: 4,
+            batch: 2,
+            blocks: 8,
+            lambda: 10.0,
+            a: 5.0,
+            lr: 1e-3,
+            lr_density: 1e-2,
+            seed: 1,
+            baseline: false,
+            out: dir.path().join("m.safetensors"),
+            resume: None,
+            validate_every: 2,
+            device: Device::Cpu,
+            recipe: "test".into(),
         };
         let vols = [smooth([40, 36, 34], 0.2)];
         let mut steps = 0;
-        let t = train(&vols, &cfg, |_, loss, _, _, _| { assert!(loss.is_finite()); steps += 1; }).unwrap();
+        let t = train(&vols, &cfg, |_, loss, _, _, _| {
+            assert!(loss.is_finite());
+            steps += 1;
+        })
+        .unwrap();
         assert_eq!(steps, 4);
         assert!(t.validation.bits_per_voxel > 0.0 && t.validation.psnr.is_finite());
         // The saved file reloads with the same hash and a usable entropy coder.

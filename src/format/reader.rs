@@ -108,8 +108,7 @@ impl Container {
             return Err(FormatError::LimitExceeded { what: "model section bytes", value: trailer.model.len, max: MAX_MODEL });
         }
         let meta_z = section(&map, trailer.meta, "metadata", body_end)?;
-        let json = zstd::bulk::decompress(meta_z, trailer.meta_raw_len as usize)
-            .map_err(|e| FormatError::Invalid { section: "metadata", msg: format!("zstd: {e}") })?;
+        let json = zstd::bulk::decompress(meta_z, trailer.meta_raw_len as usize).map_err(|e| FormatError::Invalid { section: "metadata", msg: format!("zstd: {e}") })?;
         if json.len() as u64 != trailer.meta_raw_len {
             return Err(FormatError::Invalid { section: "metadata", msg: "decompressed length differs from the trailer".into() });
         }
@@ -325,10 +324,7 @@ impl PayloadReader {
     fn unchanged(&self) -> std::io::Result<()> {
         let now = stamp(&self.file)?;
         if now != self.stamp {
-            return Err(std::io::Error::other(format!(
-                "the container changed since it was opened (size {} -> {} bytes, or its mtime); remount to read the new file",
-                self.stamp.len, now.len
-            )));
+            return Err(std::io::Error::other(format!("the container changed since it was opened (size {} -> {} bytes, or its mtime); remount to read the new file", self.stamp.len, now.len)));
         }
         Ok(())
     }

@@ -141,12 +141,11 @@ impl ContainerWriter {
 
     /// Appends one block's payload. Blocks may arrive in any order, each once.
     pub fn write_block(&mut self, vol: VolumeId, block: BlockId, kind: BlockKind, payload: &[u8]) -> Result<()> {
-        let slot = self
-            .entries
-            .get(vol.0 as usize)
-            .ok_or(FormatError::NoVolume(vol.0))?
-            .get(block.0 as usize)
-            .ok_or_else(|| FormatError::BadBlock { volume: vol.0, block: block.0, msg: "block id outside the volume's grid".into() })?;
+        let slot = self.entries.get(vol.0 as usize).ok_or(FormatError::NoVolume(vol.0))?.get(block.0 as usize).ok_or_else(|| FormatError::BadBlock {
+            volume: vol.0,
+            block: block.0,
+            msg: "block id outside the volume's grid".into(),
+        })?;
         if slot.is_some() {
             return Err(FormatError::BadBlock { volume: vol.0, block: block.0, msg: "written twice".into() });
         }

@@ -48,13 +48,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl BlockCache {
     pub fn new(source: Arc<dyn BlockSource>, capacity_bytes: usize) -> BlockCache {
-        BlockCache {
-            lru: Mutex::new(Lru { map: LruCache::unbounded(), bytes: 0 }),
-            inflight: Mutex::new(HashMap::new()),
-            capacity: capacity_bytes,
-            stats: Stats::default(),
-            source,
-        }
+        BlockCache { lru: Mutex::new(Lru { map: LruCache::unbounded(), bytes: 0 }), inflight: Mutex::new(HashMap::new()), capacity: capacity_bytes, stats: Stats::default(), source }
     }
 
     pub fn device(&self) -> String {

@@ -15,8 +15,7 @@ pub mod source;
 use crate::format::{BlockGrid, BlockId, Container, VolumeId};
 use cache::BlockCache;
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, INodeNo, LockOwner, OpenFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, Request,
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, INodeNo, LockOwner, OpenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, Request,
 };
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -36,7 +35,10 @@ enum Kind {
     Raw,
     Text(Arc<Vec<u8>>),
     /// VTI: prefix, 8-byte length, data, suffix.
-    Vti { prefix: Arc<Vec<u8>>, suffix: Arc<Vec<u8>> },
+    Vti {
+        prefix: Arc<Vec<u8>>,
+        suffix: Arc<Vec<u8>>,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -400,7 +402,10 @@ impl Filesystem for IdlatFs {
                     prev == Some(offset) || offset == 0
                 };
                 if sequential && !matches!(node.kind, Kind::Text(_)) {
-                    let data_end = match node.kind { Kind::Vti { ref prefix, .. } => end.saturating_sub(prefix.len() as u64 + 8), _ => end };
+                    let data_end = match node.kind {
+                        Kind::Vti { ref prefix, .. } => end.saturating_sub(prefix.len() as u64 + 8),
+                        _ => end,
+                    };
                     let raw_size = self.grids[node.vol.0 as usize].dims.iter().map(|&d| d as u64).product::<u64>() * 4;
                     self.read_ahead(node.vol, data_end, raw_size);
                 }

@@ -112,23 +112,26 @@ fn each_line(f: &mut [f64], dims: [usize; 3], axis: usize, op: impl Fn(usize, &m
                 }
             },
         ),
-        1 => f.par_chunks_mut(nx * ny).enumerate().for_each_init(|| (Scratch::new(longest), vec![0.0; nx * ny]), |(s, t), (zi, plane)| {
-            let s = &mut *s;
-            // Transposed plane: t[x * ny + y], so each y line is contiguous.
-            for (yi, row) in plane.chunks(nx).enumerate() {
-                for (xi, &val) in row.iter().enumerate() {
-                    t[xi * ny + yi] = val;
+        1 => f.par_chunks_mut(nx * ny).enumerate().for_each_init(
+            || (Scratch::new(longest), vec![0.0; nx * ny]),
+            |(s, t), (zi, plane)| {
+                let s = &mut *s;
+                // Transposed plane: t[x * ny + y], so each y line is contiguous.
+                for (yi, row) in plane.chunks(nx).enumerate() {
+                    for (xi, &val) in row.iter().enumerate() {
+                        t[xi * ny + yi] = val;
+                    }
                 }
-            }
-            for (xi, line) in t.chunks_mut(ny).enumerate() {
-                op(zi * nx * ny + xi, line, s);
-            }
-            for (yi, row) in plane.chunks_mut(nx).enumerate() {
-                for (xi, val) in row.iter_mut().enumerate() {
-                    *val = t[xi * ny + yi];
+                for (xi, line) in t.chunks_mut(ny).enumerate() {
+                    op(zi * nx * ny + xi, line, s);
                 }
-            }
-        }),
+                for (yi, row) in plane.chunks_mut(nx).enumerate() {
+                    for (xi, val) in row.iter_mut().enumerate() {
+                        *val = t[xi * ny + yi];
+                    }
+                }
+            },
+        ),
         _ => {
             let mut slabs: Vec<Vec<&mut [f64]>> = (0..ny).map(|_| Vec::with_capacity(nz)).collect();
             for plane in f.chunks_mut(nx * ny) {
@@ -136,22 +139,25 @@ fn each_line(f: &mut [f64], dims: [usize; 3], axis: usize, op: impl Fn(usize, &m
                     slabs[yi].push(row);
                 }
             }
-            slabs.into_par_iter().enumerate().for_each_init(|| (Scratch::new(longest), vec![0.0; nx * nz]), |(s, t), (yi, mut rows)| {
-                let s = &mut *s;
-                for (zi, row) in rows.iter().enumerate() {
-                    for (xi, &val) in row.iter().enumerate() {
-                        t[xi * nz + zi] = val;
+            slabs.into_par_iter().enumerate().for_each_init(
+                || (Scratch::new(longest), vec![0.0; nx * nz]),
+                |(s, t), (yi, mut rows)| {
+                    let s = &mut *s;
+                    for (zi, row) in rows.iter().enumerate() {
+                        for (xi, &val) in row.iter().enumerate() {
+                            t[xi * nz + zi] = val;
+                        }
                     }
-                }
-                for (xi, line) in t.chunks_mut(nz).enumerate() {
-                    op(yi * nx + xi, line, s);
-                }
-                for (zi, row) in rows.iter_mut().enumerate() {
-                    for (xi, val) in row.iter_mut().enumerate() {
-                        *val = t[xi * nz + zi];
+                    for (xi, line) in t.chunks_mut(nz).enumerate() {
+                        op(yi * nx + xi, line, s);
                     }
-                }
-            });
+                    for (zi, row) in rows.iter_mut().enumerate() {
+                        for (xi, val) in row.iter_mut().enumerate() {
+                            *val = t[xi * nz + zi];
+                        }
+                    }
+                },
+            );
         }
     }
 }

@@ -154,7 +154,14 @@ fn local_entropy(vol: &Volume, w: usize, bins: usize) -> Vec<f32> {
                     }
                 }
             }
-            let e: f64 = h.iter().filter(|&&c| c > 0).map(|&c| { let p = c as f64 / n as f64; -p * p.log2() }).sum();
+            let e: f64 = h
+                .iter()
+                .filter(|&&c| c > 0)
+                .map(|&c| {
+                    let p = c as f64 / n as f64;
+                    -p * p.log2()
+                })
+                .sum();
             (e / (bins as f64).log2()) as f32
         })
         .collect();
@@ -171,7 +178,11 @@ fn gradient(vol: &Volume) -> Vec<f32> {
     let d = &vol.data;
     let at = |x: usize, y: usize, z: usize| {
         let v = d[(z * ny + y) * nx + x];
-        if v.is_finite() { v as f64 } else { 0.0 }
+        if v.is_finite() {
+            v as f64
+        } else {
+            0.0
+        }
     };
     let sp = vol.info.spacing;
     let g: Vec<f32> = (0..d.len())
@@ -198,7 +209,13 @@ fn box_distance(p: [f64; 3], lo: [f64; 3], hi: [f64; 3], world: bool, spacing: [
     let _ = spacing;
     let d2: f64 = (0..3)
         .map(|a| {
-            let d = if p[a] < lo[a] { lo[a] - p[a] } else if p[a] > hi_in[a] { p[a] - hi_in[a] } else { 0.0 };
+            let d = if p[a] < lo[a] {
+                lo[a] - p[a]
+            } else if p[a] > hi_in[a] {
+                p[a] - hi_in[a]
+            } else {
+                0.0
+            };
             d * d
         })
         .sum();
@@ -242,10 +259,7 @@ pub fn compute(spec: &Spec, ctx: &Context) -> Result<Vec<f32>, ImportanceError> 
         },
         Spec::Near { value, width } => map_values(vol, |v| (-((v - value) / width).powi(2)).exp()),
         Spec::Tf(points) => map_values(vol, |v| piecewise(points, v)),
-        Spec::Box { lo, hi, soft, world } => (0..n)
-            .into_par_iter()
-            .map(|i| clamp01(soft_edge(box_distance(coords(vol, i, *world), *lo, *hi, *world, vol.info.spacing), *soft)))
-            .collect(),
+        Spec::Box { lo, hi, soft, world } => (0..n).into_par_iter().map(|i| clamp01(soft_edge(box_distance(coords(vol, i, *world), *lo, *hi, *world, vol.info.spacing), *soft))).collect(),
         Spec::Sphere { centre, r, soft, world } => (0..n)
             .into_par_iter()
             .map(|i| {
@@ -276,7 +290,11 @@ pub fn compute(spec: &Spec, ctx: &Context) -> Result<Vec<f32>, ImportanceError> 
                 let count = m.data.iter().filter(|v| bad(v)).count();
                 return Err(ImportanceError::File {
                     path: path.clone(),
-                    msg: format!("{count} value{} outside [0, 1] (NaN counts), the first {} at index {first}; an importance map must lie in [0, 1]", if count == 1 { " is" } else { "s are" }, m.data[first]),
+                    msg: format!(
+                        "{count} value{} outside [0, 1] (NaN counts), the first {} at index {first}; an importance map must lie in [0, 1]",
+                        if count == 1 { " is" } else { "s are" },
+                        m.data[first]
+                    ),
                 });
             }
             m.data
@@ -343,10 +361,29 @@ mod tests {
     #[test]
     fn round_trip_canonical_strings() {
         for s in [
-            "iso:7", "iso:5,k=0.5,fn=inv,world", "value:>10.2", "value:<3", "value:4..6", "near:7,w=0.5", "tf:0=0,5=0.2,8=1",
-            "box:200,180,0:264,244,96", "box:0,0,0:4,4,4,soft=2,world", "sphere:64,64,64,r=20", "grad", "var:w=5", "entropy:w=8",
-            "uniform:0.9", "file:map.raw", "time:0=1,10=0.2", "of=OH:value:>0.1", "max(iso:7,value:>10)", "min(grad,uniform:0.5)",
-            "mul(box:1,2,3:4,5,6,sphere:1,2,3,r=4)", "mix(0.5*iso:7,0.5*grad)", "scale(0.5,iso:7)", "clamp(0.2,0.8,grad)",
+            "iso:7",
+            "iso:5,k=0.5,fn=inv,world",
+            "value:>10.2",
+            "value:<3",
+            "value:4..6",
+            "near:7,w=0.5",
+            "tf:0=0,5=0.2,8=1",
+            "box:200,180,0:264,244,96",
+            "box:0,0,0:4,4,4,soft=2,world",
+            "sphere:64,64,64,r=20",
+            "grad",
+            "var:w=5",
+            "entropy:w=8",
+            "uniform:0.9",
+            "file:map.raw",
+            "time:0=1,10=0.2",
+            "of=OH:value:>0.1",
+            "max(iso:7,value:>10)",
+            "min(grad,uniform:0.5)",
+            "mul(box:1,2,3:4,5,6,sphere:1,2,3,r=4)",
+            "mix(0.5*iso:7,0.5*grad)",
+            "scale(0.5,iso:7)",
+            "clamp(0.2,0.8,grad)",
         ] {
             let p = parse(s).unwrap_or_else(|e| panic!("{s}: {e}"));
             let c = p.to_string();
@@ -378,9 +415,13 @@ mod tests {
             for p in 0..v.data.len() {
                 let pc = coords(&v, p, false);
                 for (axis, step) in [(0, 1), (1, dims[0]), (2, dims[0] * dims[1])] {
-                    if pc[axis] as usize + 1 >= dims[axis] { continue; }
+                    if pc[axis] as usize + 1 >= dims[axis] {
+                        continue;
+                    }
                     let (a, b) = (v.data[p] as f64, v.data[p + step] as f64);
-                    if (a - 0.5) * (b - 0.5) > 0.0 || a == b { continue; }
+                    if (a - 0.5) * (b - 0.5) > 0.0 || a == b {
+                        continue;
+                    }
                     let mut c = pc;
                     c[axis] += (0.5 - a) / (b - a);
                     cross.push(c);

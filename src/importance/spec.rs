@@ -168,10 +168,7 @@ impl<'a> Parser<'a> {
         // Options are `key=value` or bare words; anything shaped like a spec
         // (`word:`, `word(`, `grad`, `of=`, or a mix weight `0.5*`) belongs to the parent.
         let weight = r.find('*').is_some_and(|i| r[..i].parse::<f64>().is_ok());
-        (!word.is_empty() && matches!(after, Some(':') | Some('(')))
-            || (word == "grad" && matches!(after, None | Some(',') | Some(')')))
-            || r.starts_with("of=")
-            || weight
+        (!word.is_empty() && matches!(after, Some(':') | Some('('))) || (word == "grad" && matches!(after, None | Some(',') | Some(')'))) || r.starts_with("of=") || weight
     }
 
     /// Comma-separated options of a term until the term ends: `key=value` or bare words.
@@ -435,7 +432,11 @@ impl<'a> Parser<'a> {
                 if !(1..=64).contains(&w) || !(2..=1024).contains(&bins) {
                     return self.err(start, "window w must be 1..=64 and bins 2..=1024");
                 }
-                if word == "var" { Spec::Var { w } } else { Spec::Entropy { w, bins } }
+                if word == "var" {
+                    Spec::Var { w }
+                } else {
+                    Spec::Entropy { w, bins }
+                }
             }
             "uniform" => {
                 let v = self.number()?;

@@ -99,10 +99,14 @@ pub fn read_mhd(path: &Path) -> Result<Volume, IoError> {
         let rest = rest.get(header_size as usize..).ok_or_else(|| inv(path, "HeaderSize past the end"))?;
         if compressed {
             let v = read_all_capped(path, flate2::read::ZlibDecoder::new(rest), len as usize)?;
-            if v.len() as u64 != len { return Err(inv(path, format!("compressed data holds {} bytes, expected {len}", v.len()))); }
+            if v.len() as u64 != len {
+                return Err(inv(path, format!("compressed data holds {} bytes, expected {len}", v.len())));
+            }
             v
         } else {
-            if rest.len() as u64 != len { return Err(inv(path, format!("inline data has {} bytes, expected {len}", rest.len()))); }
+            if rest.len() as u64 != len {
+                return Err(inv(path, format!("inline data has {} bytes, expected {len}", rest.len())));
+            }
             rest.to_vec()
         }
     } else {
@@ -110,7 +114,9 @@ pub fn read_mhd(path: &Path) -> Result<Volume, IoError> {
         if compressed {
             let f = std::fs::File::open(&dp).map_err(|e| os_err(&dp, e))?;
             let v = read_all_capped(&dp, flate2::read::ZlibDecoder::new(std::io::BufReader::new(f)), len as usize)?;
-            if v.len() as u64 != len { return Err(inv(&dp, format!("compressed data holds {} bytes, expected {len}", v.len()))); }
+            if v.len() as u64 != len {
+                return Err(inv(&dp, format!("compressed data holds {} bytes, expected {len}", v.len())));
+            }
             v
         } else {
             read_exact_payload(&dp, header_size, len, false)?
@@ -352,7 +358,9 @@ pub fn read_vti(path: &Path) -> Result<Volume, IoError> {
     let uint = |b: &[u8]| -> u64 {
         let mut a = [0u8; 8];
         a[..hsize].copy_from_slice(&b[..hsize]);
-        if endian == Endian::Big { a[..hsize].reverse(); }
+        if endian == Endian::Big {
+            a[..hsize].reverse();
+        }
         u64::from_le_bytes(a)
     };
     // Decodes one binary block (header + data) into `len` raw bytes.
@@ -360,12 +368,16 @@ pub fn read_vti(path: &Path) -> Result<Volume, IoError> {
         if !zlib {
             let sz = uint(blob.get(..hsize).ok_or_else(|| inv(path, "data array header truncated"))?) as usize;
             let d = blob.get(hsize..hsize + sz).ok_or_else(|| inv(path, "data array shorter than its header says"))?;
-            if sz != len { return Err(inv(path, format!("data array holds {sz} bytes, expected {len}"))); }
+            if sz != len {
+                return Err(inv(path, format!("data array holds {sz} bytes, expected {len}")));
+            }
             return Ok(d.to_vec());
         }
         let h = |i: usize| blob.get(i * hsize..(i + 1) * hsize).map(uint).ok_or_else(|| inv(path, "compressed header truncated"));
         let nb = h(0)? as usize;
-        if nb > len / 1 + 1 { return Err(inv(path, "implausible compressed block count")); }
+        if nb > len / 1 + 1 {
+            return Err(inv(path, "implausible compressed block count"));
+        }
         let mut at = (3 + nb) * hsize;
         let mut out = Vec::with_capacity(len);
         for b in 0..nb {
@@ -374,13 +386,17 @@ pub fn read_vti(path: &Path) -> Result<Volume, IoError> {
             out.extend(read_all_capped(path, flate2::read::ZlibDecoder::new(chunk), len - out.len())?);
             at += cs;
         }
-        if out.len() != len { return Err(inv(path, format!("decompressed {} bytes, expected {len}", out.len()))); }
+        if out.len() != len {
+            return Err(inv(path, format!("decompressed {} bytes, expected {len}", out.len())));
+        }
         Ok(out)
     };
     let raw = match attr(&tag, "format").unwrap_or("ascii") {
         "ascii" => {
             let v: Vec<f64> = body.split_whitespace().map(str::parse).collect::<Result<_, _>>().map_err(|_| inv(path, "ascii data is not numeric"))?;
-            if v.len() != n { return Err(inv(path, format!("{} ascii values, expected {n}", v.len()))); }
+            if v.len() != n {
+                return Err(inv(path, format!("{} ascii values, expected {n}", v.len())));
+            }
             info.dims = dims;
             info.dtype = dtype;
             return Ok(Volume::new(info, v.iter().map(|&x| x as f32).collect()));
@@ -471,7 +487,18 @@ pub fn vti_parts(info: &VolumeInfo, name: &str) -> (String, String) {
     <Piece Extent=\"0 {} 0 {} 0 {}\">\n      <PointData Scalars=\"{name}\">\n\
         <DataArray type=\"Float32\" Name=\"{name}\" format=\"appended\" offset=\"0\"/>\n      </PointData>\n\
       <CellData/>\n    </Piece>\n  </ImageData>\n  <AppendedData encoding=\"raw\">\n   _",
-        nx - 1, ny - 1, nz - 1, o[0], o[1], o[2], s[0], s[1], s[2], nx - 1, ny - 1, nz - 1
+        nx - 1,
+        ny - 1,
+        nz - 1,
+        o[0],
+        o[1],
+        o[2],
+        s[0],
+        s[1],
+        s[2],
+        nx - 1,
+        ny - 1,
+        nz - 1
     );
     let mut prefix = prefix;
     prefix.push_str("");

@@ -27,7 +27,7 @@ pub mod sci;
 
 pub use headers::{mhd_text, nhdr_text, vti_parts};
 
-use crate::volume::{Dims, DType, Endian, Volume};
+use crate::volume::{DType, Dims, Endian, Volume};
 use std::path::{Path, PathBuf};
 
 /// Errors reading or writing volume files; each names the file and the problem.
@@ -111,10 +111,7 @@ pub fn read_volume_with_mask(path: &Path, opts: &ReadOptions) -> Result<(Volume,
         "nrrd" | "nhdr" => headers::read_nrrd(path)?,
         "vti" => headers::read_vti(path)?,
         _ => {
-            let dims = opts.dims.ok_or_else(|| IoError::Invalid {
-                path: path.to_owned(),
-                msg: "raw input needs --dims XxYxZ (and --dtype/--endian if not f32 little-endian)".into(),
-            })?;
+            let dims = opts.dims.ok_or_else(|| IoError::Invalid { path: path.to_owned(), msg: "raw input needs --dims XxYxZ (and --dtype/--endian if not f32 little-endian)".into() })?;
             let dtype = opts.dtype.unwrap_or(DType::F32);
             let endian = opts.endian.unwrap_or(Endian::Little);
             let n = dims.iter().try_fold(1u64, |a, &d| a.checked_mul(d as u64)).unwrap_or(u64::MAX);
@@ -220,12 +217,24 @@ fn fill_masked(vol: &mut Volume, valid: &[bool]) {
                     n += 1;
                 }
             };
-            if x > 0 { visit(i - 1) }
-            if x + 1 < nx { visit(i + 1) }
-            if y > 0 { visit(i - nx) }
-            if y + 1 < ny { visit(i + nx) }
-            if z > 0 { visit(i - nx * ny) }
-            if z + 1 < nz { visit(i + nx * ny) }
+            if x > 0 {
+                visit(i - 1)
+            }
+            if x + 1 < nx {
+                visit(i + 1)
+            }
+            if y > 0 {
+                visit(i - nx)
+            }
+            if y + 1 < ny {
+                visit(i + nx)
+            }
+            if z > 0 {
+                visit(i - nx * ny)
+            }
+            if z + 1 < nz {
+                visit(i + nx * ny)
+            }
             if n > 0 {
                 vol.data[i] = (acc / n as f64) as f32;
                 known[i] = true;

@@ -36,7 +36,11 @@ pub fn decode_samples(bytes: &[u8], dtype: DType, endian: Endian) -> Vec<f32> {
 
 /// A sample as an integer type's value: rounded, clamped to [lo, hi], 0 when not finite.
 pub(crate) fn to_int(x: f32, lo: f64, hi: f64) -> f64 {
-    if x.is_finite() { (x as f64).round().clamp(lo, hi) } else { 0.0 }
+    if x.is_finite() {
+        (x as f64).round().clamp(lo, hi)
+    } else {
+        0.0
+    }
 }
 
 /// Encodes f32 samples as `dtype` little-endian (rounding and clamping integers).

@@ -361,7 +361,10 @@ pub(crate) fn check_size(file: &Path, name: &str, dims: Dims) -> Result<usize, I
     if bytes > FREE_BYTES && bytes / MAX_RATIO > file_len {
         return Err(inv(
             file,
-            format!("'{name}' declares {}x{}x{} voxels ({bytes} bytes as f32) but the file holds {file_len} bytes: a compression ratio over {MAX_RATIO} is implausible; refusing to allocate it", dims[0], dims[1], dims[2]),
+            format!(
+                "'{name}' declares {}x{}x{} voxels ({bytes} bytes as f32) but the file holds {file_len} bytes: a compression ratio over {MAX_RATIO} is implausible; refusing to allocate it",
+                dims[0], dims[1], dims[2]
+            ),
         ));
     }
     usize::try_from(voxels).map_err(|_| inv(file, format!("'{name}': dims {dims:?} are too large")))
@@ -375,7 +378,14 @@ const SLAB_BYTES: usize = 32 << 20;
 /// sentinel (or NaN/±Inf, when there are sentinels) are missing: the returned
 /// mask marks them and they are left for the caller to fill. `unpack` is
 /// CF packing (`scale_factor`, `add_offset`), applied after the sentinel test.
-pub(crate) fn read_slabs(file: &Path, name: &str, dims: Dims, sentinels: &[f64], unpack: Option<(f64, f64)>, mut slab: impl FnMut(usize, usize, &mut Vec<f64>) -> Result<(), String>) -> Result<(Vec<f32>, Option<Vec<bool>>), IoError> {
+pub(crate) fn read_slabs(
+    file: &Path,
+    name: &str,
+    dims: Dims,
+    sentinels: &[f64],
+    unpack: Option<(f64, f64)>,
+    mut slab: impl FnMut(usize, usize, &mut Vec<f64>) -> Result<(), String>,
+) -> Result<(Vec<f32>, Option<Vec<bool>>), IoError> {
     let n = check_size(file, name, dims)?;
     let plane = dims[0] * dims[1];
     let alloc_err = |what: &str| inv(file, format!("'{name}': cannot allocate {what} for {}x{}x{} voxels", dims[0], dims[1], dims[2]));

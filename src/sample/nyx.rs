@@ -47,7 +47,11 @@ pub fn generate(dims: [usize; 3], seed: u64, step: usize) -> Vec<f32> {
             .zip(&kvec)
             .map(|(dv, k)| {
                 let k2 = k[0] * k[0] + k[1] * k[1] + k[2] * k[2];
-                if k2 == 0.0 { Complex64::default() } else { Complex64::new(0.0, k[a] / k2) * dv }
+                if k2 == 0.0 {
+                    Complex64::default()
+                } else {
+                    Complex64::new(0.0, k[a] / k2) * dv
+                }
             })
             .collect();
         fft.inverse(&mut p);

@@ -15,11 +15,7 @@ impl Fft3 {
     pub fn new(dims: [usize; 3]) -> Fft3 {
         let mut p = FftPlanner::new();
         let f = |p: &mut FftPlanner<f64>, n: usize, inv: bool| if inv { p.plan_fft_inverse(n) } else { p.plan_fft_forward(n) };
-        Fft3 {
-            dims,
-            fwd: [f(&mut p, dims[0], false), f(&mut p, dims[1], false), f(&mut p, dims[2], false)],
-            inv: [f(&mut p, dims[0], true), f(&mut p, dims[1], true), f(&mut p, dims[2], true)],
-        }
+        Fft3 { dims, fwd: [f(&mut p, dims[0], false), f(&mut p, dims[1], false), f(&mut p, dims[2], false)], inv: [f(&mut p, dims[0], true), f(&mut p, dims[1], true), f(&mut p, dims[2], true)] }
     }
 
     pub fn len(&self) -> usize {
@@ -131,9 +127,7 @@ mod tests {
             assert!((a - b).norm() < 1e-12);
         }
         // cos(2 pi x / 8) resampled onto 16 points is cos(2 pi x / 16 * 2).
-        let mut w: Vec<Complex64> = (0..fft.len())
-            .map(|i| Complex64::new((2.0 * std::f64::consts::PI * (i % 8) as f64 / 8.0).cos(), 0.0))
-            .collect();
+        let mut w: Vec<Complex64> = (0..fft.len()).map(|i| Complex64::new((2.0 * std::f64::consts::PI * (i % 8) as f64 / 8.0).cos(), 0.0)).collect();
         fft.forward(&mut w);
         let r = resample(&w, dims, [16, 6, 4]);
         for x in 0..16 {

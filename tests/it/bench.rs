@@ -7,10 +7,7 @@ fn bench_quick_produces_results_plots_and_report() {
     let d = tmp();
     let out = d.path().join("bench");
     let script = repo().join("tools/bench.py");
-    let o = std::process::Command::new(python())
-        .args([s(&script), "--bin", s(&bin()), "--out", s(&out), "--quick"])
-        .output()
-        .expect("run bench.py");
+    let o = std::process::Command::new(python()).args([s(&script), "--bin", s(&bin()), "--out", s(&out), "--quick"]).output().expect("run bench.py");
     assert!(o.status.success(), "bench.py failed:\n{}", String::from_utf8_lossy(&o.stderr));
     let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
     let mut lines = csv.lines();

@@ -378,12 +378,7 @@ fn target_psnr_reports_what_the_full_pack_achieved() {
     assert!(o.status.success(), "{err}");
     assert!(err.contains("importance scale") && err.contains("wPSNR") && !err.contains("NaN"), "the estimate is reported: {err}");
     // The summary gives the wPSNR the full pack reached, which is what eval measures.
-    let achieved: f64 = out
-        .split("wPSNR ")
-        .nth(1)
-        .and_then(|t| t.split(" dB").next())
-        .and_then(|t| t.parse().ok())
-        .unwrap_or_else(|| panic!("no achieved wPSNR in: {out}"));
+    let achieved: f64 = out.split("wPSNR ").nth(1).and_then(|t| t.split(" dB").next()).and_then(|t| t.parse().ok()).unwrap_or_else(|| panic!("no achieved wPSNR in: {out}"));
     assert!(out.contains("(target 30.00 dB)") && out.contains("achieved"), "{out}");
     let ev: serde_json::Value = serde_json::from_str(&ok(&["eval", s(&idl), "--reference", s(&raw), "--dims", "64x64x64", "--importance", "iso:7", "--json"])).unwrap();
     let measured = ev["overall"]["wpsnr"].as_f64().unwrap();
@@ -396,9 +391,7 @@ fn target_psnr_reports_what_the_full_pack_achieved() {
     let o = run(&["pack", "--profile", "fast", s(&raw), "--dims", "64x64x64", "--importance", "iso:7", "--target-psnr", "60", "-o", s(&idl), "--force"]);
     let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     assert!(err.contains("importance scale 8.000") && err.contains("target not reachable"), "{err}");
-    let db = |text: &str, after: &str| -> f64 {
-        text.split(after).nth(1).and_then(|t| t.split(" dB").next()).and_then(|t| t.parse().ok()).unwrap_or_else(|| panic!("no '{after}' in: {text}"))
-    };
+    let db = |text: &str, after: &str| -> f64 { text.split(after).nth(1).and_then(|t| t.split(" dB").next()).and_then(|t| t.parse().ok()).unwrap_or_else(|| panic!("no '{after}' in: {text}")) };
     let (est, achieved) = (db(&err, "wPSNR "), db(&out, "wPSNR "));
     assert!((est - achieved).abs() < 0.05, "estimated {est} dB on every block, achieved {achieved} dB");
 }
@@ -470,11 +463,7 @@ fn os_errors_are_printed_once() {
     // The OS error used to appear twice: in the message and again as its cause.
     let d = tmp();
     let nope = d.path().join("nope.raw");
-    for args in [
-        vec!["pack", s(&nope), "--dims", "4x4x4", "-o", "x.idl"],
-        vec!["info", s(&nope)],
-        vec!["unpack", s(&nope), "-o", "x.raw"],
-    ] {
+    for args in [vec!["pack", s(&nope), "--dims", "4x4x4", "-o", "x.idl"], vec!["info", s(&nope)], vec!["unpack", s(&nope), "-o", "x.raw"]] {
         let out = run(&args);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");

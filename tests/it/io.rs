@@ -27,12 +27,7 @@ fn npy_and_raw_layouts_from_numpy() {
     );
     let want = expected([7, 5, 6]);
     let raw = |dtype, endian, hb| ReadOptions { dims: Some([7, 5, 6]), dtype: Some(dtype), endian: Some(endian), header_bytes: hb, missing: None, ..Default::default() };
-    for (f, o) in [
-        ("c.npy", ReadOptions::default()),
-        ("i.npy", ReadOptions::default()),
-        ("be.raw", raw(DType::F32, Endian::Big, 0)),
-        ("g.raw.gz", raw(DType::F32, Endian::Little, 0)),
-    ] {
+    for (f, o) in [("c.npy", ReadOptions::default()), ("i.npy", ReadOptions::default()), ("be.raw", raw(DType::F32, Endian::Big, 0)), ("g.raw.gz", raw(DType::F32, Endian::Little, 0))] {
         let v = read_volume(&dir.join(f), &o).unwrap_or_else(|e| panic!("{f}: {e}"));
         assert_eq!(v.info.dims, [7, 5, 6], "{f}");
         assert_eq!(v.data, want, "{f}");
@@ -107,7 +102,7 @@ fn writers_round_trip_and_vtk_reads_them() {
     let u = read_volume(&p.with_extension("mhd"), &ReadOptions::default()).unwrap();
     assert_eq!(u.info.dtype, DType::U8);
     assert_eq!(u.data[0], 0.0); // -20 clamps to 0
-    // VTK opens the .nhdr and .vti with the same values and placement.
+                                // VTK opens the .nhdr and .vti with the same values and placement.
     let out = py(
         "import sys, vtk\nfrom vtk.util import numpy_support as ns\n\
          for f, R in [(sys.argv[1], vtk.vtkNrrdReader), (sys.argv[2], vtk.vtkXMLImageDataReader)]:\n\
@@ -226,7 +221,17 @@ fn npy_header_and_gzip_lengths_are_checked_before_allocating() {
         ("long1.npy", npy(1, &0x7000u16.to_le_bytes(), &[0; 256]), "header of 28672 bytes is longer than the file"),
         ("v9.npy", npy(9, &[0, 0], &[]), "unknown format version 9"),
         ("short.npy", b"\x93NUM".to_vec(), "shorter than its magic"),
-        ("digits.npy", { let d = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, ), }}", "9".repeat(5000)); let mut b = b"\x93NUMPY\x01\x00".to_vec(); b.extend_from_slice(&(d.len() as u16).to_le_bytes()); b.extend_from_slice(d.as_bytes()); b }, "longer than 20 digits"),
+        (
+            "digits.npy",
+            {
+                let d = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, ), }}", "9".repeat(5000));
+                let mut b = b"\x93NUMPY\x01\x00".to_vec();
+                b.extend_from_slice(&(d.len() as u16).to_le_bytes());
+                b.extend_from_slice(d.as_bytes());
+                b
+            },
+            "longer than 20 digits",
+        ),
         ("deep.npy", npy(1, &[0xff, 0x00], &[b'('; 255]).into_iter().take(10 + 255).collect(), "nests deeper than 8"),
     ];
     for (name, bytes, want) in cases {

@@ -31,10 +31,7 @@ fn executable(path: &Path, bytes: &[u8]) -> PathBuf {
 /// IDLAT_DELEGATED to LOG, then exits 97.
 fn recorder(dir: &Path) -> (PathBuf, PathBuf) {
     let log = dir.join("delegated.log");
-    let script = format!(
-        "#!/bin/sh\n[ -n \"$IDLAT_PROBE\" ] && exit 0\n{{ printf '%s\\n' \"$@\"; echo \"IDLAT_DELEGATED=$IDLAT_DELEGATED\"; }} > '{}'\nexit 97\n",
-        log.display()
-    );
+    let script = format!("#!/bin/sh\n[ -n \"$IDLAT_PROBE\" ] && exit 0\n{{ printf '%s\\n' \"$@\"; echo \"IDLAT_DELEGATED=$IDLAT_DELEGATED\"; }} > '{}'\nexit 97\n", log.display());
     (executable(&dir.join("fake-full-build"), script.as_bytes()), log)
 }
 
@@ -123,7 +120,12 @@ fn front_end_runs_wavelet_pack_and_unpack_itself() {
     ok(&["pack", s(&raw), "--dims", dims, "--importance", "iso:6", "-o", s(&di), "--quiet"]);
     assert!(std::fs::read(&fi).unwrap() == std::fs::read(&di).unwrap(), "the front end's wavelet container differs from the full build's");
     let (fr, dr) = (d.path().join("front.raw"), d.path().join("full.raw"));
-    for args in [vec!["unpack", s(&fi), "-o", s(&fr), "--quiet"], vec!["verify", s(&fi), "--decode"], vec!["info", s(&fi)], vec!["pack", "--lossless", s(&raw), "--dims", dims, "-o", s(&d.path().join("l.idl"))]] {
+    for args in [
+        vec!["unpack", s(&fi), "-o", s(&fr), "--quiet"],
+        vec!["verify", s(&fi), "--decode"],
+        vec!["info", s(&fi)],
+        vec!["pack", "--lossless", s(&raw), "--dims", dims, "-o", s(&d.path().join("l.idl"))],
+    ] {
         let o = front(&lean, &fake, &args);
         assert!(o.status.success(), "front end {args:?}: {}", text(&o));
     }

@@ -17,13 +17,7 @@ pub(crate) struct Mount {
 impl Mount {
     pub(crate) fn new(idl: &Path, dir: &Path, extra: &[&str]) -> Mount {
         std::fs::create_dir_all(dir).unwrap();
-        let child = Command::new(bin())
-            .args(["mount", s(idl), s(dir), "-f"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn idlat mount");
+        let child = Command::new(bin()).args(["mount", s(idl), s(dir), "-f"]).args(extra).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn idlat mount");
         let m = Mount { child: Some(child), dir: dir.to_owned() };
         let t = Instant::now();
         while !dir.join(".idlat-stats").exists() {

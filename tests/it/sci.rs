@@ -120,7 +120,10 @@ with h5py.File(sys.argv[1]) as f:
     );
     let l: Vec<&str> = r.lines().collect();
     assert_eq!(l[0], "['sim_fields_density']", "{r}");
-    assert_eq!(l[1], "(20, 24, 28) float64 [np.uint64(28), np.uint64(24), np.uint64(20)] [np.float64(0.5), np.float64(1.0), np.float64(2.0)] [np.float64(1.0), np.float64(2.0), np.float64(3.0)] f64 False", "{r}");
+    assert_eq!(
+        l[1], "(20, 24, 28) float64 [np.uint64(28), np.uint64(24), np.uint64(20)] [np.float64(0.5), np.float64(1.0), np.float64(2.0)] [np.float64(1.0), np.float64(2.0), np.float64(3.0)] f64 False",
+        "{r}"
+    );
     assert!(l[2].parse::<f64>().unwrap() <= E * (1.0 + 1e-5) + 1e-6, "{r}");
     // What unpack wrote packs again, geometry and type included.
     let again = d.path().join("again.idl");

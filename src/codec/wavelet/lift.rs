@@ -27,7 +27,13 @@ const ZETA: f32 = 1.149_604_4;
 fn step(x: &mut [f32], c: f32, odd: bool) {
     let n = x.len();
     let at = |x: &[f32], j: isize| -> f32 {
-        let j = if j < 0 { -j } else if j as usize >= n { 2 * (n as isize - 1) - j } else { j };
+        let j = if j < 0 {
+            -j
+        } else if j as usize >= n {
+            2 * (n as isize - 1) - j
+        } else {
+            j
+        };
         x[j as usize]
     };
     let first = if odd { 1 } else { 0 };
@@ -101,7 +107,13 @@ pub fn levels_for(sz: [usize; 3], max: usize) -> usize {
 /// time, so the inner loop is contiguous and vectorises.
 fn step_rows(d: &mut [f32], base: usize, stride: usize, n: usize, w: usize, c: f32, odd: bool) {
     let mirror = |j: isize| -> usize {
-        let j = if j < 0 { -j } else if j as usize >= n { 2 * (n as isize - 1) - j } else { j };
+        let j = if j < 0 {
+            -j
+        } else if j as usize >= n {
+            2 * (n as isize - 1) - j
+        } else {
+            j
+        };
         j as usize
     };
     let mut i = if odd { 1 } else { 0 };

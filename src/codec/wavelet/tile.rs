@@ -221,10 +221,8 @@ impl Steps {
                     let w = weight(cells[(z * nc[1] + y) * nc[0] + x]);
                     let i = |x: usize, y: usize, z: usize| (z * sy + y) * sx + x;
                     // The positive terms first: every partial sum stays >= 0 in u64.
-                    sat[i(x + 1, y + 1, z + 1)] = w + sat[i(x, y + 1, z + 1)] + sat[i(x + 1, y, z + 1)] + sat[i(x + 1, y + 1, z)] + sat[i(x, y, z)]
-                        - sat[i(x, y, z + 1)]
-                        - sat[i(x, y + 1, z)]
-                        - sat[i(x + 1, y, z)];
+                    sat[i(x + 1, y + 1, z + 1)] =
+                        w + sat[i(x, y + 1, z + 1)] + sat[i(x + 1, y, z + 1)] + sat[i(x + 1, y + 1, z)] + sat[i(x, y, z)] - sat[i(x, y, z + 1)] - sat[i(x, y + 1, z)] - sat[i(x + 1, y, z)];
                 }
             }
         }
@@ -337,11 +335,7 @@ fn band_rows(b: &Band, sz: [usize; 3], s: Slice) -> Rows {
 fn for_band_in(b: &Band, sz: [usize; 3], steps: &Steps, rows: Rows, mut f: impl FnMut([usize; 3], usize, f32)) {
     // Footprints of levels up to 3 lie inside one 8³ cell: a table lookup per coefficient.
     let fine = (1usize << b.lv.iter().max().unwrap_or(&0)) <= CELL;
-    let spans: Vec<Vec<(usize, usize)>> = if steps.uniform.is_some() {
-        vec![Vec::new(); 3]
-    } else {
-        (0..3).map(|a| (0..b.size[a]).map(|p| steps.span(p, b.lv[a], sz[a], a)).collect()).collect()
-    };
+    let spans: Vec<Vec<(usize, usize)>> = if steps.uniform.is_some() { vec![Vec::new(); 3] } else { (0..3).map(|a| (0..b.size[a]).map(|p| steps.span(p, b.lv[a], sz[a], a)).collect()).collect() };
     // Coefficients on a band's first and last row of an axis synthesise the voxels at the
     // tile faces, where symmetric extension amplifies their error: finer steps there keep
     // faces as sharp as the interior (no visible seams between independent tiles).
