@@ -10,6 +10,7 @@ pub mod cli;
 pub mod codec;
 pub mod format;
 pub mod fs;
+pub mod hugepages;
 pub mod importance;
 pub mod io;
 pub mod metrics;

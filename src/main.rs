@@ -1,4 +1,8 @@
 //! The `idlat` binary: parse flags, run, map the outcome to an exit code.
+
+#[global_allocator]
+static ALLOC: idlat::hugepages::HugePages = idlat::hugepages::HugePages;
+
 fn main() -> std::process::ExitCode {
     // Rust ignores SIGPIPE, so `idlat info --json | head -1` made println! panic
     // on EPIPE (exit 101). Like other Unix filters, end quietly when the reader

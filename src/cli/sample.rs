@@ -76,7 +76,7 @@ pub fn run(args: Args) -> CmdResult {
         } else {
             let (data, header) = crate::io::raw_mhd_paths(&path);
             let data_name = data.file_name().and_then(|n| n.to_str()).unwrap_or("data.raw").to_string();
-            staged.write_bytes(&data, &crate::io::raw::encode_samples(&vol.data, crate::volume::DType::F32)).with_context(|| format!("writing {}", path.display()))?;
+            staged.write(&data, |w| crate::io::raw::write_samples(w, &vol.data, crate::volume::DType::F32)).with_context(|| format!("writing {}", path.display()))?;
             staged.write_bytes(&header, crate::io::mhd_header(&vol, &data_name).as_bytes()).with_context(|| format!("writing {}", header.display()))?;
         }
         let (lo, hi) = vol.range();

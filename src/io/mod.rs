@@ -359,7 +359,7 @@ pub fn write_raw_mhd(path: &Path, vol: &Volume) -> Result<PathBuf, IoError> {
     }
     let file_name = data.file_name().and_then(|n| n.to_str()).unwrap_or("data.raw").to_string();
     let mut staged = atomic::Staged::new();
-    staged.write_bytes(&data, &raw::encode_samples(&vol.data, DType::F32))?;
+    staged.write(&data, |w| raw::write_samples(w, &vol.data, DType::F32))?;
     staged.write_bytes(&mhd, mhd_header(vol, &file_name).as_bytes())?;
     staged.commit()?;
     Ok(mhd)
@@ -415,7 +415,7 @@ pub fn stage_volume(path: &Path, vol: &Volume, dtype: Option<DType>, force: bool
     match ext.as_str() {
         "raw" | "mhd" => {
             let dt = dtype.unwrap_or(DType::F32);
-            staged.write_bytes(&targets[0], &raw::encode_samples(&vol.data, dt))?;
+            staged.write(&targets[0], |w| raw::write_samples(w, &vol.data, dt))?;
             let et = match dt {
                 DType::F32 => "MET_FLOAT",
                 DType::F64 => "MET_DOUBLE",
@@ -430,7 +430,7 @@ pub fn stage_volume(path: &Path, vol: &Volume, dtype: Option<DType>, force: bool
             staged.write_bytes(&targets[1], text.as_bytes())?;
         }
         "nhdr" => {
-            staged.write_bytes(&targets[0], &raw::encode_samples(&vol.data, DType::F32))?;
+            staged.write(&targets[0], |w| raw::write_samples(w, &vol.data, DType::F32))?;
             staged.write_bytes(&targets[1], nhdr_text(&vol.info, &raw_name).as_bytes())?;
         }
         "npy" => staged.write(path, |w| npy::write_npy_to(w, vol))?,
@@ -442,12 +442,11 @@ pub fn stage_volume(path: &Path, vol: &Volume, dtype: Option<DType>, force: bool
         }
         _ => {
             let (pre, post) = vti_parts(&vol.info, if vol.info.name.is_empty() { "data" } else { &vol.info.name });
-            let data = raw::encode_samples(&vol.data, DType::F32);
             staged.write(path, |w| {
                 use std::io::Write;
                 w.write_all(pre.as_bytes())?;
-                w.write_all(&(data.len() as u64).to_le_bytes())?;
-                w.write_all(&data)?;
+                w.write_all(&(4 * vol.data.len() as u64).to_le_bytes())?;
+                raw::write_samples(w, &vol.data, DType::F32)?;
                 w.write_all(post.as_bytes())
             })?;
         }

@@ -43,8 +43,17 @@ pub(crate) fn to_int(x: f32, lo: f64, hi: f64) -> f64 {
     }
 }
 
+/// Writes f32 samples as `dtype` little-endian, encoding a piece at a time: a copy of
+/// the whole volume would be one more buffer of its size to fault in.
+pub fn write_samples(w: &mut impl std::io::Write, v: &[f32], dtype: DType) -> std::io::Result<()> {
+    for piece in v.chunks(1 << 16) {
+        w.write_all(&encode_samples(piece, dtype))?;
+    }
+    Ok(())
+}
+
 /// Encodes f32 samples as `dtype` little-endian (rounding and clamping integers).
-pub fn encode_samples(v: &[f32], dtype: DType) -> Vec<u8> {
+fn encode_samples(v: &[f32], dtype: DType) -> Vec<u8> {
     let mut out = Vec::with_capacity(v.len() * dtype.size());
     for &x in v {
         let r = |lo: f64, hi: f64| to_int(x, lo, hi);

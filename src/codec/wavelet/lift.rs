@@ -103,9 +103,10 @@ pub fn levels_for(sz: [usize; 3], max: usize) -> usize {
 }
 
 /// One lifting step over rows: row[i] += c (row[i-1] + row[i+1]) for odd (or even) i,
-/// rows `w` floats wide at `base + i * stride`, mirrored at the ends. Whole rows at a
-/// time, so the inner loop is contiguous and vectorises.
-fn step_rows(d: &mut [f32], base: usize, stride: usize, n: usize, w: usize, c: f32, odd: bool) {
+/// mirrored at the ends. Whole rows at a time, so the inner loop is contiguous and
+/// vectorises.
+fn step_rows(rs: &mut [&mut [f32]], c: f32, odd: bool, tmp: &mut Vec<f32>) {
+    let n = rs.len();
     let mirror = |j: isize| -> usize {
         let j = if j < 0 {
             -j
@@ -116,60 +117,68 @@ fn step_rows(d: &mut [f32], base: usize, stride: usize, n: usize, w: usize, c: f
         };
         j as usize
     };
+    let w = rs[0].len();
+    tmp.clear();
+    tmp.resize(w, 0.0);
     let mut i = if odd { 1 } else { 0 };
-    let mut tmp = vec![0f32; w];
     while i < n {
         let (l, r) = (mirror(i as isize - 1), mirror(i as isize + 1));
-        let (lo, ro) = (base + l * stride, base + r * stride);
-        for k in 0..w {
-            tmp[k] = d[lo + k] + d[ro + k];
+        for ((t, a), b) in tmp.iter_mut().zip(rs[l].iter()).zip(rs[r].iter()) {
+            *t = a + b;
         }
-        let t = &mut d[base + i * stride..base + i * stride + w];
-        for k in 0..w {
-            t[k] += c * tmp[k];
+        for (v, t) in rs[i].iter_mut().zip(tmp.iter()) {
+            *v += c * t;
         }
         i += 2;
     }
 }
 
-/// Forward (or inverse) transform along a non-contiguous axis: `n` rows of `w` floats at
-/// `base + i * stride`, deinterleaved through `scratch` (lows first).
-fn rows(d: &mut [f32], base: usize, stride: usize, n: usize, w: usize, scratch: &mut Vec<f32>, inverse: bool) {
+/// Scratch of one thread's row transforms.
+#[derive(Default)]
+struct Scratch {
+    rows: Vec<f32>,
+    tmp: Vec<f32>,
+}
+
+/// Forward (or inverse) transform along a non-contiguous axis: the rows `rs` (equally
+/// wide, in axis order), deinterleaved through scratch (lows first).
+fn rows(rs: &mut [&mut [f32]], s: &mut Scratch, inverse: bool) {
+    let n = rs.len();
     if n < 2 {
         return;
     }
+    let w = rs[0].len();
     let lows = n.div_ceil(2);
-    let row = |i: usize| base + i * stride;
     if !inverse {
-        step_rows(d, base, stride, n, w, ALPHA, true);
-        step_rows(d, base, stride, n, w, BETA, false);
-        step_rows(d, base, stride, n, w, GAMMA, true);
-        step_rows(d, base, stride, n, w, DELTA, false);
-        scratch.clear();
+        step_rows(rs, ALPHA, true, &mut s.tmp);
+        step_rows(rs, BETA, false, &mut s.tmp);
+        step_rows(rs, GAMMA, true, &mut s.tmp);
+        step_rows(rs, DELTA, false, &mut s.tmp);
+        s.rows.clear();
         for i in (0..n).step_by(2).chain((1..n).step_by(2)) {
             let even = i % 2 == 0;
-            scratch.extend(d[row(i)..row(i) + w].iter().map(|v| if even { v * ZETA } else { v / ZETA }));
+            s.rows.extend(rs[i].iter().map(|v| if even { v * ZETA } else { v / ZETA }));
         }
-        for i in 0..n {
-            d[row(i)..row(i) + w].copy_from_slice(&scratch[i * w..(i + 1) * w]);
+        for (i, r) in rs.iter_mut().enumerate() {
+            r.copy_from_slice(&s.rows[i * w..(i + 1) * w]);
         }
     } else {
-        scratch.clear();
-        scratch.resize(n * w, 0.0);
-        for i in 0..n {
+        s.rows.clear();
+        s.rows.resize(n * w, 0.0);
+        for (i, r) in rs.iter().enumerate() {
             let low = i < lows;
             let dst = if low { 2 * i } else { 2 * (i - lows) + 1 };
-            for (o, v) in scratch[dst * w..(dst + 1) * w].iter_mut().zip(&d[row(i)..row(i) + w]) {
+            for (o, v) in s.rows[dst * w..(dst + 1) * w].iter_mut().zip(r.iter()) {
                 *o = if low { v / ZETA } else { v * ZETA };
             }
         }
-        for i in 0..n {
-            d[row(i)..row(i) + w].copy_from_slice(&scratch[i * w..(i + 1) * w]);
+        for (i, r) in rs.iter_mut().enumerate() {
+            r.copy_from_slice(&s.rows[i * w..(i + 1) * w]);
         }
-        step_rows(d, base, stride, n, w, -DELTA, false);
-        step_rows(d, base, stride, n, w, -GAMMA, true);
-        step_rows(d, base, stride, n, w, -BETA, false);
-        step_rows(d, base, stride, n, w, -ALPHA, true);
+        step_rows(rs, -DELTA, false, &mut s.tmp);
+        step_rows(rs, -GAMMA, true, &mut s.tmp);
+        step_rows(rs, -BETA, false, &mut s.tmp);
+        step_rows(rs, -ALPHA, true, &mut s.tmp);
     }
 }
 
@@ -177,31 +186,45 @@ fn rows(d: &mut [f32], base: usize, stride: usize, n: usize, w: usize, scratch: 
 const PARALLEL_REGION: usize = 1 << 16;
 
 /// Transforms every line along `axis` of the region `r` (a corner of the tile `sz`).
-fn axis_pass(data: &mut [f32], sz: [usize; 3], r: [usize; 3], axis: usize, scratch: &mut Vec<f32>, inverse: bool) {
+fn axis_pass(data: &mut [f32], sz: [usize; 3], r: [usize; 3], axis: usize, scratch: &mut Scratch, inverse: bool) {
     let (sx, sxy) = (sz[0], sz[0] * sz[1]);
     if r[axis] < 2 {
         return;
     }
-    // x and y passes work plane by plane: planes in parallel when the region is large
-    // (a volume may have fewer tiles than cores). Every line is transformed alone, so
-    // the result is the same on any thread count.
-    let plane = |p: &mut [f32], scratch: &mut Vec<f32>| {
+    let large = r[0] * r[1] * r[2] >= PARALLEL_REGION;
+    // Every line is transformed alone, so the result is the same on any thread count
+    // (a volume may have fewer tiles than cores: large regions use them all).
+    if axis == 2 {
+        // z: per y, the region's rows along z (a plane apart), gathered as disjoint slices.
+        let mut by_y: Vec<Vec<&mut [f32]>> = (0..r[1]).map(|_| Vec::with_capacity(r[2])).collect();
+        for p in data.chunks_mut(sxy).take(r[2]) {
+            for (y, row) in p.chunks_mut(sx).take(r[1]).enumerate() {
+                by_y[y].push(&mut row[..r[0]]);
+            }
+        }
+        if large {
+            by_y.par_iter_mut().for_each_init(Scratch::default, |s, rs| rows(rs, s, inverse));
+        } else {
+            by_y.iter_mut().for_each(|rs| rows(rs, scratch, inverse));
+        }
+        return;
+    }
+    // x and y: plane by plane.
+    let plane = |p: &mut [f32], s: &mut Scratch| {
         if axis == 0 {
             let f = if inverse { inverse_line } else { forward_line };
             for y in 0..r[1] {
-                f(&mut p[y * sx..y * sx + r[0]], scratch);
+                f(&mut p[y * sx..y * sx + r[0]], &mut s.rows);
             }
         } else {
-            rows(p, 0, sx, r[1], r[0], scratch, inverse);
+            let mut rs: Vec<&mut [f32]> = p.chunks_mut(sx).take(r[1]).map(|row| &mut row[..r[0]]).collect();
+            rows(&mut rs, s, inverse);
         }
     };
-    match axis {
-        0 | 1 if r[0] * r[1] * r[2] >= PARALLEL_REGION => {
-            data.par_chunks_mut(sxy).take(r[2]).for_each_init(Vec::new, |scratch, p| plane(p, scratch));
-        }
-        0 | 1 => data.chunks_mut(sxy).take(r[2]).for_each(|p| plane(p, scratch)),
-        // z: per y, rows along z (rows of r[0] floats, a plane apart).
-        _ => (0..r[1]).for_each(|y| rows(data, y * sx, sxy, r[2], r[0], scratch, inverse)),
+    if large {
+        data.par_chunks_mut(sxy).take(r[2]).for_each_init(Scratch::default, |s, p| plane(p, s));
+    } else {
+        data.chunks_mut(sxy).take(r[2]).for_each(|p| plane(p, scratch));
     }
 }
 
@@ -274,7 +297,7 @@ fn passes(sz: [usize; 3], levels: usize, layout: Layout) -> Vec<([usize; 3], usi
 
 /// Multi-level forward transform of a tile (x fastest) in place, in `layout`.
 pub fn forward(data: &mut [f32], sz: [usize; 3], levels: usize, layout: Layout) {
-    let mut scratch = Vec::new();
+    let mut scratch = Scratch::default();
     for (r, a) in passes(sz, levels, layout) {
         axis_pass(data, sz, r, a, &mut scratch, false);
     }
@@ -282,7 +305,7 @@ pub fn forward(data: &mut [f32], sz: [usize; 3], levels: usize, layout: Layout) 
 
 /// Inverse of `forward`.
 pub fn inverse(data: &mut [f32], sz: [usize; 3], levels: usize, layout: Layout) {
-    let mut scratch = Vec::new();
+    let mut scratch = Scratch::default();
     for (r, a) in passes(sz, levels, layout).into_iter().rev() {
         axis_pass(data, sz, r, a, &mut scratch, true);
     }
@@ -347,16 +370,16 @@ mod tests {
             let w = 5;
             let x = noise(n * w, n as u32 + 99);
             let mut d = x.clone();
-            let mut s = Vec::new();
-            rows(&mut d, 0, w, n, w, &mut s, false);
+            let mut s = Scratch::default();
+            rows(&mut d.chunks_mut(w).collect::<Vec<_>>(), &mut s, false);
             for k in 0..w {
                 let mut col: Vec<f32> = (0..n).map(|i| x[i * w + k]).collect();
-                forward_line(&mut col, &mut s);
+                forward_line(&mut col, &mut s.rows);
                 for i in 0..n {
                     assert_eq!(col[i].to_bits(), d[i * w + k].to_bits(), "n={n} k={k} i={i}");
                 }
             }
-            rows(&mut d, 0, w, n, w, &mut s, true);
+            rows(&mut d.chunks_mut(w).collect::<Vec<_>>(), &mut s, true);
             assert!(x.iter().zip(&d).all(|(a, b)| (a - b).abs() < 1e-5));
         }
     }

@@ -218,9 +218,7 @@ pub fn code_all(ps: &[Prepared], step0: f32, norm: Norm) -> Result<Vec<Coded>, S
 
 fn decode_stream(s: &[u8], sz: [usize; 3], norm: Norm) -> Result<Vec<f32>, String> {
     let mut v = tile::decode(s, sz)?;
-    for x in v.iter_mut() {
-        *x = norm.inverse(*x);
-    }
+    v.par_chunks_mut(1 << 16).for_each(|c| c.iter_mut().for_each(|x| *x = norm.inverse(*x)));
     Ok(v)
 }
 
@@ -262,6 +260,12 @@ pub fn decode_volume(c: &Container, v: VolumeId, mut progress: impl FnMut(usize,
     let g = c.grid(v).map_err(|e| e.to_string())?;
     let norm = crate::codec::store_norm(c, v)?;
     let dims = g.dims;
+    if g.len() == 1 {
+        // One tile is the volume: no second buffer to scatter it into.
+        let out = decode_in(c, v, &g, norm, BlockId(0))?;
+        progress(1, 1);
+        return Ok(out);
+    }
     let mut out = vec![0f32; dims[0] * dims[1] * dims[2]];
     let counts = g.counts();
     let per_slab = counts[0] * counts[1];
