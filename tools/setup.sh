@@ -52,6 +52,11 @@ IDLAT_VENV = \"$VENV\"
 [ -f "$ROOT/.cargo/config.toml" ] && [ "$(cat "$ROOT/.cargo/config.toml")" = "$(printf '%s' "$cfg")" ] || printf '%s' "$cfg" > "$ROOT/.cargo/config.toml"
 
 # --- Rust build ---------------------------------------------------------------
+# rustfmt for the format check of tools/test.sh (best effort: the check says if it is missing).
+if ! cargo fmt --version >/dev/null 2>&1 && command -v rustup >/dev/null 2>&1; then
+  log "rustup component add rustfmt"
+  rustup component add rustfmt >/dev/null 2>&1 || log "rustfmt could not be installed"
+fi
 # The full build finds libtorch through its RUNPATH (absolute, set by build.rs),
 # so it runs the same when executed through target/bin/idlat-torch.
 if [ "${IDLAT_SETUP_NO_BUILD:-0}" != 1 ]; then

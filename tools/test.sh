@@ -11,6 +11,15 @@ export IDLAT_VENV=${IDLAT_VENV:-$ROOT/.venv}
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
+# Formatting (rustfmt.toml): a diff fails the run, and so does a missing rustfmt in CI.
+if cargo fmt --version >/dev/null 2>&1; then
+  cargo fmt --check || { echo "cargo fmt --check: the tree is not formatted (run cargo fmt)" >&2; status=1; }
+  (cd fuzz && cargo fmt --check) || { echo "cargo fmt --check in fuzz/: not formatted" >&2; status=1; }
+elif [ "${CI:-}" = true ]; then
+  echo "rustfmt is not installed (rustup component add rustfmt): the format check cannot run" >&2; status=1
+else
+  echo "note: rustfmt is not installed; the format check was not run" >&2
+fi
 # Release mode: reuses set-up's build and keeps the numeric tests fast.
 cargo test --release --all-targets --no-fail-fast 2>&1 | tee "$log" || status=$?
 if [ -x tools/fuzz_smoke.sh ] && { [ "${CI:-}" = true ] || [ "${IDLAT_FUZZ:-0}" = 1 ]; }; then
