@@ -480,7 +480,8 @@ pub fn search(ps: &[Prepared], g: &BlockGrid, norm: Norm, data: &[f32], imp: &[f
         }
         let s = ((gn - ga) / (xn - xa)).abs();
         slope = if s.is_finite() && s > 0.0 { s.clamp(typical / 4.0, typical * 4.0) } else { typical };
-        secant = true;
+        // A flat curve (tiles whose size ignores the step) gives no secant to aim by.
+        secant = s.is_finite() && s > 1e-3;
         (xa, ga, va) = (xn, gn, vn);
     }
     // Ratio: the point closest to the target on either side. Quality: the largest step
