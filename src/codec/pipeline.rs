@@ -432,26 +432,6 @@ mod tests {
         }
     }
 
-    fn tiny() -> Profile {
-        Profile {
-            name: "tiny".into(),
-            arch: "fast".into(),
-            core: 16,
-            halo_vox: 8,
-            stride: 8,
-            latent_halo: 1,
-            m: 4,
-            nz: 4,
-            nh: 8,
-            enc_ch: 4,
-            cond_ch: 4,
-            sft_hidden: 4,
-            dec_ch: [4, 4, 4],
-            transform: true,
-            out_kernel: 3,
-        }
-    }
-
     fn volume(dims: Dims) -> Vec<f32> {
         let mut v = Vec::new();
         for z in 0..dims[2] {
@@ -467,7 +447,7 @@ mod tests {
 
     #[test]
     fn decode_is_independent_of_batching_and_threads() {
-        let codec = Codec::load(untrained(&tiny(), 7), Device::Cpu).unwrap();
+        let codec = Codec::load(untrained(&Profile::tiny(), 7), Device::Cpu).unwrap();
         let dims = [37, 23, 40];
         let data = volume(dims);
         let imp: Vec<f32> = (0..data.len()).map(|i| (i % 7) as f32 / 7.0).collect();
@@ -524,7 +504,7 @@ mod tests {
     #[test]
     fn corrupt_block_fails_its_latent_neighbours_and_nothing_else() {
         // 4x1x1 blocks: block 1's latent ring is blocks 0..=2; block 3 is outside it.
-        let codec = Codec::load(untrained(&tiny(), 3), Device::Cpu).unwrap();
+        let codec = Codec::load(untrained(&Profile::tiny(), 3), Device::Cpu).unwrap();
         let dims = [64, 16, 16];
         let data = volume(dims);
         let imp = vec![0.5f32; data.len()];
@@ -562,7 +542,7 @@ mod tests {
     #[test]
     fn latents_beyond_the_alphabet_move_their_cell_to_a_coarser_level() {
         use crate::codec::hyper::{levels_to_bytes, quant_step, EntropyCodec};
-        let p = tiny();
+        let p = Profile::tiny();
         let codec = EntropyCodec::from_model(&untrained(&p, 5)).unwrap();
         let n = p.latent_core().pow(3);
         let z = vec![0i32; p.z_symbols()];

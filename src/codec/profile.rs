@@ -58,6 +58,28 @@ fn three() -> usize {
 }
 
 impl Profile {
+    /// A profile small enough for unit tests of the networks (one shared fixture).
+    #[cfg(test)]
+    pub(crate) fn tiny() -> Profile {
+        Profile {
+            name: "tiny".into(),
+            arch: "fast".into(),
+            core: 16,
+            halo_vox: 8,
+            stride: 8,
+            latent_halo: 1,
+            m: 4,
+            nz: 4,
+            nh: 8,
+            enc_ch: 4,
+            cond_ch: 4,
+            sft_hidden: 4,
+            dec_ch: [4, 4, 4],
+            transform: true,
+            out_kernel: 3,
+        }
+    }
+
     pub fn fast() -> Profile {
         Profile {
             name: "fast".into(),

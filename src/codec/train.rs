@@ -393,26 +393,6 @@ mod tests {
     use super::*;
     use crate::volume::VolumeInfo;
 
-    pub fn tiny_profile() -> Profile {
-        Profile {
-            name: "tiny".into(),
-            arch: "fast".into(),
-            core: 16,
-            halo_vox: 8,
-            stride: 8,
-            latent_halo: 1,
-            m: 4,
-            nz: 4,
-            nh: 8,
-            enc_ch: 4,
-            cond_ch: 4,
-            sft_hidden: 4,
-            dec_ch: [4, 4, 4],
-            transform: true,
-            out_kernel: 3,
-        }
-    }
-
     fn smooth(dims: [usize; 3], f: f32) -> Volume {
         let mut data = Vec::new();
         for z in 0..dims[2] {
@@ -429,7 +409,7 @@ mod tests {
     fn training_runs_and_validates_with_real_bitstreams() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = TrainConfig {
-            profile: tiny_profile(),
+            profile: Profile::tiny(),
             steps: 4,
             batch: 2,
             blocks: 8,

@@ -342,13 +342,7 @@ impl Proxy {
                 Prepared::Coded { t, .. } => Some(tile::magnitudes(t)),
                 _ => None,
             })
-            .reduce(
-                || vec![0; tile::MAGNITUDE_BINS],
-                |mut a, b| {
-                    a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
-                    a
-                },
-            );
+            .reduce(|| vec![0; tile::MAGNITUDE_BINS], tile::add_counts);
         let bins = h.iter().enumerate().filter(|(_, &n)| n > 0).map(|(b, &n)| (tile::magnitude_of_bin(b), n)).collect();
         Proxy { bins, want }
     }
@@ -459,11 +453,14 @@ pub fn search(ps: &[Prepared], g: &BlockGrid, norm: Norm, data: &[f32], imp: &[f
         // With a proxy, aim at the root (2% past it): by the secant of the last two probes
         // once there are two (the real local slope), else by the proxy recalibrated here
         // when it points the same way. Without one, 20% past the slope's guess.
-        let predicted = proxy.as_ref().map(|p| p.root(p.scale_at(xa, f32_bytes / va - overhead as f64)) - xa).filter(|d| (*d < 0.0) == down && d.is_finite());
-        let jump = match (&proxy, predicted) {
-            (Some(_), _) if secant => (1.02 * ga.abs() / slope).clamp(0.01, max_jump),
-            (Some(_), Some(d)) => (1.02 * d.abs()).clamp(0.01, max_jump),
-            _ => (1.2 * ga.abs() / slope).clamp(0.05, max_jump),
+        let aimed = match &proxy {
+            Some(_) if secant => Some(ga.abs() / slope),
+            Some(p) => Some(p.root(p.scale_at(xa, f32_bytes / va - overhead as f64)) - xa).filter(|d| (*d < 0.0) == down && d.is_finite()).map(f64::abs),
+            None => None,
+        };
+        let jump = match aimed {
+            Some(d) => (1.02 * d).clamp(0.01, max_jump),
+            None => (1.2 * ga.abs() / slope).clamp(0.05, max_jump),
         };
         let xn = if down { (xa - jump).max(min) } else { (xa + jump).min(max) };
         let (vn, gn) = val(xn)?;

@@ -985,13 +985,13 @@ pub fn magnitudes(t: &Transformed) -> Vec<u64> {
             for_band(b, t.size, &steps, |_, idx, s| h[((t.coeffs[idx] / s).abs().to_bits() >> 20) as usize] += 1);
             h
         })
-        .reduce(
-            || vec![0; MAGNITUDE_BINS],
-            |mut a, b| {
-                a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
-                a
-            },
-        )
+        .reduce(|| vec![0; MAGNITUDE_BINS], add_counts)
+}
+
+/// The sum of two `magnitudes` histograms.
+pub fn add_counts(mut a: Vec<u64>, b: Vec<u64>) -> Vec<u64> {
+    a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+    a
 }
 
 /// The value at the centre of a `magnitudes` bin.
