@@ -8,6 +8,7 @@
 pub mod analysis;
 pub mod cli;
 pub mod codec;
+pub mod dist;
 pub mod format;
 pub mod fs;
 pub mod hugepages;

@@ -10,6 +10,7 @@ mod it {
     pub mod io;
     pub mod lean;
     pub mod mount;
+    pub mod mpi;
     pub mod roundtrip;
     pub mod sci;
     pub mod vectors;

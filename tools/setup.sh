@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh Debian machine (root, apt and PyPI reachable).
-# Installs: apt packages (FUSE, ParaView, Xvfb, the HDF5 and NetCDF libraries
+# Installs: apt packages (FUSE, ParaView, Xvfb, the HDF5, NetCDF and Open MPI libraries
 # idlat links), a project venv with the libtorch
 # that tch links (torch==2.13.0) plus the Python packages tests and benchmarks use,
 # then builds the two release binaries: the full build target/release/idlat and
@@ -14,7 +14,8 @@ cd "$ROOT"
 VENV=${IDLAT_VENV:-$ROOT/.venv}
 TORCH_VERSION=2.13.0   # the version tch 0.26 expects
 PY_PKGS="numpy scipy matplotlib vtk pysz zfpy zstandard h5py hdf5plugin netCDF4"
-APT_PKGS="fuse3 pkg-config xvfb xauth paraview python3-paraview libhdf5-dev libnetcdf-dev"
+# Open MPI (with libclang for the rsmpi bindings) for packing across ranks (feature `mpi`).
+APT_PKGS="fuse3 pkg-config xvfb xauth paraview python3-paraview libhdf5-dev libnetcdf-dev libopenmpi-dev openmpi-bin libclang-dev"
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 # --- apt packages -----------------------------------------------------------
@@ -62,8 +63,8 @@ fi
 if [ "${IDLAT_SETUP_NO_BUILD:-0}" != 1 ]; then
   log "cargo build --release"
   cargo build --release --quiet
-  log "cargo build --release --no-default-features (the torch-free front end)"
-  cargo build --release --quiet --no-default-features --target-dir target/notorch --bin idlat
+  log "cargo build --release --no-default-features --features mpi (the torch-free front end)"
+  cargo build --release --quiet --no-default-features --features mpi --target-dir target/notorch --bin idlat
   mkdir -p target/bin
   # Relative links: the tree can move. The front end finds idlat-torch beside
   # the path it was started as, without resolving the link.

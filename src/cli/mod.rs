@@ -60,6 +60,13 @@ pub struct NotImplemented;
 pub type CmdResult = anyhow::Result<ExitCode>;
 
 pub fn run(cli: Cli) -> CmdResult {
+    // Every rank of an MPI job runs the same command line: only pack shares the work
+    // out; anything else would run N times over the same output.
+    if let Some(n) = crate::dist::launched_size().filter(|&n| n > 1) {
+        if !matches!(cli.command, Command::Pack(_)) {
+            return Err(crate::dist::everyone(format!("started by an MPI launcher with {n} ranks, but only `idlat pack` runs across ranks; run this command as one process")).into());
+        }
+    }
     match cli.command {
         Command::Pack(a) => pack::run(a),
         Command::Unpack(a) => unpack::run(a),
@@ -88,6 +95,8 @@ pub fn main() -> ExitCode {
     }
     match run(cli) {
         Ok(code) => code,
+        // Rank 0 of an MPI job prints what all ranks agreed failed.
+        Err(e) if e.downcast_ref::<crate::dist::Agreed>().is_some_and(|a| a.quiet) => ExitCode::from(2),
         Err(e) if e.is::<NotImplemented>() => {
             eprintln!("idlat: not implemented yet");
             ExitCode::from(2)

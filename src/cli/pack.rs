@@ -160,6 +160,18 @@ pub(super) struct Packed {
     pub scale: f32,
 }
 
+impl Packed {
+    /// A volume's figures as its metadata gives them (no importance scale).
+    pub fn of_info(info: &crate::volume::VolumeInfo) -> Packed {
+        let voxels = info.dims.iter().product::<usize>() as u64;
+        Packed { name: info.name.clone(), input_bytes: voxels * info.dtype.size() as u64, f32_bytes: voxels * 4, dtype: info.dtype, scale: 1.0 }
+    }
+
+    pub fn of(meta: &crate::format::VolumeMeta) -> Packed {
+        Packed::of_info(&meta.info)
+    }
+}
+
 /// "ratio X vs f32", plus the ratio against the input files when their element
 /// type is not f32 (a u8 input is 4x smaller, so the two differ by 4x).
 pub(super) fn ratio_text(f32_bytes: u64, input_bytes: u64, stored: u64, dtypes: &[crate::volume::DType]) -> String {
@@ -189,6 +201,9 @@ pub fn run(args: Args) -> CmdResult {
             eprintln!("idlat: warning: {} only apply to the neural profiles (--profile fast or paper); ignored", neural_only.join(", "));
         }
         return super::pack_plain::run(args);
+    }
+    if let Some(n) = crate::dist::launched_size().filter(|&n| n > 1) {
+        return Err(crate::dist::everyone(format!("the {:?} profile packs in one process; across {n} MPI ranks only the wavelet profile (the default) and --lossless run", args.profile)).into());
     }
     #[cfg(not(feature = "torch"))]
     {
@@ -247,7 +262,6 @@ fn run_torch(args: Args) -> CmdResult {
     let mut done = Vec::new();
     for i in 0..ins.paths.len() {
         let (vol, mut imp) = ins.load(i)?;
-        let input_bytes = (vol.data.len() * vol.info.dtype.size()) as u64;
         let (lo, hi) = vol.range();
         let norm = Norm::from_range(lo, hi);
         let dims = vol.dims();
@@ -327,9 +341,9 @@ fn run_torch(args: Args) -> CmdResult {
         }
         bar.finish_and_clear();
         if !args.quiet {
-            note(&bar, volume_line(&vol, input_bytes, stored, bound.as_ref(), &bstats));
+            note(&bar, volume_line(&vol.info, stored, bound.as_ref(), &bstats));
         }
-        done.push(Packed { name: vol.info.name.clone(), input_bytes, f32_bytes: (vol.data.len() * 4) as u64, dtype: vol.info.dtype, scale });
+        done.push(Packed { scale, ..Packed::of_info(&vol.info) });
     }
     let stats = writer.finish()?;
     report(&args, &ins, &done, stats, t0, codec.as_ref())
@@ -378,11 +392,11 @@ impl Inputs {
 }
 
 /// A volume's line in the pack summary: sizes, ratio, and what an error bound covered.
-pub(super) fn volume_line(vol: &crate::volume::Volume, input_bytes: u64, stored: u64, bound: Option<&crate::codec::bound::BoundSpec>, st: &crate::codec::bound::BlockStats) -> String {
-    let f32_bytes = (vol.data.len() * 4) as u64;
-    let mut msg = format!("{}: {} → {} bytes ({})", vol.info.name, input_bytes, stored, ratio_text(f32_bytes, input_bytes, stored, &[vol.info.dtype]));
+pub(super) fn volume_line(info: &crate::volume::VolumeInfo, stored: u64, bound: Option<&crate::codec::bound::BoundSpec>, st: &crate::codec::bound::BlockStats) -> String {
+    let p = Packed::of_info(info);
+    let mut msg = format!("{}: {} → {} bytes ({})", info.name, p.input_bytes, stored, ratio_text(p.f32_bytes, p.input_bytes, stored, &[info.dtype]));
     if let Some(b) = bound {
-        let n = vol.data.len().max(1);
+        let n = info.dims.iter().product::<usize>().max(1);
         msg.push_str(&format!("; error bound {:.4e} on {} voxels ({:.1}%), {} corrected", b.abs, st.bounded, 100.0 * st.bounded as f64 / n as f64, st.corrected));
     }
     msg

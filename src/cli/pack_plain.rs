@@ -1,107 +1,325 @@
 //! `idlat pack` with the wavelet profile or `--lossless`: pure Rust, no model,
-//! no libtorch (the torch-free build packs this way too).
+//! no libtorch (the torch-free build packs this way too). Under `mpirun` the
+//! volumes, or the tiles of each volume, are shared among the ranks (`ranks`),
+//! and the container is byte-identical to a single process's.
 
 use super::pack::{bound_for, report, volume_line, volume_meta, Args, Inputs, Packed};
 use super::CmdResult;
 use crate::codec::blocks::Norm;
+use crate::codec::bound::{BlockStats, BoundSpec};
 use crate::codec::wavelet::{self, Target};
-use crate::format::{BlockGrid, BlockId, BlockKind, ContainerWriter, ModelRef};
+use crate::dist::Reduce;
+use crate::format::{BlockGrid, BlockId, BlockKind, ContainerWriter, ModelRef, VolumeMeta};
+use std::ops::Range;
 
 pub fn run(args: Args) -> CmdResult {
-    let t0 = std::time::Instant::now();
     if let Some(s) = args.step {
         anyhow::ensure!(s.is_finite() && s > 0.0, "--step {s} must be a positive number");
     }
+    match crate::dist::launched_size() {
+        Some(n) if n > 1 => ranks(args),
+        _ => single(args),
+    }
+}
+
+fn model_ref(args: &Args) -> ModelRef {
+    ModelRef { hash: String::new(), profile: if args.lossless { "lossless" } else { "wavelet" }.into(), embedded: false }
+}
+
+fn single(args: Args) -> CmdResult {
+    let t0 = std::time::Instant::now();
     let ins = Inputs::resolve(&args)?;
     let mut writer = ContainerWriter::create(&args.output, args.force)?;
-    let profile = if args.lossless { "lossless" } else { "wavelet" };
-    writer.set_model(ModelRef { hash: String::new(), profile: profile.into(), embedded: false }, None);
-    let tile = if args.lossless { super::pack::LOSSLESS_BLOCK } else { args.tile as usize };
+    writer.set_model(model_ref(&args), None);
     let mut done = Vec::new();
     for i in 0..ins.paths.len() {
         let (vol, imp) = ins.load(i)?;
-        let input_bytes = (vol.data.len() * vol.info.dtype.size()) as u64;
-        let (lo, hi) = vol.range();
-        let norm = Norm::from_range(lo, hi);
-        let dims = vol.dims();
-        let grid = BlockGrid::cubic(dims, tile);
-        let bound = if args.lossless { None } else { bound_for(&args, lo, hi)? };
-        let mut meta = volume_meta(&vol, i, norm, [tile; 3], 0, &ins.spec);
-        meta.codec.insert("profile".into(), serde_json::json!(profile));
-        if let Some(b) = &bound {
-            meta.codec.insert("error_bound".into(), serde_json::to_value(b)?);
+        let plan = Plan::new(&args, &ins, i, &vol)?;
+        let part = wavelet::Part { data: &vol.data, imp: &imp, z0: 0, ids: 0..plan.grid.len() };
+        let bar = super::common::progress(plan.grid.len() as u64, args.quiet, &format!("pack {}", vol.info.name));
+        let out = plan.code(&args, &part, &crate::dist::Local, !args.quiet).map_err(anyhow::Error::msg)?;
+        if out.minor > 0 {
+            writer.require_minor(out.minor);
         }
-        let bar = super::common::progress(grid.len() as u64, args.quiet, &format!("pack {}", vol.info.name));
-        let coded: Vec<wavelet::Coded> = if args.lossless {
-            (0..grid.len())
-                .map(|id| {
-                    let (o, sz) = grid.extent(BlockId(id as u64));
-                    let mut b = vec![0f32; sz.iter().product()];
-                    crate::format::grid::gather(&vol.data, dims, o, sz, &mut b);
-                    wavelet::Coded { kind: BlockKind::Lossless, payload: crate::format::block::lossless_payload(&b), stats: Default::default() }
-                })
-                .collect()
-        } else {
-            let mut prepared = wavelet::prepare(&vol.data, &imp, &grid, norm, bound.as_ref().map(|b| (b, &imp[..])), args.layout.layout());
-            let target = args.target_ratio.map(Target::Ratio).or(args.target_psnr.map(Target::Psnr)).or(args.target_wpsnr.map(Target::WPsnr));
-            let step = match target {
-                None => {
-                    let step = args.step.unwrap_or(wavelet::DEFAULT_STEP);
-                    if args.layout == super::pack::LayoutArg::Auto {
-                        wavelet::relayout(&mut prepared, step, norm);
-                    }
-                    step
-                }
-                Some(t) => {
-                    // This volume's share of the container: header and trailer, its metadata.
-                    let meta_bytes = zstd::bulk::compress(&serde_json::to_vec(&meta)?, 19).map_or(1024, |z| z.len() as u64);
-                    let overhead = (120 + 200) / ins.paths.len() as u64 + meta_bytes;
-                    let mut c = wavelet::search(&prepared, &grid, norm, &vol.data, &imp, None, t, overhead, None).map_err(anyhow::Error::msg)?;
-                    // The layouts chosen at the step the target needs, then the step again for them.
-                    if args.layout == super::pack::LayoutArg::Auto && wavelet::relayout(&mut prepared, c.step, norm) > 0 {
-                        c = wavelet::search(&prepared, &grid, norm, &vol.data, &imp, None, t, overhead, Some(c.step)).map_err(anyhow::Error::msg)?;
-                    }
-                    let what = match t {
-                        Target::Ratio(r) => format!("ratio {r}: estimated {:.1}", c.achieved),
-                        Target::Psnr(p) => format!("PSNR {p} dB: reached {:.2} dB (before error-bound corrections)", c.achieved),
-                        Target::WPsnr(p) => format!("wPSNR {p} dB: reached {:.2} dB (before error-bound corrections)", c.achieved),
-                    };
-                    if !c.met {
-                        let why = match t {
-                            Target::Ratio(_) if c.step >= wavelet::tile::MAX_STEP => "the coarsest step cannot compress further",
-                            Target::Ratio(_) => "even the finest step compresses more than asked",
-                            _ => "the finest step cannot reach it",
-                        };
-                        eprintln!("{}: target {what} — not reachable: {why}; using the closest setting", vol.info.name);
-                    } else if !args.quiet {
-                        eprintln!("{}: target {what} with base step {:.3e}", vol.info.name, c.step);
-                    }
-                    c.step
-                }
-            };
-            meta.codec.insert("step".into(), serde_json::json!(step));
-            wavelet::code_all(&prepared, step, norm).map_err(anyhow::Error::msg)?
-        };
-        if let Some(m) = coded.iter().enumerate().map(|(id, c)| wavelet::required_minor(c, grid.extent(BlockId(id as u64)).1)).max().filter(|&m| m > 0) {
-            writer.require_minor(m);
-        }
-        let vid = writer.add_volume(meta)?;
-        let mut stored = 0u64;
-        let mut bounded = 0usize;
-        let mut corrected = 0usize;
-        for (id, c) in coded.iter().enumerate() {
-            stored += c.payload.len() as u64 + crate::format::layout::ENTRY_LEN;
-            bounded += c.stats.bounded;
-            corrected += c.stats.corrected;
+        let vid = writer.add_volume(out.meta.clone())?;
+        for (id, c) in out.coded.iter().enumerate() {
             writer.write_block(vid, BlockId(id as u64), c.kind, &c.payload)?;
             bar.inc(1);
         }
         bar.finish_and_clear();
         if !args.quiet {
-            super::common::note(&bar, volume_line(&vol, input_bytes, stored, bound.as_ref(), &crate::codec::bound::BlockStats { bounded, corrected }));
+            super::common::note(&bar, volume_line(&out.meta.info, wavelet::stored_bytes(&out.coded), plan.bound.as_ref(), &out.stats));
         }
-        done.push(Packed { name: vol.info.name.clone(), input_bytes, f32_bytes: (vol.data.len() * 4) as u64, dtype: vol.info.dtype, scale: 1.0 });
+        done.push(Packed::of(&out.meta));
     }
     let stats = writer.finish()?;
     report(&args, &ins, &done, stats, t0, None)
+}
+
+/// What a volume is packed with, decided before any tile is coded (no collectives:
+/// every rank decides the same, and an error here is every rank's).
+struct Plan {
+    grid: BlockGrid,
+    norm: Norm,
+    bound: Option<BoundSpec>,
+    meta: VolumeMeta,
+    target: Option<Target>,
+    /// This volume's share of the container besides its blocks (header, trailer, metadata).
+    overhead: u64,
+}
+
+impl Plan {
+    fn new(args: &Args, ins: &Inputs, i: usize, vol: &crate::volume::Volume) -> anyhow::Result<Plan> {
+        let (lo, hi) = vol.range();
+        let norm = Norm::from_range(lo, hi);
+        let tile = if args.lossless { super::pack::LOSSLESS_BLOCK } else { args.tile as usize };
+        let grid = BlockGrid::cubic(vol.dims(), tile);
+        let bound = if args.lossless { None } else { bound_for(args, lo, hi)? };
+        let mut meta = volume_meta(vol, i, norm, [tile; 3], 0, &ins.spec);
+        meta.codec.insert("profile".into(), serde_json::json!(model_ref(args).profile));
+        if let Some(b) = &bound {
+            meta.codec.insert("error_bound".into(), serde_json::to_value(b)?);
+        }
+        let target = args.target_ratio.map(Target::Ratio).or(args.target_psnr.map(Target::Psnr)).or(args.target_wpsnr.map(Target::WPsnr));
+        let meta_bytes = zstd::bulk::compress(&serde_json::to_vec(&meta)?, 19).map_or(1024, |z| z.len() as u64);
+        let overhead = (120 + 200) / ins.paths.len() as u64 + meta_bytes;
+        Ok(Plan { grid, norm, bound, meta, target, overhead })
+    }
+
+    /// Codes the tiles of `part` (all of them in one process; a rank's share under
+    /// MPI, whose sizes `red` sums across ranks). `speak`: print the rate-control line.
+    fn code(&self, args: &Args, part: &wavelet::Part, red: &dyn Reduce, speak: bool) -> Result<Coded, String> {
+        let Plan { grid, norm, .. } = self;
+        let norm = *norm;
+        let mut meta = self.meta.clone();
+        let coded: Vec<wavelet::Coded> = if args.lossless {
+            let slab = [grid.dims[0], grid.dims[1], part.data.len() / (grid.dims[0] * grid.dims[1]).max(1)];
+            part.ids
+                .clone()
+                .map(|id| {
+                    let (mut o, sz) = grid.extent(BlockId(id as u64));
+                    o[2] -= part.z0;
+                    let mut b = vec![0f32; sz.iter().product()];
+                    crate::format::grid::gather(part.data, slab, o, sz, &mut b);
+                    wavelet::Coded { kind: BlockKind::Lossless, payload: crate::format::block::lossless_payload(&b), stats: Default::default() }
+                })
+                .collect()
+        } else {
+            let bound = self.bound.as_ref().map(|b| (b, part.imp));
+            let mut prepared = wavelet::prepare_part(part, grid, norm, bound, args.layout.layout());
+            let auto = args.layout == super::pack::LayoutArg::Auto;
+            let changed = |prepared: &mut [wavelet::Prepared], step| {
+                let mut n = [wavelet::relayout(prepared, step, norm) as u64];
+                red.sum_u64(&mut n);
+                n[0] > 0
+            };
+            let step = match self.target {
+                None => {
+                    let step = args.step.unwrap_or(wavelet::DEFAULT_STEP);
+                    if auto {
+                        changed(&mut prepared, step);
+                    }
+                    step
+                }
+                Some(t) => {
+                    let search = |prepared: &[wavelet::Prepared], near| wavelet::search(prepared, grid, norm, part.data, part.imp, None, t, self.overhead, near, red);
+                    let mut c = search(&prepared, None)?;
+                    // The layouts chosen at the step the target needs, then the step again for them.
+                    if auto && changed(&mut prepared, c.step) {
+                        c = search(&prepared, Some(c.step))?;
+                    }
+                    if speak {
+                        target_line(&meta.info.name, t, &c);
+                    }
+                    c.step
+                }
+            };
+            meta.codec.insert("step".into(), serde_json::json!(step));
+            wavelet::code_all(&prepared, step, norm)?
+        };
+        let minor = coded.iter().zip(part.ids.clone()).map(|(c, id)| wavelet::required_minor(c, grid.extent(BlockId(id as u64)).1)).max().unwrap_or(0);
+        let stats = coded.iter().fold(BlockStats::default(), |s, c| BlockStats { bounded: s.bounded + c.stats.bounded, corrected: s.corrected + c.stats.corrected });
+        Ok(Coded { meta, coded, minor, stats })
+    }
+}
+
+/// What rate control reached, or why the target is out of reach.
+fn target_line(name: &str, t: Target, c: &wavelet::Choice) {
+    let what = match t {
+        Target::Ratio(r) => format!("ratio {r}: estimated {:.1}", c.achieved),
+        Target::Psnr(p) => format!("PSNR {p} dB: reached {:.2} dB (before error-bound corrections)", c.achieved),
+        Target::WPsnr(p) => format!("wPSNR {p} dB: reached {:.2} dB (before error-bound corrections)", c.achieved),
+    };
+    if !c.met {
+        let why = match t {
+            Target::Ratio(_) if c.step >= wavelet::tile::MAX_STEP => "the coarsest step cannot compress further",
+            Target::Ratio(_) => "even the finest step compresses more than asked",
+            _ => "the finest step cannot reach it",
+        };
+        eprintln!("{name}: target {what} — not reachable: {why}; using the closest setting");
+    } else {
+        eprintln!("{name}: target {what} with base step {:.3e}", c.step);
+    }
+}
+
+/// A volume's coded tiles (or a rank's share of them) and what the container needs to know.
+struct Coded {
+    /// Complete (the step included) on every rank that codes a share.
+    meta: VolumeMeta,
+    coded: Vec<wavelet::Coded>,
+    /// The format minor version these tiles need (0: none beyond 1.0).
+    minor: u16,
+    stats: BlockStats,
+}
+
+#[cfg(not(feature = "mpi"))]
+fn ranks(_: Args) -> CmdResult {
+    anyhow::bail!("started by an MPI launcher with several ranks, but this build lacks MPI (built without the `mpi` feature; tools/setup.sh builds it)")
+}
+
+/// What a rank tells the others about the tiles it coded (JSON; payloads stay put).
+#[cfg(feature = "mpi")]
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Shard {
+    volume: usize,
+    /// On the rank that reports the volume: its metadata.
+    meta: Option<VolumeMeta>,
+    first: u64,
+    /// (kind, payload bytes, CRC-32) per tile from `first` on.
+    blocks: Vec<(u8, u64, u32)>,
+    minor: u16,
+    bounded: usize,
+    corrected: usize,
+}
+
+/// The pack under MPI. With at least as many volumes as ranks, each rank packs a
+/// contiguous run of whole volumes; otherwise every volume's tiles are shared out
+/// (contiguous id ranges) and rate control sums the ranks' sizes. Payloads go
+/// straight into rank 0's temporary with MPI-IO at offsets every rank computes
+/// from everyone's sizes; rank 0 writes header, metadata, index and trailer and
+/// renames the file into place. Failures that every rank can see are agreed on
+/// (each rank exits with the failed rank's error, nothing is left behind); one
+/// inside a shared rate search aborts the job (the temporary of a killed rank 0
+/// is removed by the next pack, as any stale temporary).
+#[cfg(feature = "mpi")]
+fn ranks(args: Args) -> CmdResult {
+    let t0 = std::time::Instant::now();
+    let world = crate::dist::World::init().map_err(anyhow::Error::msg)?;
+    let (rank, size) = (world.rank(), world.size());
+    let fail = |e: anyhow::Error| format!("{e:#}");
+    let ins = world.agree(Inputs::resolve(&args).map_err(fail))?;
+    if ins.paths.len() < size && !matches!(args.target_psnr.or(args.target_wpsnr), None) {
+        let why = format!(
+            "a quality target (--target-psnr/--target-wpsnr) needs every tile of a volume in one process: with fewer volumes ({}) than ranks ({size}), use --target-ratio or --step, or fewer ranks",
+            ins.paths.len()
+        );
+        return Err(crate::dist::everyone(why).into());
+    }
+    let mut writer = if rank == 0 { Some(ContainerWriter::create(&args.output, args.force).map_err(|e| e.to_string())) } else { None }.transpose();
+    let tmp = match &mut writer {
+        Ok(Some(w)) => {
+            w.set_model(model_ref(&args), None);
+            std::os::unix::ffi::OsStrExt::as_bytes(w.temp_path().as_os_str()).to_vec()
+        }
+        _ => Vec::new(),
+    };
+    let mut writer = world.agree(writer)?;
+    let tmp = std::path::PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(world.all_gather_bytes(&tmp).swap_remove(0)));
+
+    let n = ins.paths.len();
+    let by_volume = n >= size;
+    let coded: Result<Vec<(usize, Coded, Range<usize>)>, String> = if by_volume {
+        // Whole volumes: no other rank is involved until the exchange below.
+        crate::dist::share(n, rank, size)
+            .map(|i| {
+                let (vol, imp) = ins.load(i).map_err(fail)?;
+                let plan = Plan::new(&args, &ins, i, &vol).map_err(fail)?;
+                let ids = 0..plan.grid.len();
+                let part = wavelet::Part { data: &vol.data, imp: &imp, z0: 0, ids: ids.clone() };
+                let out = plan.code(&args, &part, &crate::dist::Local, !args.quiet).map_err(|e| format!("{}: {e}", vol.info.name))?;
+                Ok((i, out, ids))
+            })
+            .collect()
+    } else {
+        let mut all = Vec::new();
+        for i in 0..n {
+            // Every rank goes through every volume, so each step can be agreed on.
+            let (vol, imp) = world.agree(ins.load(i).map_err(fail))?;
+            let plan = world.agree(Plan::new(&args, &ins, i, &vol).map_err(fail))?;
+            let ids = crate::dist::share(plan.grid.len(), rank, size);
+            let part = wavelet::Part { data: &vol.data, imp: &imp, z0: 0, ids: ids.clone() };
+            // The search's collectives cannot be left half-way by one rank: abort the job.
+            let out = plan.code(&args, &part, &world, rank == 0 && !args.quiet).unwrap_or_else(|e| world.abort(&format!("{}: {e}", vol.info.name)));
+            all.push((i, out, ids));
+        }
+        Ok(all)
+    };
+    let coded = world.agree(coded)?;
+
+    // Every rank learns every tile's size, so all compute the same offsets.
+    let shards: Vec<Shard> = coded
+        .iter()
+        .map(|(i, c, ids)| Shard {
+            volume: *i,
+            meta: (by_volume || rank == 0).then(|| c.meta.clone()),
+            first: ids.start as u64,
+            blocks: c.coded.iter().map(|b| (b.kind as u8, b.payload.len() as u64, crc32fast::hash(&b.payload))).collect(),
+            minor: c.minor,
+            bounded: c.stats.bounded,
+            corrected: c.stats.corrected,
+        })
+        .collect();
+    let all: Vec<Vec<Shard>> = world.all_gather_bytes(&serde_json::to_vec(&shards)?).iter().map(|b| serde_json::from_slice(b)).collect::<Result<_, _>>()?;
+    // (volume, first tile, rank, shard of that rank), in the container's order.
+    let mut order: Vec<(usize, u64, usize, usize)> = all.iter().enumerate().flat_map(|(r, ss)| ss.iter().enumerate().map(move |(k, s)| (s.volume, s.first, r, k))).collect();
+    order.sort_unstable();
+    let mut pos = crate::format::layout::HEADER_LEN;
+    let mut pieces: Vec<(u64, &[u8])> = Vec::new();
+    for &(_, _, r, k) in &order {
+        for (j, b) in all[r][k].blocks.iter().enumerate() {
+            if r == rank {
+                pieces.push((pos, &coded[k].1.coded[j].payload));
+            }
+            pos += b.1;
+        }
+    }
+    let mut done = Vec::new();
+    let placed = match writer.as_mut() {
+        None => Ok(()),
+        Some(w) => (|| -> anyhow::Result<()> {
+            let mut at = order.iter().peekable();
+            for v in 0..n {
+                let parts: Vec<&Shard> = std::iter::from_fn(|| at.next_if(|o| o.0 == v)).map(|&(_, _, r, k)| &all[r][k]).collect();
+                let meta = parts.iter().find_map(|s| s.meta.clone()).ok_or_else(|| anyhow::anyhow!("no rank reported volume {v}"))?;
+                w.require_minor(parts.iter().map(|s| s.minor).max().unwrap_or(0));
+                let vid = w.add_volume(meta.clone())?;
+                let mut stats = BlockStats::default();
+                let mut stored = 0;
+                for s in &parts {
+                    for (j, &(kind, len, crc)) in s.blocks.iter().enumerate() {
+                        let kind = BlockKind::from_u8(kind).ok_or_else(|| anyhow::anyhow!("block kind {kind}"))?;
+                        w.place_block(vid, BlockId(s.first + j as u64), kind, len, crc)?;
+                        stored += len + crate::format::layout::ENTRY_LEN;
+                    }
+                    stats = BlockStats { bounded: stats.bounded + s.bounded, corrected: stats.corrected + s.corrected };
+                }
+                if !args.quiet {
+                    let bound: Option<BoundSpec> = meta.codec.get("error_bound").and_then(|b| serde_json::from_value(b.clone()).ok());
+                    eprintln!("{}", volume_line(&meta.info, stored, bound.as_ref(), &stats));
+                }
+                done.push(Packed::of(&meta));
+            }
+            Ok(())
+        })()
+        .map_err(fail),
+    };
+    world.agree(placed)?;
+    let written = world.write_at(&tmp, &pieces);
+    world.agree(written)?;
+    let finished = writer.map(|w| w.finish().map_err(|e| e.to_string())).transpose();
+    let stats = world.agree(finished)?;
+    match stats {
+        Some(stats) => report(&args, &ins, &done, stats, t0, None),
+        None => Ok(std::process::ExitCode::SUCCESS),
+    }
 }

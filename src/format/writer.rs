@@ -139,8 +139,8 @@ impl ContainerWriter {
         Ok(())
     }
 
-    /// Appends one block's payload. Blocks may arrive in any order, each once.
-    pub fn write_block(&mut self, vol: VolumeId, block: BlockId, kind: BlockKind, payload: &[u8]) -> Result<()> {
+    /// A block may be stored once, inside its volume's grid, with a payload the format allows.
+    fn check_slot(&self, vol: VolumeId, block: BlockId, len: u64) -> Result<()> {
         let slot = self.entries.get(vol.0 as usize).ok_or(FormatError::NoVolume(vol.0))?.get(block.0 as usize).ok_or_else(|| FormatError::BadBlock {
             volume: vol.0,
             block: block.0,
@@ -149,13 +149,37 @@ impl ContainerWriter {
         if slot.is_some() {
             return Err(FormatError::BadBlock { volume: vol.0, block: block.0, msg: "written twice".into() });
         }
-        if payload.len() as u64 > MAX_PAYLOAD {
-            return Err(FormatError::LimitExceeded { what: "block payload bytes", value: payload.len() as u64, max: MAX_PAYLOAD });
+        if len > MAX_PAYLOAD {
+            return Err(FormatError::LimitExceeded { what: "block payload bytes", value: len, max: MAX_PAYLOAD });
         }
+        Ok(())
+    }
+
+    /// Appends one block's payload. Blocks may arrive in any order, each once.
+    pub fn write_block(&mut self, vol: VolumeId, block: BlockId, kind: BlockKind, payload: &[u8]) -> Result<()> {
+        self.check_slot(vol, block, payload.len() as u64)?;
         let entry = Entry { offset: self.pos, len: payload.len() as u32, crc: crc32fast::hash(payload), kind: kind as u8 };
         self.write(payload)?;
         self.entries[vol.0 as usize][block.0 as usize] = Some(entry);
         Ok(())
+    }
+
+    /// Records a block whose payload (`len` bytes with CRC-32 `crc`) another process
+    /// writes into the temporary at the returned offset (MPI packs): the writer skips
+    /// over it. Same rules as `write_block`.
+    pub fn place_block(&mut self, vol: VolumeId, block: BlockId, kind: BlockKind, len: u64, crc: u32) -> Result<u64> {
+        self.check_slot(vol, block, len)?;
+        let offset = self.pos;
+        let out = self.out.as_mut().expect("open until finish");
+        std::io::Seek::seek(out, std::io::SeekFrom::Current(len as i64)).map_err(|err| FormatError::Io { path: self.tmp.clone(), err })?;
+        self.pos += len;
+        self.entries[vol.0 as usize][block.0 as usize] = Some(Entry { offset, len: len as u32, crc, kind: kind as u8 });
+        Ok(offset)
+    }
+
+    /// The temporary the container is written to until `finish` renames it.
+    pub fn temp_path(&self) -> &Path {
+        &self.tmp
     }
 
     /// Writes model, metadata, index and trailer, syncs, and renames into place.

@@ -24,7 +24,7 @@ pub fn python() -> PathBuf {
 pub fn torch_free_bin() -> PathBuf {
     let target = repo().join("target/notorch");
     let st = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--no-default-features", "--bin", "idlat", "--target-dir"])
+        .args(["build", "--release", "--no-default-features", "--features", "mpi", "--bin", "idlat", "--target-dir"])
         .arg(&target)
         .current_dir(repo())
         .status()

@@ -50,13 +50,33 @@ const RIVAL_MARGIN: f64 = 0.03;
 /// Transforms every tile of a volume (parallel over tiles), in `layout` or (None)
 /// the best of the three per tile.
 pub fn prepare(data: &[f32], imp: &[f32], g: &BlockGrid, norm: Norm, bound: Option<(&BoundSpec, &[f32])>, layout: Option<Layout>) -> Vec<Prepared> {
-    (0..g.len())
+    prepare_part(&Part { data, imp, z0: 0, ids: 0..g.len() }, g, norm, bound, layout)
+}
+
+/// The tiles one rank prepares: `ids` of the grid, from a z-slab of the volume
+/// (every x and y, z from `z0`) that covers them; `imp` (and a bound's map) over the same slab.
+pub struct Part<'a> {
+    pub data: &'a [f32],
+    pub imp: &'a [f32],
+    pub z0: usize,
+    pub ids: std::ops::Range<usize>,
+}
+
+/// `prepare` for the tiles of a `Part`, in id order.
+pub fn prepare_part(part: &Part, g: &BlockGrid, norm: Norm, bound: Option<(&BoundSpec, &[f32])>, layout: Option<Layout>) -> Vec<Prepared> {
+    let (data, imp) = (part.data, part.imp);
+    let slab = [g.dims[0], g.dims[1], data.len() / (g.dims[0] * g.dims[1]).max(1)];
+    part.ids
+        .clone()
         .into_par_iter()
         .map(|id| {
-            let (o, sz) = g.extent(BlockId(id as u64));
+            let (mut o, sz) = g.extent(BlockId(id as u64));
+            assert!(o[2] >= part.z0 && o[2] + sz[2] <= part.z0 + slab[2], "tile {id} outside the slab");
+            o[2] -= part.z0;
             let n = sz[0] * sz[1] * sz[2];
             let mut x = vec![0f32; n];
-            grid::gather(data, g.dims, o, sz, &mut x);
+            let dims = slab;
+            grid::gather(data, dims, o, sz, &mut x);
             if x.iter().any(|v| !v.is_finite()) {
                 return Prepared::Exact(x);
             }
@@ -64,10 +84,10 @@ pub fn prepare(data: &[f32], imp: &[f32], g: &BlockGrid, norm: Norm, bound: Opti
                 return Prepared::Constant(x[0]);
             }
             let mut w = vec![0f32; n];
-            grid::gather(imp, g.dims, o, sz, &mut w);
+            grid::gather(imp, dims, o, sz, &mut w);
             let bound = bound.map(|(b, bimp)| {
                 let mut bi = vec![0f32; n];
-                grid::gather(bimp, g.dims, o, sz, &mut bi);
+                grid::gather(bimp, dims, o, sz, &mut bi);
                 bi.iter().map(|&i| b.at(i)).collect()
             });
             let xn: Vec<f32> = x.iter().map(|&v| norm.forward(v)).collect();
@@ -335,14 +355,15 @@ struct Proxy {
 }
 
 impl Proxy {
-    fn new(ps: &[Prepared], want: f64) -> Proxy {
-        let h = ps
+    fn new(ps: &[Prepared], want: f64, red: &dyn crate::dist::Reduce) -> Proxy {
+        let mut h = ps
             .par_iter()
             .filter_map(|p| match p {
                 Prepared::Coded { t, .. } => Some(tile::magnitudes(t)),
                 _ => None,
             })
             .reduce(|| vec![0; tile::MAGNITUDE_BINS], tile::add_counts);
+        red.sum_u64(&mut h);
         let bins = h.iter().enumerate().filter(|(_, &n)| n > 0).map(|(b, &n)| (tile::magnitude_of_bin(b), n)).collect();
         Proxy { bins, want }
     }
@@ -383,15 +404,41 @@ impl Proxy {
 /// metadata, trailer), so a ratio target is met by the file, not just its blocks.
 /// `near`: a step known to be close (a previous search's): the search starts there,
 /// with jumps of at most one octave, instead of at the default step with up to four.
+///
+/// `ps` may be one rank's share of the tiles (`prepare_part`): sizes are then summed
+/// across ranks by `red` (integers: every rank takes the same steps, and the same
+/// as one process). Quality targets need every tile here (`data`, `imp`: the volume).
 #[allow(clippy::too_many_arguments)]
-pub fn search(ps: &[Prepared], g: &BlockGrid, norm: Norm, data: &[f32], imp: &[f32], valid: Option<&[bool]>, target: Target, overhead: u64, near: Option<f32>) -> Result<Choice, String> {
-    let f32_bytes = (data.len() * 4) as f64;
-    let bounded = ps.iter().any(|p| matches!(p, Prepared::Coded { bound: Some(_), .. }));
+pub fn search(
+    ps: &[Prepared],
+    g: &BlockGrid,
+    norm: Norm,
+    data: &[f32],
+    imp: &[f32],
+    valid: Option<&[bool]>,
+    target: Target,
+    overhead: u64,
+    near: Option<f32>,
+    red: &dyn crate::dist::Reduce,
+) -> Result<Choice, String> {
+    let f32_bytes = (g.dims.iter().product::<usize>() * 4) as f64;
+    let mut bounded = [ps.iter().any(|p| matches!(p, Prepared::Coded { bound: Some(_), .. })) as u64];
+    red.sum_u64(&mut bounded);
+    let bounded = bounded[0] > 0;
+    if !matches!(target, Target::Ratio(_)) && (ps.len() != g.len() || data.len() != g.dims.iter().product::<usize>()) {
+        return Err("a quality target needs the whole volume in one process (a ratio target or --step works across ranks)".into());
+    }
+    let total = |mut b: u64| {
+        let mut v = [b];
+        red.sum_u64(&mut v);
+        b = v[0];
+        b
+    };
     let measure = |step: f32| -> Result<f64, String> {
         Ok(match target {
             // Residual streams only exist once coded: with a bound, code for real.
-            Target::Ratio(_) if bounded => f32_bytes / (overhead + stored_bytes(&code_all(ps, step, norm)?)) as f64,
-            Target::Ratio(_) => f32_bytes / (overhead + estimate_bytes(ps, step)) as f64,
+            Target::Ratio(_) if bounded => f32_bytes / (overhead + total(stored_bytes(&code_all(ps, step, norm)?))) as f64,
+            Target::Ratio(_) => f32_bytes / (overhead + total(estimate_bytes(ps, step))) as f64,
             Target::Psnr(_) | Target::WPsnr(_) => {
                 let q = crate::metrics::quality(data, &reconstruct_volume(ps, g, step, norm), Some(imp), valid);
                 if matches!(target, Target::Psnr(_)) {
@@ -424,7 +471,7 @@ pub fn search(ps: &[Prepared], g: &BlockGrid, norm: Norm, data: &[f32], imp: &[f
     // coefficients' magnitudes, so the first probe starts near it and each probe
     // recalibrates the proxy (two or three probes instead of four to six).
     let proxy = match target {
-        Target::Ratio(r) if !bounded => Some(Proxy::new(ps, f32_bytes / r - overhead as f64)),
+        Target::Ratio(r) if !bounded => Some(Proxy::new(ps, f32_bytes / r - overhead as f64, red)),
         _ => None,
     };
     let x0 = match (&proxy, near) {
@@ -554,7 +601,7 @@ mod tests {
         let g = BlockGrid::cubic(dims, 32);
         let norm = Norm::from_range(-3.0, 3.0);
         let ps = prepare(&data, &imp, &g, norm, None, None);
-        let c = search(&ps, &g, norm, &data, &imp, None, Target::Ratio(60.0), 0, None).unwrap();
+        let c = search(&ps, &g, norm, &data, &imp, None, Target::Ratio(60.0), 0, None, &crate::dist::Local).unwrap();
         assert!(c.met);
         let got = (n * 4) as f64 / stored_bytes(&code_all(&ps, c.step, norm).unwrap()) as f64;
         assert!((got / 60.0 - 1.0).abs() < 0.02, "ratio {got}");

@@ -1,0 +1,105 @@
+//! Packing across MPI ranks with a real `mpirun` (Open MPI): the container must be
+//! byte-identical to a single process's, and failures must name the rank and leave
+//! nothing behind.
+
+use super::common::*;
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// `mpirun -np N BIN ARGS` (oversubscribed: CI has 2 cores; as root, as CI runs).
+fn mpirun(n: usize, bin: &Path, args: &[&str]) -> Output {
+    Command::new("mpirun")
+        .args(["--oversubscribe", "-np", &n.to_string()])
+        .arg(bin)
+        .args(args)
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .output()
+        .expect("mpirun (openmpi-bin; tools/setup.sh installs it)")
+}
+
+fn mpi_ok(n: usize, bin: &Path, args: &[&str]) {
+    let out = mpirun(n, bin, args);
+    assert!(out.status.success(), "mpirun -np {n} idlat {args:?} failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+}
+
+/// Packs `inputs` with `opts` once in one process and under mpirun at each of
+/// `ranks`, and requires identical bytes.
+fn same_bytes(dir: &Path, bin: &Path, inputs: &[&str], opts: &[&str], ranks: &[usize]) {
+    let one = dir.join("one.idl");
+    let mut args: Vec<&str> = vec!["pack"];
+    args.extend_from_slice(inputs);
+    args.extend_from_slice(opts);
+    args.extend_from_slice(&["-q", "--force", "-o"]);
+    let mut single = args.clone();
+    single.push(s(&one));
+    let st = Command::new(bin).args(&single).output().expect("run idlat");
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    let want = std::fs::read(&one).unwrap();
+    for &n in ranks {
+        let many = dir.join(format!("ranks{n}.idl"));
+        let mut a = args.clone();
+        a.push(s(&many));
+        mpi_ok(n, bin, &a);
+        let got = std::fs::read(&many).unwrap();
+        assert!(got == want, "{opts:?} on {n} ranks: {} bytes differ from the single-process pack's {} (first at {:?})", got.len(), want.len(), got.iter().zip(&want).position(|(a, b)| a != b));
+        // And it reads back: verify checks every CRC.
+        ok(&["verify", s(&many)]);
+    }
+}
+
+#[test]
+fn a_time_series_packs_byte_identically_across_ranks() {
+    let d = tmp();
+    let steps: Vec<String> = (0..3).map(|t| s(&sample(d.path(), "vortex", "48x40x32", t)).to_string()).collect();
+    let inputs: Vec<&str> = steps.iter().map(String::as_str).collect();
+    let dims = ["--dims", "48x40x32"];
+    // Volumes over ranks: 2 ranks (1 + 2 volumes) and 3 (one each).
+    same_bytes(d.path(), &bin(), &inputs, &[&dims[..], &["--target-ratio", "80", "--importance", "iso:6"]].concat(), &[2, 3]);
+    // The README's binary: the torch-free front end runs MPI packs itself.
+    same_bytes(d.path(), &torch_free_bin(), &inputs, &[&dims[..], &["--step", "0.02"]].concat(), &[2]);
+}
+
+#[test]
+fn one_volume_packs_byte_identically_split_by_tiles() {
+    let d = tmp();
+    let v = sample(d.path(), "nyx", "96x80x72", 1);
+    let dims = ["--dims", "96x80x72"];
+    for opts in [
+        // Shared rate search (proxy, estimates, relayout), tiles of unequal sizes.
+        &["--target-ratio", "120", "--tile", "32", "--importance", "value:>10"][..],
+        // Error bounds: the search codes for real, residual streams, graded bounds.
+        &["--target-ratio", "40", "--tile", "40", "--error-bound-rel", "0.005", "--bound-graded"][..],
+        // A fixed step, and a lossless pack.
+        &["--step", "0.01", "--tile", "24"][..],
+        &["--lossless"][..],
+    ] {
+        same_bytes(d.path(), &bin(), &[s(&v)], &[&dims[..], opts].concat(), &[2, 3]);
+    }
+    // More ranks than tiles: some ranks code nothing.
+    same_bytes(d.path(), &bin(), &[s(&v)], &[&dims[..], &["--target-ratio", "100", "--tile", "64"]].concat(), &[3]);
+}
+
+#[test]
+fn a_failing_rank_is_named_and_leaves_no_output() {
+    let d = tmp();
+    let a = sample(d.path(), "vortex", "32x32x32", 1);
+    // The second volume is short: only the rank that reads it fails.
+    let short = d.path().join("short.raw");
+    std::fs::write(&short, vec![0u8; 1000]).unwrap();
+    let out = d.path().join("o.idl");
+    let r = mpirun(2, &bin(), &["pack", s(&a), s(&short), "--dims", "32x32x32", "-o", s(&out)]);
+    assert!(!r.status.success());
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(err.contains("rank 1") && err.contains("short.raw"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n.contains("o.idl")).collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+
+    // A quality target cannot be shared over tiles: said before anything is written.
+    let r = mpirun(2, &bin(), &["pack", s(&a), "--dims", "32x32x32", "--target-psnr", "40", "-o", s(&out)]);
+    assert!(!r.status.success() && String::from_utf8_lossy(&r.stderr).contains("quality target"), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(!out.exists());
+    // Commands that do not share work refuse to run N times over.
+    let r = mpirun(2, &bin(), &["info", s(&a)]);
+    assert!(!r.status.success() && String::from_utf8_lossy(&r.stderr).contains("only `idlat pack` runs across ranks"));
+}
