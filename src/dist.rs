@@ -164,6 +164,16 @@ mod mpi_world {
         }
     }
 
+    impl World {
+        /// The smallest `lo` and the largest `hi` over every rank.
+        pub fn min_max(&self, lo: f32, hi: f32) -> (f32, f32) {
+            let (mut a, mut b) = (lo, hi);
+            self.comm.all_reduce_into(&lo, &mut a, SystemOperation::min());
+            self.comm.all_reduce_into(&hi, &mut b, SystemOperation::max());
+            (a, b)
+        }
+    }
+
     impl super::Reduce for World {
         fn sum_u64(&self, v: &mut [u64]) {
             let mine = v.to_vec();

@@ -291,7 +291,7 @@ fn run_torch(args: Args) -> CmdResult {
             }
             importance::apply_scale(&mut imp, scale);
         }
-        let mut meta = volume_meta(&vol, i, norm, [core; 3], codec.as_ref().map_or(0, |c| c.model.profile.halo_vox), &ins.spec);
+        let mut meta = volume_meta(&vol.info, vol.range(), i, norm, [core; 3], codec.as_ref().map_or(0, |c| c.model.profile.halo_vox), &ins.spec);
         meta.codec.insert("importance_scale".into(), serde_json::json!(scale));
         if let Some(b) = &bound {
             meta.codec.insert("error_bound".into(), serde_json::to_value(b)?);
@@ -385,9 +385,25 @@ impl Inputs {
         let mut vol = if self.all.is_empty() { crate::io::read_volume(path, &self.opts)? } else { self.all[i].clone() };
         vol.info.name = self.names[i].clone();
         let others: Vec<(&str, &crate::volume::Volume)> = self.all.iter().zip(&self.names).map(|(v, n)| (n.as_str(), v)).collect();
-        let ctx = crate::importance::Context { volume: &vol, others: &others, time_index: i, time_count: self.paths.len() };
+        let ctx = crate::importance::Context { volume: &vol, others: &others, time_index: i, time_count: self.paths.len(), z0: 0 };
         let imp = crate::importance::compute(&self.spec, &ctx).with_context(|| format!("importance for {}", path.display()))?;
         Ok((vol, imp))
+    }
+
+    /// Planes `z` of volume `i` (an MPI rank's slab) with their importance map, read
+    /// without the rest, and the whole volume's info; `None` where that cannot give
+    /// what `load` gives: the input (`io::read_planes`) or a map that is not pointwise.
+    pub fn load_planes(&self, i: usize, z: std::ops::Range<usize>) -> anyhow::Result<Option<(crate::volume::VolumeInfo, crate::volume::Volume, Vec<f32>)>> {
+        if !self.spec.is_pointwise() || !self.all.is_empty() {
+            return Ok(None);
+        }
+        let path = &self.paths[i];
+        let Some((mut info, data)) = crate::io::read_planes(path, &self.opts, z.clone())? else { return Ok(None) };
+        info.name = self.names[i].clone();
+        let slab = crate::volume::Volume::new(crate::volume::VolumeInfo { dims: [info.dims[0], info.dims[1], z.len()], ..info.clone() }, data);
+        let ctx = crate::importance::Context { volume: &slab, others: &[], time_index: i, time_count: self.paths.len(), z0: z.start };
+        let imp = crate::importance::compute(&self.spec, &ctx).with_context(|| format!("importance for {}", path.display()))?;
+        Ok(Some((info, slab, imp)))
     }
 }
 
@@ -403,10 +419,17 @@ pub(super) fn volume_line(info: &crate::volume::VolumeInfo, stored: u64, bound: 
 }
 
 /// The metadata every profile writes for a volume; the caller adds codec extras.
-pub(super) fn volume_meta(vol: &crate::volume::Volume, i: usize, norm: crate::codec::blocks::Norm, block: [usize; 3], halo: usize, spec: &crate::importance::Spec) -> crate::format::VolumeMeta {
-    let (lo, hi) = vol.range();
+pub(super) fn volume_meta(
+    info: &crate::volume::VolumeInfo,
+    (lo, hi): (f32, f32),
+    i: usize,
+    norm: crate::codec::blocks::Norm,
+    block: [usize; 3],
+    halo: usize,
+    spec: &crate::importance::Spec,
+) -> crate::format::VolumeMeta {
     crate::format::VolumeMeta {
-        info: vol.info.clone(),
+        info: info.clone(),
         value_range: (lo, hi),
         norm: crate::format::Normalisation { offset: norm.offset, scale: norm.scale },
         block,
@@ -448,7 +471,7 @@ pub(super) fn report(args: &Args, ins: &Inputs, done: &[Packed], stats: crate::f
         for (i, path) in ins.paths.iter().enumerate() {
             let (vol, mask) = crate::io::read_volume_with_mask(path, &ins.opts)?;
             let others: Vec<(&str, &crate::volume::Volume)> = ins.all.iter().zip(&ins.names).map(|(v, n)| (n.as_str(), v)).collect();
-            let imp = crate::importance::compute(&ins.spec, &crate::importance::Context { volume: &vol, others: &others, time_index: i, time_count: ins.paths.len() })?;
+            let imp = crate::importance::compute(&ins.spec, &crate::importance::Context { volume: &vol, others: &others, time_index: i, time_count: ins.paths.len(), z0: 0 })?;
             let rec = super::common::decode(codec, &c, crate::format::VolumeId(i as u32), 16, |_, _| {})?;
             q = q.merge(&crate::metrics::sums(&vol.data, &rec, Some(&imp), mask.as_deref()));
             if let Some(b) = bound_for(args, vol.range().0, vol.range().1)? {

@@ -22,6 +22,14 @@ pub fn run(args: Args) -> CmdResult {
     }
 }
 
+fn tile_edge(args: &Args) -> usize {
+    if args.lossless {
+        super::pack::LOSSLESS_BLOCK
+    } else {
+        args.tile as usize
+    }
+}
+
 fn model_ref(args: &Args) -> ModelRef {
     ModelRef { hash: String::new(), profile: if args.lossless { "lossless" } else { "wavelet" }.into(), embedded: false }
 }
@@ -34,7 +42,7 @@ fn single(args: Args) -> CmdResult {
     let mut done = Vec::new();
     for i in 0..ins.paths.len() {
         let (vol, imp) = ins.load(i)?;
-        let plan = Plan::new(&args, &ins, i, &vol)?;
+        let plan = Plan::new(&args, &ins, i, &vol.info, vol.range())?;
         let part = wavelet::Part { data: &vol.data, imp: &imp, z0: 0, ids: 0..plan.grid.len() };
         let bar = super::common::progress(plan.grid.len() as u64, args.quiet, &format!("pack {}", vol.info.name));
         let out = plan.code(&args, &part, &crate::dist::Local, !args.quiet).map_err(anyhow::Error::msg)?;
@@ -69,13 +77,13 @@ struct Plan {
 }
 
 impl Plan {
-    fn new(args: &Args, ins: &Inputs, i: usize, vol: &crate::volume::Volume) -> anyhow::Result<Plan> {
-        let (lo, hi) = vol.range();
+    /// `info`, `range`: the whole volume's (every rank of a shared volume plans alike).
+    fn new(args: &Args, ins: &Inputs, i: usize, info: &crate::volume::VolumeInfo, (lo, hi): (f32, f32)) -> anyhow::Result<Plan> {
         let norm = Norm::from_range(lo, hi);
-        let tile = if args.lossless { super::pack::LOSSLESS_BLOCK } else { args.tile as usize };
-        let grid = BlockGrid::cubic(vol.dims(), tile);
+        let tile = tile_edge(args);
+        let grid = BlockGrid::cubic(info.dims, tile);
         let bound = if args.lossless { None } else { bound_for(args, lo, hi)? };
-        let mut meta = volume_meta(vol, i, norm, [tile; 3], 0, &ins.spec);
+        let mut meta = volume_meta(info, (lo, hi), i, norm, [tile; 3], 0, &ins.spec);
         meta.codec.insert("profile".into(), serde_json::json!(model_ref(args).profile));
         if let Some(b) = &bound {
             meta.codec.insert("error_bound".into(), serde_json::to_value(b)?);
@@ -233,7 +241,7 @@ fn ranks(args: Args) -> CmdResult {
         crate::dist::share(n, rank, size)
             .map(|i| {
                 let (vol, imp) = ins.load(i).map_err(fail)?;
-                let plan = Plan::new(&args, &ins, i, &vol).map_err(fail)?;
+                let plan = Plan::new(&args, &ins, i, &vol.info, vol.range()).map_err(fail)?;
                 let ids = 0..plan.grid.len();
                 let part = wavelet::Part { data: &vol.data, imp: &imp, z0: 0, ids: ids.clone() };
                 let out = plan.code(&args, &part, &crate::dist::Local, !args.quiet).map_err(|e| format!("{}: {e}", vol.info.name))?;
@@ -244,12 +252,19 @@ fn ranks(args: Args) -> CmdResult {
         let mut all = Vec::new();
         for i in 0..n {
             // Every rank goes through every volume, so each step can be agreed on.
-            let (vol, imp) = world.agree(ins.load(i).map_err(fail))?;
-            let plan = world.agree(Plan::new(&args, &ins, i, &vol).map_err(fail))?;
+            let (info, range, data, imp, z0) = match slab(&world, &args, &ins, i)? {
+                Some(s) => s,
+                None => {
+                    let (vol, imp) = world.agree(ins.load(i).map_err(fail))?;
+                    let range = vol.range();
+                    (vol.info, range, vol.data, imp, 0)
+                }
+            };
+            let plan = world.agree(Plan::new(&args, &ins, i, &info, range).map_err(fail))?;
             let ids = crate::dist::share(plan.grid.len(), rank, size);
-            let part = wavelet::Part { data: &vol.data, imp: &imp, z0: 0, ids: ids.clone() };
+            let part = wavelet::Part { data: &data, imp: &imp, z0, ids: ids.clone() };
             // The search's collectives cannot be left half-way by one rank: abort the job.
-            let out = plan.code(&args, &part, &world, rank == 0 && !args.quiet).unwrap_or_else(|e| world.abort(&format!("{}: {e}", vol.info.name)));
+            let out = plan.code(&args, &part, &world, rank == 0 && !args.quiet).unwrap_or_else(|e| world.abort(&format!("{}: {e}", info.name)));
             all.push((i, out, ids));
         }
         Ok(all)
@@ -322,4 +337,40 @@ fn ranks(args: Args) -> CmdResult {
         Some(stats) => report(&args, &ins, &done, stats, t0, None),
         None => Ok(std::process::ExitCode::SUCCESS),
     }
+}
+
+/// A volume's whole info and value range, this rank's slab of it (the planes of its
+/// share of the tiles) with their importance and where the slab starts: read
+/// without the rest of the volume where the input and the map allow it on every
+/// rank (`Inputs::load_planes`), else `None` (every rank then reads it whole).
+#[cfg(feature = "mpi")]
+#[allow(clippy::type_complexity)]
+fn slab(world: &crate::dist::World, args: &Args, ins: &Inputs, i: usize) -> anyhow::Result<Option<(crate::volume::VolumeInfo, (f32, f32), Vec<f32>, Vec<f32>, usize)>> {
+    let fail = |e: anyhow::Error| format!("{e:#}");
+    let Some((info, _, _)) = world.agree(ins.load_planes(i, 0..0).map_err(fail))? else { return Ok(None) };
+    let grid = BlockGrid::cubic(info.dims, tile_edge(args));
+    let ids = crate::dist::share(grid.len(), world.rank(), world.size());
+    let z = match (ids.start, ids.end) {
+        (a, b) if a < b => {
+            grid.extent(BlockId(a as u64)).0[2]..{
+                let (o, s) = grid.extent(BlockId(b as u64 - 1));
+                o[2] + s[2]
+            }
+        }
+        _ => 0..0,
+    };
+    let got = world.agree(ins.load_planes(i, z.clone()).map_err(fail))?;
+    // A slab may hold what only a whole read handles (non-finite values): then no rank reads slabs.
+    let mut missing = [got.is_none() as u64];
+    world.sum_u64(&mut missing);
+    let Some((_, slab, imp)) = got.filter(|_| missing[0] == 0) else { return Ok(None) };
+    // The whole volume's range, as a whole read has it: exact (min and max of floats).
+    let (lo, hi) = slab.data.iter().filter(|v| v.is_finite()).fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    let (lo, hi) = world.min_max(lo, hi);
+    let range = if lo <= hi { (lo, hi) } else { (0.0, 0.0) };
+    if !(range.1 - range.0).is_finite() {
+        // A span f32 cannot hold: the whole read says so, as one process would.
+        return Ok(None);
+    }
+    Ok(Some((info, range, slab.data, imp, z.start)))
 }

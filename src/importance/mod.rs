@@ -20,11 +20,14 @@ pub struct Context<'a> {
     /// Position of this volume in its series (for `time:`).
     pub time_index: usize,
     pub time_count: usize,
+    /// Where `volume` starts in z: a slab of the whole volume (an MPI rank's, for
+    /// `Spec::is_pointwise` maps), 0 for a whole volume.
+    pub z0: usize,
 }
 
 impl<'a> Context<'a> {
     pub fn single(volume: &'a Volume) -> Context<'a> {
-        Context { volume, others: &[], time_index: 0, time_count: 1 }
+        Context { volume, others: &[], time_index: 0, time_count: 1, z0: 0 }
     }
 }
 
@@ -64,9 +67,9 @@ fn map_values(vol: &Volume, f: impl Fn(f64) -> f64 + Sync) -> Vec<f32> {
 }
 
 /// Voxel coordinates in voxel or world units.
-fn coords(vol: &Volume, i: usize, world: bool) -> [f64; 3] {
+fn coords(vol: &Volume, i: usize, world: bool, z0: usize) -> [f64; 3] {
     let [nx, ny, _] = vol.info.dims;
-    let v = [(i % nx) as f64, ((i / nx) % ny) as f64, (i / (nx * ny)) as f64];
+    let v = [(i % nx) as f64, ((i / nx) % ny) as f64, (i / (nx * ny) + z0) as f64];
     if world {
         [0, 1, 2].map(|a| vol.info.origin[a] + v[a] * vol.info.spacing[a])
     } else {
@@ -259,11 +262,11 @@ pub fn compute(spec: &Spec, ctx: &Context) -> Result<Vec<f32>, ImportanceError> 
         },
         Spec::Near { value, width } => map_values(vol, |v| (-((v - value) / width).powi(2)).exp()),
         Spec::Tf(points) => map_values(vol, |v| piecewise(points, v)),
-        Spec::Box { lo, hi, soft, world } => (0..n).into_par_iter().map(|i| clamp01(soft_edge(box_distance(coords(vol, i, *world), *lo, *hi, *world, vol.info.spacing), *soft))).collect(),
+        Spec::Box { lo, hi, soft, world } => (0..n).into_par_iter().map(|i| clamp01(soft_edge(box_distance(coords(vol, i, *world, ctx.z0), *lo, *hi, *world, vol.info.spacing), *soft))).collect(),
         Spec::Sphere { centre, r, soft, world } => (0..n)
             .into_par_iter()
             .map(|i| {
-                let p = coords(vol, i, *world);
+                let p = coords(vol, i, *world, ctx.z0);
                 let d = (0..3).map(|a| (p[a] - centre[a]).powi(2)).sum::<f64>().sqrt() - r;
                 clamp01(soft_edge(d, *soft))
             })
@@ -537,7 +540,7 @@ mod tests {
         let a = vol([4, 4, 4], |x, _, _| x as f32);
         let b = vol([4, 4, 4], |_, y, _| y as f32);
         let others = [("B", &b)];
-        let ctx = Context { volume: &a, others: &others, time_index: 5, time_count: 11 };
+        let ctx = Context { volume: &a, others: &others, time_index: 5, time_count: 11, z0: 0 };
         let m = compute(&parse("of=B:value:>1.5").unwrap(), &ctx).unwrap();
         assert_eq!((m[4], m[8]), (0.0, 1.0)); // y = 1 and y = 2
         let t = compute(&parse("time:0=1,10=0").unwrap(), &ctx).unwrap();

@@ -40,6 +40,23 @@ pub enum Spec {
     Clamp(f64, f64, Box<Spec>),
 }
 
+impl Spec {
+    /// Whether every voxel's importance follows from that voxel alone (its value,
+    /// position, time step), so a slab of the volume gets the same map as the whole
+    /// (MPI ranks read only their slab). Not so for distance fields (unbounded reach),
+    /// gradient, variance and entropy (neighbourhoods, volume-wide normalisation),
+    /// files and other volumes (read whole).
+    pub fn is_pointwise(&self) -> bool {
+        match self {
+            Spec::Value(_) | Spec::Near { .. } | Spec::Tf(_) | Spec::Box { .. } | Spec::Sphere { .. } | Spec::Uniform(_) | Spec::Time(_) => true,
+            Spec::Iso { .. } | Spec::Grad | Spec::Var { .. } | Spec::Entropy { .. } | Spec::File(_) | Spec::Of { .. } => false,
+            Spec::Max(v) | Spec::Min(v) | Spec::Mul(v) => v.iter().all(Spec::is_pointwise),
+            Spec::Mix(v) => v.iter().all(|(_, s)| s.is_pointwise()),
+            Spec::Scale(_, s) | Spec::Clamp(_, _, s) => s.is_pointwise(),
+        }
+    }
+}
+
 /// A spec error: the message plus the byte position it refers to.
 /// `pos` is always on a char boundary; `column` gives it in chars for the caret.
 #[derive(Clone, Debug, PartialEq)]

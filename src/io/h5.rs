@@ -83,14 +83,15 @@ fn attr_f64(ds: &hdf5::Dataset, name: &str) -> Option<Vec<f64>> {
     a.read_raw::<f64>().ok()
 }
 
-pub(super) fn read(path: &Path, e: &Entry, step: Option<usize>) -> Result<sci::Read, IoError> {
+pub(super) fn read(path: &Path, e: &Entry, step: Option<usize>, planes: Option<std::ops::Range<usize>>) -> Result<sci::Read, IoError> {
     let f = open(path)?;
     let ds = f.dataset(&e.name).map_err(|err| inv(path, format!("opening dataset '{}': {err}", e.name)))?;
     let (_, dtype) = element(&ds);
     let dtype = dtype.map_err(|why| inv(path, format!("'{}' cannot be read as a volume: it is {why}", e.name)))?;
     let dims = e.dims().ok_or_else(|| inv(path, format!("'{}' is not a volume", e.name)))?;
     let sentinels = sci::sentinels(|k| attr_f64(&ds, k));
-    let read = sci::read_slabs(path, &e.name, dims, &sentinels, None, |z, k, buf| {
+    let planes = planes.unwrap_or(0..dims[2]);
+    let read = sci::read_slabs(path, &e.name, dims, planes.clone(), &sentinels, None, |z, k, buf| {
         let arr: hdf5::Result<ndarray::ArrayD<f64>> = match (step, e.shape.len()) {
             (Some(t), 4) => ds.read_slice((t, z..z + k, .., ..)),
             _ => ds.read_slice((z..z + k, .., ..)),
@@ -103,7 +104,7 @@ pub(super) fn read(path: &Path, e: &Entry, step: Option<usize>) -> Result<sci::R
         buf.copy_from_slice(s);
         Ok(())
     })?;
-    let mut info = VolumeInfo::new("", dims);
+    let mut info = VolumeInfo::new("", [dims[0], dims[1], planes.len()]);
     info.dtype = dtype;
     Ok(sci::finish(&format!("{}:{}", path.display(), e.name), info, read, &sentinels, |k| attr_f64(&ds, k)))
 }

@@ -90,7 +90,7 @@ pub(super) fn list(path: &Path) -> Result<Vec<Entry>, IoError> {
     Ok(out)
 }
 
-pub(super) fn read(path: &Path, e: &Entry, step: Option<usize>) -> Result<sci::Read, IoError> {
+pub(super) fn read(path: &Path, e: &Entry, step: Option<usize>, planes: Option<std::ops::Range<usize>>) -> Result<sci::Read, IoError> {
     let f = open(path)?;
     let v = f.variable(&e.name).ok_or_else(|| inv(path, format!("no variable '{}'", e.name)))?;
     let (_, dtype) = element(&v.vartype());
@@ -107,7 +107,8 @@ pub(super) fn read(path: &Path, e: &Entry, step: Option<usize>) -> Result<sci::R
         dtype = if wide { DType::F64 } else { DType::F32 };
     }
     let nd = e.shape.len();
-    let read = sci::read_slabs(path, &e.name, dims, &sentinels, unpack, |z, k, buf| {
+    let planes = planes.unwrap_or(0..dims[2]);
+    let read = sci::read_slabs(path, &e.name, dims, planes.clone(), &sentinels, unpack, |z, k, buf| {
         let mut start = vec![0usize; nd];
         let mut count = e.shape.clone();
         if let Some(t) = step {
@@ -118,7 +119,7 @@ pub(super) fn read(path: &Path, e: &Entry, step: Option<usize>) -> Result<sci::R
         count[nd - 3] = k;
         v.get_values_into::<f64, _>(buf, (&start[..], &count[..])).map_err(|e| e.to_string())
     })?;
-    let mut info = VolumeInfo::new("", dims);
+    let mut info = VolumeInfo::new("", [dims[0], dims[1], planes.len()]);
     info.dtype = dtype;
     let what = format!("{}:{}", path.display(), e.name);
     // Coordinate variables: 1-D, named as their dimension.

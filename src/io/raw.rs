@@ -78,10 +78,7 @@ pub fn read_exact_payload(path: &Path, skip: u64, len: u64, gz: bool) -> Result<
     let file = std::fs::File::open(path).map_err(|e| os_err(path, e))?;
     let want = skip.checked_add(len).ok_or_else(|| inv("size overflows".into()))?;
     if !gz {
-        let have = file.metadata().map_err(|e| os_err(path, e))?.len();
-        if have != want {
-            return Err(inv(format!("file has {have} bytes but dims × type size{} = {want}", if skip > 0 { " + header bytes" } else { "" })));
-        }
+        expect_len(path, &file, skip, want)?;
     }
     let mut r: Box<dyn Read> = if gz { Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file))) } else { Box::new(std::io::BufReader::new(file)) };
     if skip > 0 {
@@ -102,4 +99,34 @@ pub fn read_exact_payload(path: &Path, skip: u64, len: u64, gz: bool) -> Result<
         }));
     }
     Ok(buf)
+}
+
+/// `len` bytes at `at` of the data of an uncompressed file that holds `skip`
+/// header bytes plus exactly `total` data bytes (checked, as `read_exact_payload` does).
+pub fn read_range(path: &Path, skip: u64, total: u64, at: u64, len: u64) -> Result<Vec<u8>, IoError> {
+    use std::io::Seek;
+    let inv = |msg: String| IoError::Invalid { path: path.to_owned(), msg };
+    let mut file = std::fs::File::open(path).map_err(|e| os_err(path, e))?;
+    let want = skip.checked_add(total).ok_or_else(|| inv("size overflows".into()))?;
+    expect_len(path, &file, skip, want)?;
+    if at.checked_add(len).is_none_or(|end| end > total) {
+        return Err(inv(format!("bytes {at}..+{len} lie outside the {total} data bytes")));
+    }
+    file.seek(std::io::SeekFrom::Start(skip + at)).map_err(|e| os_err(path, e))?;
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(len as usize).map_err(|_| inv(format!("cannot allocate {len} bytes")))?;
+    file.take(len).read_to_end(&mut buf).map_err(|e| os_err(path, e))?;
+    if buf.len() as u64 != len {
+        return Err(inv(format!("file ended while reading bytes {at}..+{len}")));
+    }
+    Ok(buf)
+}
+
+/// A raw file must hold exactly its header (`skip`) and data: `want` bytes in all.
+fn expect_len(path: &Path, file: &std::fs::File, skip: u64, want: u64) -> Result<(), IoError> {
+    let have = file.metadata().map_err(|e| os_err(path, e))?.len();
+    if have != want {
+        return Err(IoError::Invalid { path: path.to_owned(), msg: format!("file has {have} bytes but dims × type size{} = {want}", if skip > 0 { " + header bytes" } else { "" }) });
+    }
+    Ok(())
 }

@@ -319,9 +319,26 @@ pub fn read(r: &SciRef) -> Result<Read, IoError> {
     }
     let _g = lock();
     match r.kind {
-        Kind::Hdf5 => super::h5::read(&r.file, e, step),
-        Kind::NetCdf => super::nc::read(&r.file, e, step),
+        Kind::Hdf5 => super::h5::read(&r.file, e, step, None),
+        Kind::NetCdf => super::nc::read(&r.file, e, step, None),
     }
+}
+
+/// Planes `z` of the volume `r` names (hyperslab reads of those planes only), and
+/// the whole volume's dims.
+pub fn read_planes(r: &SciRef, z: std::ops::Range<usize>) -> Result<(Read, Dims), IoError> {
+    let entries = list(&r.file, r.kind)?;
+    let (e, step) = resolve(r, &entries)?;
+    let dims = e.dims().ok_or_else(|| inv(&r.file, format!("'{}' is not a volume", e.name)))?;
+    if matches!(e.shape_kind, Ok(Shape::Series(_))) && step.is_none() || z.end > dims[2] || z.start > z.end {
+        return Err(inv(&r.file, format!("'{}': planes {z:?} of a {}x{}x{} volume", e.name, dims[0], dims[1], dims[2])));
+    }
+    let _g = lock();
+    let read = match r.kind {
+        Kind::Hdf5 => super::h5::read(&r.file, e, step, Some(z))?,
+        Kind::NetCdf => super::nc::read(&r.file, e, step, Some(z))?,
+    };
+    Ok((read, dims))
 }
 
 /// A dataset's missing-value markers from its `_FillValue` and `missing_value`
@@ -373,7 +390,7 @@ pub(crate) fn check_size(file: &Path, name: &str, dims: Dims) -> Result<usize, I
 /// Most f64 values one slab holds (32 MiB), unless one plane is larger.
 const SLAB_BYTES: usize = 32 << 20;
 
-/// Reads a (z, y, x) volume slab by slab: `slab(z0, nz, buf)` fills `buf`
+/// Reads planes `planes` of a (z, y, x) volume slab by slab: `slab(z0, nz, buf)` fills `buf`
 /// (`nz` planes, C order) with the file's values as f64. Values equal to a
 /// sentinel (or NaN/±Inf, when there are sentinels) are missing: the returned
 /// mask marks them and they are left for the caller to fill. `unpack` is
@@ -382,12 +399,14 @@ pub(crate) fn read_slabs(
     file: &Path,
     name: &str,
     dims: Dims,
+    planes: std::ops::Range<usize>,
     sentinels: &[f64],
     unpack: Option<(f64, f64)>,
     mut slab: impl FnMut(usize, usize, &mut Vec<f64>) -> Result<(), String>,
 ) -> Result<(Vec<f32>, Option<Vec<bool>>), IoError> {
-    let n = check_size(file, name, dims)?;
+    check_size(file, name, dims)?;
     let plane = dims[0] * dims[1];
+    let n = plane * planes.len();
     let alloc_err = |what: &str| inv(file, format!("'{name}': cannot allocate {what} for {}x{}x{} voxels", dims[0], dims[1], dims[2]));
     let mut data: Vec<f32> = Vec::new();
     data.try_reserve_exact(n).map_err(|_| alloc_err("the volume"))?;
@@ -397,11 +416,11 @@ pub(crate) fn read_slabs(
         v.try_reserve_exact(n).map_err(|_| alloc_err("the missing-value mask"))?;
         valid = Some(v);
     }
-    let per = (SLAB_BYTES / 8 / plane.max(1)).clamp(1, dims[2]);
+    let per = (SLAB_BYTES / 8 / plane.max(1)).clamp(1, dims[2].max(1));
     let mut buf: Vec<f64> = Vec::new();
-    let mut z = 0;
-    while z < dims[2] {
-        let k = per.min(dims[2] - z);
+    let mut z = planes.start;
+    while z < planes.end {
+        let k = per.min(planes.end - z);
         buf.clear();
         buf.resize(k * plane, 0.0);
         slab(z, k, &mut buf).map_err(|e| inv(file, format!("reading '{name}' (planes {z}..{}): {e}", z + k)))?;

@@ -103,3 +103,39 @@ fn a_failing_rank_is_named_and_leaves_no_output() {
     let r = mpirun(2, &bin(), &["info", s(&a)]);
     assert!(!r.status.success() && String::from_utf8_lossy(&r.stderr).contains("only `idlat pack` runs across ranks"));
 }
+
+/// A rank reads only the planes of its tiles where the input and the map allow:
+/// those planes must be exactly what a whole read gives (raw bricks at offsets,
+/// HDF5 by hyperslab), and the packs stay byte-identical.
+#[test]
+fn slabs_read_alone_equal_the_whole_read_and_pack_the_same() {
+    let d = tmp();
+    let raw = sample(d.path(), "nyx", "40x36x50", 2);
+    let h5 = d.path().join("f.h5");
+    py(
+        "import sys, h5py, numpy as np\nv = np.fromfile(sys.argv[1], dtype='<f4').reshape(50, 36, 40)\nwith h5py.File(sys.argv[2], 'w') as f:\n    f.create_dataset('rho', data=v.astype('>f8'), chunks=(7, 36, 40), compression='gzip')\n",
+        &[s(&raw), s(&h5)],
+    );
+    let h5ref = format!("{}:/rho", s(&h5));
+    let opts = idlat::io::ReadOptions { dims: Some([40, 36, 50]), nonfinite: idlat::io::NonFinite::Refuse, ..Default::default() };
+    for input in [s(&raw), h5ref.as_str()] {
+        let path = Path::new(input);
+        let whole = idlat::io::read_volume(path, &opts).unwrap();
+        for z in [0..0, 0..50, 3..17, 49..50] {
+            let (info, planes) = idlat::io::read_planes(path, &opts, z.clone()).unwrap().expect("raw and HDF5 read by planes");
+            assert_eq!(info.dims, whole.info.dims, "{input}");
+            assert_eq!(info.spacing, whole.info.spacing);
+            let plane = 40 * 36;
+            assert!(planes.iter().map(|v| v.to_bits()).eq(whole.data[z.start * plane..z.end * plane].iter().map(|v| v.to_bits())), "{input} planes {z:?}");
+        }
+        assert!(idlat::io::read_planes(path, &opts, 40..51).is_err(), "planes past the end are an error");
+    }
+    // Pointwise maps in voxel and world coordinates, on slabs of 2 and 3 ranks.
+    let dims = ["--dims", "40x36x50"];
+    for imp in ["value:>10", "max(box:2,3,20:30,30,31,sphere:20,18,40,r=9)"] {
+        same_bytes(d.path(), &bin(), &[s(&raw)], &[&dims[..], &["--target-ratio", "50", "--tile", "16", "--importance", imp]].concat(), &[2, 3]);
+    }
+    same_bytes(d.path(), &bin(), &[&h5ref], &["--step", "0.01", "--tile", "16", "--importance", "value:>10"], &[3]);
+    // A map that needs the whole volume (a distance field): every rank reads it whole, same bytes.
+    same_bytes(d.path(), &bin(), &[s(&raw)], &[&dims[..], &["--target-ratio", "50", "--tile", "16", "--importance", "iso:10"]].concat(), &[2]);
+}
