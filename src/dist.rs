@@ -29,6 +29,25 @@ pub struct Agreed {
     pub quiet: bool,
 }
 
+/// A rank's failure as it enters an agreement: its own (the agreement names the
+/// rank) or one already agreed in a team (it names its rank already).
+pub enum Said {
+    Mine(String),
+    Named(String),
+}
+
+impl From<String> for Said {
+    fn from(e: String) -> Said {
+        Said::Mine(e)
+    }
+}
+
+impl From<Agreed> for Said {
+    fn from(e: Agreed) -> Said {
+        Said::Named(e.msg)
+    }
+}
+
 /// Rank `rank`'s contiguous share of `n` items among `size` ranks (sizes differ by at most one).
 pub fn share(n: usize, rank: usize, size: usize) -> Range<usize> {
     n * rank / size..n * (rank + 1) / size
@@ -52,7 +71,7 @@ pub fn everyone(msg: String) -> Agreed {
 }
 
 #[cfg(feature = "mpi")]
-pub use self::mpi_world::World;
+pub use self::mpi_world::{Comm, World};
 
 #[cfg(feature = "mpi")]
 mod mpi_world {
@@ -61,10 +80,18 @@ mod mpi_world {
     use mpi::traits::*;
     use std::path::Path;
 
-    /// The MPI world of this process (initialised once; finalised on drop).
+    /// The MPI world of this process (initialised once; finalised on drop); its
+    /// collectives are those of `Comm` over every rank.
     pub struct World {
+        comm: Comm,
         _universe: mpi::environment::Universe,
+    }
+
+    /// A communicator (the world, or a team of ranks split from it) and its collectives.
+    pub struct Comm {
         comm: mpi::topology::SimpleCommunicator,
+        /// This process's rank in the world, the one error messages name.
+        world_rank: usize,
     }
 
     impl World {
@@ -72,9 +99,25 @@ mod mpi_world {
         pub fn init() -> Result<World, String> {
             let (universe, _) = mpi::initialize_with_threading(mpi::Threading::Funneled).ok_or("MPI was already initialised in this process")?;
             let comm = universe.world();
-            Ok(World { _universe: universe, comm })
+            let world_rank = comm.rank() as usize;
+            Ok(World { comm: Comm { comm, world_rank }, _universe: universe })
         }
 
+        /// The team of ranks with the same `team` number (collective over the world).
+        pub fn split(&self, team: usize) -> Comm {
+            let comm = self.comm.comm.split_by_color(mpi::topology::Color::with_value(team as i32)).expect("a defined colour gives a communicator");
+            Comm { comm, world_rank: self.comm.world_rank }
+        }
+    }
+
+    impl std::ops::Deref for World {
+        type Target = Comm;
+        fn deref(&self) -> &Comm {
+            &self.comm
+        }
+    }
+
+    impl Comm {
         pub fn rank(&self) -> usize {
             self.comm.rank() as usize
         }
@@ -86,7 +129,7 @@ mod mpi_world {
         /// Ends every rank of the job after printing why (for a failure in the middle of
         /// collectives, which the other ranks would otherwise wait on forever).
         pub fn abort(&self, why: &str) -> ! {
-            eprintln!("idlat: rank {}: {why}", self.rank());
+            eprintln!("idlat: rank {}: {why}", self.world_rank);
             self.comm.abort(1)
         }
 
@@ -106,16 +149,18 @@ mod mpi_world {
 
         /// Every rank's outcome: `Ok` on every rank when all succeeded, else on every
         /// rank the error of the lowest failed rank, naming it (no rank goes on alone).
-        pub fn agree<T>(&self, r: Result<T, String>) -> Result<T, super::Agreed> {
+        pub fn agree<T, E: Into<super::Said>>(&self, r: Result<T, E>) -> Result<T, super::Agreed> {
+            let r = r.map_err(Into::into);
             let mine = match &r {
                 Ok(_) => Vec::new(),
-                Err(e) => format!("rank {}: {e}", self.rank()).into_bytes(),
+                Err(super::Said::Mine(e)) => format!("rank {}: {e}", self.world_rank).into_bytes(),
+                Err(super::Said::Named(e)) => e.clone().into_bytes(),
             };
             // An empty message is success; a failed rank's is never empty.
             let all = self.all_gather_bytes(&mine);
             match (all.iter().find(|m| !m.is_empty()), r) {
                 (None, Ok(v)) => Ok(v),
-                (Some(m), _) => Err(super::Agreed { msg: String::from_utf8_lossy(m).into_owned(), quiet: self.rank() != 0 }),
+                (Some(m), _) => Err(super::Agreed { msg: String::from_utf8_lossy(m).into_owned(), quiet: self.world_rank != 0 }),
                 (None, Err(_)) => unreachable!("a failed rank sends its error"),
             }
         }
@@ -164,7 +209,7 @@ mod mpi_world {
         }
     }
 
-    impl World {
+    impl Comm {
         /// The smallest `lo` and the largest `hi` over every rank.
         pub fn min_max(&self, lo: f32, hi: f32) -> (f32, f32) {
             let (mut a, mut b) = (lo, hi);
@@ -174,7 +219,7 @@ mod mpi_world {
         }
     }
 
-    impl super::Reduce for World {
+    impl super::Reduce for Comm {
         fn sum_u64(&self, v: &mut [u64]) {
             let mine = v.to_vec();
             self.comm.all_reduce_into(&mine[..], v, SystemOperation::sum());

@@ -10,7 +10,7 @@
 
 use serde::Serialize;
 
-#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, Serialize, serde::Deserialize, PartialEq)]
 pub struct Quality {
     pub voxels: u64,
     pub value_range: f64,
@@ -35,7 +35,7 @@ fn psnr(range: f64, mse: f64) -> f64 {
 /// sums (`merge`), so an overall PSNR is voxel-weighted over the whole data set
 /// rather than an average of per-volume PSNRs (which over-weights small or
 /// nearly exact volumes, since PSNR is logarithmic).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct Sums {
     pub voxels: u64,
     /// Smallest and largest valid original value (the range of the union).

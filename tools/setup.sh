@@ -15,7 +15,7 @@ VENV=${IDLAT_VENV:-$ROOT/.venv}
 TORCH_VERSION=2.13.0   # the version tch 0.26 expects
 PY_PKGS="numpy scipy matplotlib vtk pysz zfpy zstandard h5py hdf5plugin netCDF4"
 # Open MPI (with libclang for the rsmpi bindings) for packing across ranks (feature `mpi`).
-APT_PKGS="fuse3 pkg-config xvfb xauth paraview python3-paraview libhdf5-dev libnetcdf-dev libopenmpi-dev openmpi-bin libclang-dev"
+APT_PKGS="fuse3 pkg-config xvfb xauth paraview python3-paraview libhdf5-dev libnetcdf-dev libopenmpi-dev openmpi-bin libclang-dev time"
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 # --- apt packages -----------------------------------------------------------

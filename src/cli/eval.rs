@@ -37,7 +37,7 @@ pub struct Args {
     pub json: bool,
 }
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Row {
     volume: String,
     original_bytes: u64,
@@ -76,10 +76,9 @@ pub fn run(args: Args) -> CmdResult {
     let spec = crate::importance::parse(&args.importance).map_err(|e| anyhow::anyhow!("{e}"))?;
     let opts = args.read.read_options()?;
     let codec = super::common::codec_for(&c, args.model.as_deref(), args.device)?;
-    let mut rows = Vec::new();
-    let mut total = crate::metrics::Sums::default();
-    for (i, (v, path)) in vols.iter().zip(&refs).enumerate() {
-        let meta = c.volume(*v)?;
+    let one = |i: usize| -> anyhow::Result<(Row, crate::metrics::Sums)> {
+        let (v, path) = (vols[i], &refs[i]);
+        let meta = c.volume(v)?;
         let mut o = opts.clone();
         if o.missing.is_none() {
             o.missing = meta.info.missing;
@@ -89,15 +88,17 @@ pub fn run(args: Args) -> CmdResult {
         let ctx = crate::importance::Context { volume: &orig, others: &[], time_index: i, time_count: vols.len(), z0: 0 };
         let imp = crate::importance::compute(&spec, &ctx)?;
         let t = std::time::Instant::now();
-        let rec = super::common::decode(codec.as_ref(), &c, *v, super::common::DECODE_BATCH, |_, _| {})?;
+        let rec = super::common::decode(codec.as_ref(), &c, v, super::common::DECODE_BATCH, |_, _| {})?;
         let decode_seconds = t.elapsed().as_secs_f64();
-        let stored = c.volume_stored_bytes(*v)?;
+        let stored = c.volume_stored_bytes(v)?;
         let original = (orig.data.len() * meta.info.dtype.size()) as u64;
         let error_bound = bound_report(meta, &orig, &rec, mask.as_deref(), i, vols.len())?;
         let sums = crate::metrics::sums(&orig.data, &rec, Some(&imp), mask.as_deref());
-        total = total.merge(&sums);
-        rows.push(Row { volume: meta.info.name.clone(), original_bytes: original, stored_bytes: stored, lsr: original as f64 / stored as f64, quality: sums.quality(), decode_seconds, error_bound });
-    }
+        Ok((Row { volume: meta.info.name.clone(), original_bytes: original, stored_bytes: stored, lsr: original as f64 / stored as f64, quality: sums.quality(), decode_seconds, error_bound }, sums))
+    };
+    // Across MPI ranks each takes a run of volumes; rank 0 prints them all, the
+    // overall sums merged in volume order (the figures one process prints).
+    let Some((rows, total)) = volumes_over_ranks(vols.len(), one)? else { return Ok(ExitCode::SUCCESS) };
     let model_bytes = c.model_section_len();
     let (o, s): (u64, u64) = rows.iter().fold((0, 0), |a, r| (a.0 + r.original_bytes, a.1 + r.stored_bytes));
     let overall = total.quality();
@@ -137,4 +138,31 @@ pub fn run(args: Args) -> CmdResult {
         println!("overall LSR {:.1} (model excluded; with the {} embedded model bytes: {:.1}); importance {}", o as f64 / s as f64, model_bytes, o as f64 / (s + model_bytes) as f64, spec);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Evaluates every volume (`one(i)`) in one process, or under MPI a contiguous run
+/// of them per rank, gathered on rank 0; `None` on the other ranks. Returns the rows
+/// in volume order and their sums merged in that order.
+fn volumes_over_ranks(n: usize, one: impl Fn(usize) -> anyhow::Result<(Row, crate::metrics::Sums)>) -> anyhow::Result<Option<(Vec<Row>, crate::metrics::Sums)>> {
+    let merge = |all: Vec<(Row, crate::metrics::Sums)>| {
+        let total = all.iter().fold(crate::metrics::Sums::default(), |t, (_, s)| t.merge(s));
+        (all.into_iter().map(|(r, _)| r).collect(), total)
+    };
+    if !crate::dist::launched_size().is_some_and(|s| s > 1) {
+        return Ok(Some(merge((0..n).map(one).collect::<anyhow::Result<_>>()?)));
+    }
+    #[cfg(not(feature = "mpi"))]
+    anyhow::bail!("started by an MPI launcher with several ranks, but this build lacks MPI (built without the `mpi` feature; tools/setup.sh builds it)");
+    #[cfg(feature = "mpi")]
+    {
+        let world = crate::dist::World::init().map_err(anyhow::Error::msg)?;
+        let mine: anyhow::Result<Vec<(Row, crate::metrics::Sums)>> = crate::dist::share(n, world.rank(), world.size()).map(&one).collect();
+        let mine = world.agree(mine.map_err(|e| format!("{e:#}")))?;
+        let all = world.all_gather_bytes(&serde_json::to_vec(&mine)?);
+        if world.rank() != 0 {
+            return Ok(None);
+        }
+        let rows: Vec<Vec<(Row, crate::metrics::Sums)>> = all.iter().map(|b| serde_json::from_slice(b)).collect::<Result<_, _>>()?;
+        Ok(Some(merge(rows.into_iter().flatten().collect())))
+    }
 }

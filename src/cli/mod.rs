@@ -60,11 +60,13 @@ pub struct NotImplemented;
 pub type CmdResult = anyhow::Result<ExitCode>;
 
 pub fn run(cli: Cli) -> CmdResult {
-    // Every rank of an MPI job runs the same command line: only pack shares the work
+    // Every rank of an MPI job runs the same command line: only pack, unpack and eval share the work
     // out; anything else would run N times over the same output.
     if let Some(n) = crate::dist::launched_size().filter(|&n| n > 1) {
-        if !matches!(cli.command, Command::Pack(_)) {
-            return Err(crate::dist::everyone(format!("started by an MPI launcher with {n} ranks, but only `idlat pack` runs across ranks; run this command as one process")).into());
+        if !matches!(cli.command, Command::Pack(_) | Command::Unpack(_) | Command::Eval(_)) {
+            return Err(
+                crate::dist::everyone(format!("started by an MPI launcher with {n} ranks, but only `idlat pack`, `unpack` and `eval` run across ranks; run this command as one process")).into()
+            );
         }
     }
     match cli.command {
@@ -102,7 +104,11 @@ pub fn main() -> ExitCode {
             ExitCode::from(2)
         }
         Err(e) => {
-            eprintln!("idlat: error: {e:#}");
+            // An error one rank met alone names the rank (the others may not have met it).
+            match crate::dist::launched_rank().filter(|_| crate::dist::launched_size().is_some_and(|n| n > 1) && !e.is::<crate::dist::Agreed>()) {
+                Some(r) => eprintln!("idlat: error: rank {r}: {e:#}"),
+                None => eprintln!("idlat: error: {e:#}"),
+            }
             ExitCode::from(2)
         }
     }

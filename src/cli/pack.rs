@@ -112,6 +112,11 @@ pub struct Args {
     /// Windows per network batch.
     #[arg(long, default_value_t = DEFAULT_BATCH)]
     pub batch: usize,
+    /// Under mpirun: ranks that share each volume's tiles (a team; teams take
+    /// volumes in turn). Default: 1 with at least as many volumes as ranks, else
+    /// all ranks. Must divide the ranks; memory per rank falls with it.
+    #[arg(long)]
+    pub ranks_per_volume: Option<usize>,
     /// Decode after packing and print PSNR / wPSNR.
     #[arg(long)]
     pub eval: bool,

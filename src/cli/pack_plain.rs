@@ -216,7 +216,7 @@ fn ranks(args: Args) -> CmdResult {
     let (rank, size) = (world.rank(), world.size());
     let fail = |e: anyhow::Error| format!("{e:#}");
     let ins = world.agree(Inputs::resolve(&args).map_err(fail))?;
-    if ins.paths.len() < size && !matches!(args.target_psnr.or(args.target_wpsnr), None) {
+    if team_size(args.ranks_per_volume, ins.paths.len(), size)? > 1 && !matches!(args.target_psnr.or(args.target_wpsnr), None) {
         let why = format!(
             "a quality target (--target-psnr/--target-wpsnr) needs every tile of a volume in one process: with fewer volumes ({}) than ranks ({size}), use --target-ratio or --step, or fewer ranks",
             ins.paths.len()
@@ -235,40 +235,41 @@ fn ranks(args: Args) -> CmdResult {
     let tmp = std::path::PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(world.all_gather_bytes(&tmp).swap_remove(0)));
 
     let n = ins.paths.len();
-    let by_volume = n >= size;
-    let coded: Result<Vec<(usize, Coded, Range<usize>)>, String> = if by_volume {
-        // Whole volumes: no other rank is involved until the exchange below.
-        crate::dist::share(n, rank, size)
-            .map(|i| {
+    // Teams of `per` ranks; team t packs its share of the volumes, its ranks sharing each one's tiles.
+    let per = team_size(args.ranks_per_volume, n, size)?;
+    let (teams, t) = (size / per, rank / per);
+    let team = world.split(t);
+    let coded: Result<Vec<(usize, Coded, Range<usize>)>, crate::dist::Said> = (|| {
+        let mut all = Vec::new();
+        for i in crate::dist::share(n, t, teams) {
+            if per == 1 {
+                // A whole volume: no other rank is involved until the exchange below.
                 let (vol, imp) = ins.load(i).map_err(fail)?;
                 let plan = Plan::new(&args, &ins, i, &vol.info, vol.range()).map_err(fail)?;
                 let ids = 0..plan.grid.len();
                 let part = wavelet::Part { data: &vol.data, imp: &imp, z0: 0, ids: ids.clone() };
                 let out = plan.code(&args, &part, &crate::dist::Local, !args.quiet).map_err(|e| format!("{}: {e}", vol.info.name))?;
-                Ok((i, out, ids))
-            })
-            .collect()
-    } else {
-        let mut all = Vec::new();
-        for i in 0..n {
-            // Every rank goes through every volume, so each step can be agreed on.
-            let (info, range, data, imp, z0) = match slab(&world, &args, &ins, i)? {
+                all.push((i, out, ids));
+                continue;
+            }
+            // The team goes through its volumes together, so each step is agreed on in it.
+            let (info, range, data, imp, z0) = match slab(&team, &args, &ins, i)? {
                 Some(s) => s,
                 None => {
-                    let (vol, imp) = world.agree(ins.load(i).map_err(fail))?;
+                    let (vol, imp) = team.agree(ins.load(i).map_err(fail))?;
                     let range = vol.range();
                     (vol.info, range, vol.data, imp, 0)
                 }
             };
-            let plan = world.agree(Plan::new(&args, &ins, i, &info, range).map_err(fail))?;
-            let ids = crate::dist::share(plan.grid.len(), rank, size);
+            let plan = team.agree(Plan::new(&args, &ins, i, &info, range).map_err(fail))?;
+            let ids = crate::dist::share(plan.grid.len(), team.rank(), per);
             let part = wavelet::Part { data: &data, imp: &imp, z0, ids: ids.clone() };
             // The search's collectives cannot be left half-way by one rank: abort the job.
-            let out = plan.code(&args, &part, &world, rank == 0 && !args.quiet).unwrap_or_else(|e| world.abort(&format!("{}: {e}", info.name)));
+            let out = plan.code(&args, &part, &team, team.rank() == 0 && !args.quiet).unwrap_or_else(|e| team.abort(&format!("{}: {e}", info.name)));
             all.push((i, out, ids));
         }
         Ok(all)
-    };
+    })();
     let coded = world.agree(coded)?;
 
     // Every rank learns every tile's size, so all compute the same offsets.
@@ -276,7 +277,7 @@ fn ranks(args: Args) -> CmdResult {
         .iter()
         .map(|(i, c, ids)| Shard {
             volume: *i,
-            meta: (by_volume || rank == 0).then(|| c.meta.clone()),
+            meta: (team.rank() == 0).then(|| c.meta.clone()),
             first: ids.start as u64,
             blocks: c.coded.iter().map(|b| (b.kind as u8, b.payload.len() as u64, crc32fast::hash(&b.payload))).collect(),
             minor: c.minor,
@@ -345,7 +346,7 @@ fn ranks(args: Args) -> CmdResult {
 /// rank (`Inputs::load_planes`), else `None` (every rank then reads it whole).
 #[cfg(feature = "mpi")]
 #[allow(clippy::type_complexity)]
-fn slab(world: &crate::dist::World, args: &Args, ins: &Inputs, i: usize) -> anyhow::Result<Option<(crate::volume::VolumeInfo, (f32, f32), Vec<f32>, Vec<f32>, usize)>> {
+fn slab(world: &crate::dist::Comm, args: &Args, ins: &Inputs, i: usize) -> Result<Option<(crate::volume::VolumeInfo, (f32, f32), Vec<f32>, Vec<f32>, usize)>, crate::dist::Agreed> {
     let fail = |e: anyhow::Error| format!("{e:#}");
     let Some((info, _, _)) = world.agree(ins.load_planes(i, 0..0).map_err(fail))? else { return Ok(None) };
     let grid = BlockGrid::cubic(info.dims, tile_edge(args));
@@ -373,4 +374,15 @@ fn slab(world: &crate::dist::World, args: &Args, ins: &Inputs, i: usize) -> anyh
         return Ok(None);
     }
     Ok(Some((info, range, slab.data, imp, z.start)))
+}
+
+/// Ranks per team (`--ranks-per-volume`, else 1 with at least as many volumes as
+/// ranks, else all of them); it must divide the ranks.
+#[cfg(feature = "mpi")]
+fn team_size(asked: Option<usize>, volumes: usize, ranks: usize) -> anyhow::Result<usize> {
+    let per = asked.unwrap_or(if volumes >= ranks { 1 } else { ranks });
+    if per == 0 || per > ranks || ranks % per != 0 {
+        return Err(crate::dist::everyone(format!("--ranks-per-volume {per} must divide the {ranks} ranks")).into());
+    }
+    Ok(per)
 }

@@ -50,20 +50,61 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> CmdResult {
+    if crate::dist::launched_size().is_some_and(|n| n > 1) {
+        return ranks(args);
+    }
     let t0 = std::time::Instant::now();
     let c = crate::format::Container::open(&args.input)?;
+    let plan = plan(&args, &c)?;
+    let codec = super::common::codec_for(&c, args.model.as_deref(), args.device)?;
+    let single = is_single(&args, &plan);
+    // A directory this command creates is removed again if it fails (when still empty).
+    let created_dir = !single && !args.output.exists();
+    if !single {
+        std::fs::create_dir_all(&args.output).with_context(|| format!("creating {}", args.output.display()))?;
+    }
+    let result = decode_all(&args, &c, codec.as_ref(), plan).and_then(|(staged, bytes, lines)| {
+        staged.commit()?;
+        Ok((bytes, lines))
+    });
+    if result.is_err() && created_dir {
+        let _ = std::fs::remove_dir(&args.output);
+    }
+    let (bytes, lines) = result?;
+    if !args.quiet {
+        for l in lines {
+            println!("{l}");
+        }
+    }
+    decoded_line(&args, bytes, t0);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn decoded_line(args: &Args, bytes: u64, t0: std::time::Instant) {
+    let s = t0.elapsed().as_secs_f64();
+    if !args.quiet {
+        println!("decoded {:.2} MB in {:.2} s ({:.2} MB/s)", bytes as f64 / 1e6, s, bytes as f64 / 1e6 / s);
+    }
+}
+
+/// One file for everything (an .h5 -o, or one volume to a file name), else a directory.
+fn is_single(args: &Args, plan: &Plan<'_>) -> bool {
+    is_h5(&args.output) || (plan.len() == 1 && args.output.extension().is_some())
+}
+
+/// The volumes to decode and where each goes. Every output is checked (type,
+/// --force, --dtype, name length, not a special file), and every block's checksum
+/// (cheap, no decoding), before anything is decoded or written: a bad -o or a
+/// corrupt volume fails in a second, not after minutes of decoding.
+fn plan<'c>(args: &Args, c: &'c crate::format::Container) -> anyhow::Result<Plan<'c>> {
     #[cfg(feature = "torch")]
-    super::common::passive_openmp_for(&c);
+    super::common::passive_openmp_for(c);
     let vols: Vec<crate::format::VolumeId> = match &args.volume {
         Some(n) => vec![c.find_volume(n).with_context(|| format!("no volume '{n}' in {}", args.input.display()))?],
         None => c.volumes().map(|(v, _)| v).collect(),
     };
     // An .h5 -o is one file for every volume; otherwise one file per volume.
-    let h5_file = is_h5(&args.output);
-    let single = h5_file || (vols.len() == 1 && args.output.extension().is_some());
-    // Every output is checked (type, --force, --dtype, name length, not a
-    // special file) before any decoding, so a bad -o fails in a second rather
-    // than after minutes of decoding, and before anything is written.
+    let single = is_h5(&args.output) || (vols.len() == 1 && args.output.extension().is_some());
     let mut plan = Vec::new();
     for v in vols {
         let meta = c.volume(v)?;
@@ -76,44 +117,32 @@ pub fn run(args: Args) -> CmdResult {
             Some("original") => Some(meta.info.dtype),
             Some(d) => Some(d.parse().map_err(anyhow::Error::msg)?),
         };
-        if dtype.is_some() && !matches!(out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref(), Some("raw" | "mhd" | "h5" | "hdf5")) {
+        if dtype.is_some() && !matches!(extension(&out).as_deref(), Some("raw" | "mhd" | "h5" | "hdf5")) {
             bail!("--dtype applies to .raw/.mhd and HDF5 output only");
         }
         super::common::check_decodable(meta)?;
         crate::io::check_output(&out, args.force)?;
         plan.push((v, meta, out, dtype));
     }
-    // All or nothing: every block's checksum first (cheap, no decoding), so a
-    // corrupt volume fails the command before any decoding or writing.
     for (v, meta, _, _) in &plan {
         for b in 0..meta.block_count {
             c.block(*v, crate::format::BlockId(b)).with_context(|| format!("volume '{}'", meta.info.name))?;
         }
     }
-    let codec = super::common::codec_for(&c, args.model.as_deref(), args.device)?;
-    // A directory this command creates is removed again if it fails (when still empty).
-    let created_dir = !single && !args.output.exists();
-    if !single {
-        std::fs::create_dir_all(&args.output).with_context(|| format!("creating {}", args.output.display()))?;
-    }
-    let result = decode_all(&args, &c, codec.as_ref(), plan);
-    if result.is_err() && created_dir {
-        let _ = std::fs::remove_dir(&args.output);
-    }
-    let bytes = result?;
-    let s = t0.elapsed().as_secs_f64();
-    if !args.quiet {
-        println!("decoded {:.2} MB in {:.2} s ({:.2} MB/s)", bytes as f64 / 1e6, s, bytes as f64 / 1e6 / s);
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(plan)
+}
+
+fn extension(p: &std::path::Path) -> Option<String> {
+    p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase)
 }
 
 type Plan<'a> = Vec<(crate::format::VolumeId, &'a crate::format::VolumeMeta, PathBuf, Option<crate::volume::DType>)>;
 
-/// Decodes every planned volume into temporaries beside their targets, then
-/// renames them all into place: a failure (a corrupt block, a full disk)
-/// leaves no output at all. Returns the decoded f32 bytes.
-fn decode_all(args: &Args, c: &crate::format::Container, codec: Option<&super::common::MaybeCodecInner>, plan: Plan<'_>) -> anyhow::Result<u64> {
+/// Decodes every planned volume into temporaries beside their targets, for the
+/// caller to rename them all into place (`Staged::commit`): a failure (a corrupt
+/// block, a full disk) leaves no output at all. Returns them, the decoded f32
+/// bytes and a line per volume.
+fn decode_all(args: &Args, c: &crate::format::Container, codec: Option<&super::common::MaybeCodecInner>, plan: Plan<'_>) -> anyhow::Result<(crate::io::atomic::Staged, u64, Vec<String>)> {
     let mut staged = crate::io::atomic::Staged::new();
     let mut bytes = 0u64;
     let mut lines = Vec::new();
@@ -140,13 +169,125 @@ fn decode_all(args: &Args, c: &crate::format::Container, codec: Option<&super::c
     if let Some(w) = h5 {
         w.close()?;
     }
-    staged.commit()?;
+    Ok((staged, bytes, lines))
+}
+
+#[cfg(not(feature = "mpi"))]
+fn ranks(_: Args) -> CmdResult {
+    anyhow::bail!("started by an MPI launcher with several ranks, but this build lacks MPI (built without the `mpi` feature; tools/setup.sh builds it)")
+}
+
+/// `unpack` under MPI. With at least as many volumes as ranks, each rank decodes a
+/// contiguous run of whole volumes into its own files; otherwise the ranks share
+/// each volume by layers of tiles, and each writes its planes' bytes with MPI-IO
+/// into the one data file rank 0 staged (raw data with a .mhd or .nhdr header).
+/// Outputs appear together once every rank succeeded, or not at all.
+#[cfg(feature = "mpi")]
+fn ranks(args: Args) -> CmdResult {
+    let t0 = std::time::Instant::now();
+    let world = crate::dist::World::init().map_err(anyhow::Error::msg)?;
+    let (rank, size) = (world.rank(), world.size());
+    let everyone = |e: anyhow::Error| crate::dist::everyone(format!("{e:#}"));
+    let c = crate::format::Container::open(&args.input).map_err(|e| everyone(e.into()))?;
+    let plan = plan(&args, &c).map_err(everyone)?;
+    if is_h5(&args.output) {
+        return Err(
+            everyone(anyhow::anyhow!("one HDF5 file for every volume is written by one process: across ranks, unpack to a directory (--format raw, nhdr, npy or vti) or run without mpirun")).into()
+        );
+    }
+    if !is_single(&args, &plan) {
+        std::fs::create_dir_all(&args.output).with_context(|| format!("creating {}", args.output.display())).map_err(everyone)?;
+    }
+    let fail = |e: anyhow::Error| format!("{e:#}");
+    let n = plan.len();
+    let (staged, bytes, lines) = if n >= size {
+        let mine: Plan<'_> = plan.into_iter().enumerate().filter(|(k, _)| crate::dist::share(n, rank, size).contains(k)).map(|(_, p)| p).collect();
+        let done = super::common::codec_for(&c, args.model.as_deref(), args.device).and_then(|codec| decode_all(&args, &c, codec.as_ref(), mine));
+        world.agree(done.map_err(fail))?
+    } else {
+        if crate::codec::needs_neural(&c) {
+            return Err(everyone(anyhow::anyhow!(
+                "a volume shared by ranks must hold no neural blocks (wavelet, lossless, raw and constant decode by layers); with neural blocks, run with at most {} ranks",
+                plan.len()
+            ))
+            .into());
+        }
+        let mut staged = crate::io::atomic::Staged::new();
+        let mut bytes = 0;
+        let mut lines = Vec::new();
+        for (v, meta, out, dtype) in plan {
+            let ext = extension(&out).unwrap_or_default();
+            if !matches!(ext.as_str(), "raw" | "mhd" | "nhdr") {
+                return Err(everyone(anyhow::anyhow!("{}: a volume shared by ranks is written as raw data with a .mhd or .nhdr header (--format raw or nhdr), not .{ext}", out.display())).into());
+            }
+            let dt = if ext == "nhdr" { crate::volume::DType::F32 } else { dtype.unwrap_or(crate::volume::DType::F32) };
+            let targets = crate::io::check_output(&out, args.force).map_err(|e| everyone(e.into()))?;
+            // Rank 0 stages the data file (sized, written by every rank) and the header.
+            let staged_tmp = (rank == 0)
+                .then(|| -> anyhow::Result<Vec<u8>> {
+                    let tmp = staged.reserve(&targets[0])?;
+                    let total = meta.info.dims.iter().map(|&d| d as u64).product::<u64>() * dt.size() as u64;
+                    std::fs::File::create_new(&tmp).and_then(|f| f.set_len(total)).with_context(|| format!("creating {}", tmp.display()))?;
+                    let raw_name = targets[0].file_name().and_then(|n| n.to_str()).unwrap_or("data.raw");
+                    staged.write_bytes(&targets[1], crate::io::detached_header(&ext, &meta.info, raw_name, dt).as_bytes())?;
+                    Ok(std::os::unix::ffi::OsStrExt::as_bytes(tmp.as_os_str()).to_vec())
+                })
+                .transpose();
+            let tmp = world.agree(staged_tmp.map_err(fail))?.unwrap_or_default();
+            let tmp = std::path::PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(world.all_gather_bytes(&tmp).swap_remove(0)));
+            let mine = layers(&c, v, rank, size).map_err(|e| format!("volume '{}': {e}", meta.info.name));
+            let (z0, slab) = world.agree(mine)?;
+            let plane = meta.info.dims[0] * meta.info.dims[1];
+            let mut buf = Vec::with_capacity(slab.len() * dt.size());
+            crate::io::raw::write_samples(&mut buf, &slab, dt).map_err(|e| everyone(e.into()))?;
+            let written = world.write_at(&tmp, &[((z0 * plane * dt.size()) as u64, &buf)]);
+            world.agree(written)?;
+            // Counted once (rank 0), as the sum over ranks below counts whole volumes once each.
+            bytes += if rank == 0 { (plane * meta.info.dims[2] * 4) as u64 } else { 0 };
+            lines.push(format!("{} → {}", meta.info.name, targets.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")));
+        }
+        (staged, bytes, lines)
+    };
+    let committed = staged.commit().map_err(|e| e.to_string());
+    world.agree(committed)?;
+    let mut total = [bytes];
+    crate::dist::Reduce::sum_u64(&*world, &mut total);
     if !args.quiet {
-        for l in lines {
+        // Whole volumes: each rank names its own; shared ones: rank 0 names them.
+        for l in lines.iter().filter(|_| rank == 0 || n >= size) {
             println!("{l}");
         }
     }
-    Ok(bytes)
+    if rank == 0 {
+        decoded_line(&args, total[0], t0);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// This rank's share of a volume's layers of tiles, decoded: the first plane and
+/// the planes' samples (x fastest).
+#[cfg(feature = "mpi")]
+fn layers(c: &crate::format::Container, v: crate::format::VolumeId, rank: usize, size: usize) -> Result<(usize, Vec<f32>), String> {
+    use rayon::prelude::*;
+    let g = c.grid(v).map_err(|e| e.to_string())?;
+    let counts = g.counts();
+    let per_layer = counts[0] * counts[1];
+    let mine = crate::dist::share(counts[2], rank, size);
+    if mine.is_empty() {
+        return Ok((0, Vec::new()));
+    }
+    let z0 = g.extent(crate::format::BlockId((mine.start * per_layer) as u64)).0[2];
+    let (o, s) = g.extent(crate::format::BlockId(((mine.end - 1) * per_layer) as u64));
+    let dims = [g.dims[0], g.dims[1], o[2] + s[2] - z0];
+    let mut out = vec![0f32; dims.iter().product()];
+    let ids: Vec<u64> = (mine.start * per_layer..mine.end * per_layer).map(|i| i as u64).collect();
+    let tiles: Vec<Result<Vec<f32>, String>> = ids.par_iter().map(|&b| crate::codec::wavelet::decode_block(c, v, crate::format::BlockId(b))).collect();
+    for (&id, t) in ids.iter().zip(tiles) {
+        let (mut o, s) = g.extent(crate::format::BlockId(id));
+        o[2] -= z0;
+        crate::format::grid::scatter(&mut out, dims, o, s, &t?);
+    }
+    Ok((z0, out))
 }
 
 fn is_h5(p: &std::path::Path) -> bool {

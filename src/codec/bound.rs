@@ -104,7 +104,7 @@ pub struct BlockStats {
 }
 
 /// How a reconstruction honours a bound (what `eval` reports).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct Report {
     pub bound: f32,
     pub graded: bool,

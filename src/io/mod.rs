@@ -449,30 +449,34 @@ pub fn write_volume(path: &Path, vol: &Volume, dtype: Option<DType>, force: bool
 
 /// Like `write_volume`, into `staged`: nothing appears under the final names
 /// until the caller commits, so several volumes can be written all or nothing.
+/// The header of a detached-header output naming its data file `raw_name`:
+/// MetaImage for `raw`/`mhd` (element type `dt`), NRRD for `nhdr` (f32).
+pub fn detached_header(ext: &str, info: &VolumeInfo, raw_name: &str, dt: DType) -> String {
+    if ext == "nhdr" {
+        return nhdr_text(info, raw_name);
+    }
+    let et = match dt {
+        DType::F32 => "MET_FLOAT",
+        DType::F64 => "MET_DOUBLE",
+        DType::U8 => "MET_UCHAR",
+        DType::I8 => "MET_CHAR",
+        DType::U16 => "MET_USHORT",
+        DType::I16 => "MET_SHORT",
+        DType::U32 => "MET_UINT",
+        DType::I32 => "MET_INT",
+    };
+    mhd_text(info, raw_name).replace("MET_FLOAT", et)
+}
+
 pub fn stage_volume(path: &Path, vol: &Volume, dtype: Option<DType>, force: bool, staged: &mut atomic::Staged) -> Result<Vec<PathBuf>, IoError> {
     let ext = lower_name(path).rsplit_once('.').map(|(_, e)| e.to_string()).unwrap_or_default();
     let targets = check_output(path, force)?;
     let raw_name = path.with_extension("raw").file_name().and_then(|n| n.to_str()).unwrap_or("data.raw").to_string();
     match ext.as_str() {
-        "raw" | "mhd" => {
-            let dt = dtype.unwrap_or(DType::F32);
+        "raw" | "mhd" | "nhdr" => {
+            let dt = if ext == "nhdr" { DType::F32 } else { dtype.unwrap_or(DType::F32) };
             staged.write(&targets[0], |w| raw::write_samples(w, &vol.data, dt))?;
-            let et = match dt {
-                DType::F32 => "MET_FLOAT",
-                DType::F64 => "MET_DOUBLE",
-                DType::U8 => "MET_UCHAR",
-                DType::I8 => "MET_CHAR",
-                DType::U16 => "MET_USHORT",
-                DType::I16 => "MET_SHORT",
-                DType::U32 => "MET_UINT",
-                DType::I32 => "MET_INT",
-            };
-            let text = mhd_text(&vol.info, &raw_name).replace("MET_FLOAT", et);
-            staged.write_bytes(&targets[1], text.as_bytes())?;
-        }
-        "nhdr" => {
-            staged.write(&targets[0], |w| raw::write_samples(w, &vol.data, DType::F32))?;
-            staged.write_bytes(&targets[1], nhdr_text(&vol.info, &raw_name).as_bytes())?;
+            staged.write_bytes(&targets[1], detached_header(&ext, &vol.info, &raw_name, dt).as_bytes())?;
         }
         "npy" => staged.write(path, |w| npy::write_npy_to(w, vol))?,
         "h5" | "hdf5" => {

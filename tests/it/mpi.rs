@@ -76,6 +76,9 @@ fn one_volume_packs_byte_identically_split_by_tiles() {
     ] {
         same_bytes(d.path(), &bin(), &[s(&v)], &[&dims[..], opts].concat(), &[2, 3]);
     }
+    // Teams: 4 ranks, 2 per volume (two volumes), the tiles of each shared in its team.
+    let w = sample(d.path(), "nyx", "96x80x72", 2);
+    same_bytes(d.path(), &bin(), &[s(&v), s(&w)], &[&dims[..], &["--target-ratio", "90", "--tile", "32", "--ranks-per-volume", "2"]].concat(), &[4]);
     // More ranks than tiles: some ranks code nothing.
     same_bytes(d.path(), &bin(), &[s(&v)], &[&dims[..], &["--target-ratio", "100", "--tile", "64"]].concat(), &[3]);
 }
@@ -95,13 +98,20 @@ fn a_failing_rank_is_named_and_leaves_no_output() {
     let left: Vec<_> = std::fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n.contains("o.idl")).collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 
+    // In a team of ranks sharing a volume (ranks 2 and 3 on the short one): said once, naming rank 2.
+    let r = mpirun(4, &bin(), &["pack", s(&a), s(&short), "--dims", "32x32x32", "--ranks-per-volume", "2", "-o", s(&out)]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success() && err.matches("rank 2: ").count() == 1 && err.contains("short.raw") && !err.contains("rank 2: rank"), "{err}");
+    assert!(!out.exists());
+    let r = mpirun(4, &bin(), &["pack", s(&a), "--dims", "32x32x32", "--ranks-per-volume", "3", "-o", s(&out)]);
+    assert!(!r.status.success() && String::from_utf8_lossy(&r.stderr).contains("--ranks-per-volume 3 must divide the 4 ranks"));
     // A quality target cannot be shared over tiles: said before anything is written.
     let r = mpirun(2, &bin(), &["pack", s(&a), "--dims", "32x32x32", "--target-psnr", "40", "-o", s(&out)]);
     assert!(!r.status.success() && String::from_utf8_lossy(&r.stderr).contains("quality target"), "{}", String::from_utf8_lossy(&r.stderr));
     assert!(!out.exists());
     // Commands that do not share work refuse to run N times over.
     let r = mpirun(2, &bin(), &["info", s(&a)]);
-    assert!(!r.status.success() && String::from_utf8_lossy(&r.stderr).contains("only `idlat pack` runs across ranks"));
+    assert!(!r.status.success() && String::from_utf8_lossy(&r.stderr).contains("only `idlat pack`, `unpack` and `eval` run across ranks"));
 }
 
 /// A rank reads only the planes of its tiles where the input and the map allow:
@@ -138,4 +148,87 @@ fn slabs_read_alone_equal_the_whole_read_and_pack_the_same() {
     same_bytes(d.path(), &bin(), &[&h5ref], &["--step", "0.01", "--tile", "16", "--importance", "value:>10"], &[3]);
     // A map that needs the whole volume (a distance field): every rank reads it whole, same bytes.
     same_bytes(d.path(), &bin(), &[s(&raw)], &[&dims[..], &["--target-ratio", "50", "--tile", "16", "--importance", "iso:10"]].concat(), &[2]);
+}
+
+/// `unpack` across ranks writes the bytes one process writes: whole volumes per
+/// rank for a series, layers of tiles of one volume into one raw file otherwise.
+#[test]
+fn unpack_across_ranks_writes_the_same_files() {
+    let d = tmp();
+    let v = sample(d.path(), "nyx", "64x48x70", 3);
+    let one = d.path().join("one.idl");
+    ok(&["pack", s(&v), "--dims", "64x48x70", "--tile", "16", "--target-ratio", "40", "-o", s(&one), "-q"]);
+    let steps: Vec<String> = (0..3).map(|t| s(&sample(d.path(), "vortex", "24x24x24", t)).to_string()).collect();
+    let series = d.path().join("series.idl");
+    let mut a = vec!["pack"];
+    a.extend(steps.iter().map(String::as_str));
+    a.extend(["--dims", "24x24x24", "--step", "0.01", "-o", s(&series), "-q"]);
+    ok(&a);
+    for (idl, out, extra) in [(&one, "n.raw", &["--dtype", "u16"][..]), (&one, "n.nhdr", &[][..]), (&series, "dir", &[][..])] {
+        let (a, b) = (d.path().join("a"), d.path().join("b"));
+        for dir in [&a, &b] {
+            let _ = std::fs::remove_dir_all(dir);
+            std::fs::create_dir(dir).unwrap();
+        }
+        let target = |dir: &Path| if out == "dir" { dir.join("all") } else { dir.join(out) };
+        let (ta, tb) = (target(&a), target(&b));
+        let mut single = vec!["unpack", s(idl), "-o", s(&ta), "-q"];
+        single.extend_from_slice(extra);
+        ok(&single);
+        let mut many = vec!["unpack", s(idl), "-o", s(&tb), "-q"];
+        many.extend_from_slice(extra);
+        mpi_ok(3, &torch_free_bin(), &many);
+        let files = |dir: &Path| {
+            let mut v: Vec<(String, Vec<u8>)> = walk(dir);
+            v.sort();
+            v
+        };
+        let (fa, fb) = (files(&a), files(&b));
+        assert!(!fa.is_empty());
+        assert_eq!(fa.iter().map(|f| &f.0).collect::<Vec<_>>(), fb.iter().map(|f| &f.0).collect::<Vec<_>>(), "{out}: same file names");
+        assert!(fa == fb, "{out}: the files differ");
+    }
+    // A shared volume goes to raw data with a header; one HDF5 file is one process's.
+    let r = mpirun(2, &bin(), &["unpack", s(&one), "-o", s(&d.path().join("x.npy"))]);
+    assert!(!r.status.success() && String::from_utf8_lossy(&r.stderr).contains("--format raw or nhdr"));
+    let r = mpirun(2, &bin(), &["unpack", s(&series), "-o", s(&d.path().join("x.h5"))]);
+    assert!(!r.status.success() && String::from_utf8_lossy(&r.stderr).contains("one HDF5 file"));
+}
+
+/// Every file under `dir` (relative name, bytes).
+fn walk(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p).into_iter().map(|(n, b)| (format!("{}/{n}", p.file_name().unwrap().to_string_lossy()), b)));
+        } else {
+            out.push((p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()));
+        }
+    }
+    out
+}
+
+/// `eval` across ranks prints what one process prints (volumes split among ranks,
+/// gathered on rank 0, overall sums merged in volume order); decode times aside.
+#[test]
+fn eval_across_ranks_prints_the_same_figures() {
+    let d = tmp();
+    let steps: Vec<String> = (0..3).map(|t| s(&sample(d.path(), "vortex", "24x24x24", t)).to_string()).collect();
+    let idl = d.path().join("s.idl");
+    let mut a = vec!["pack"];
+    a.extend(steps.iter().map(String::as_str));
+    a.extend(["--dims", "24x24x24", "--target-ratio", "30", "-o", s(&idl), "-q"]);
+    ok(&a);
+    let mut e = vec!["eval", s(&idl), "--dims", "24x24x24", "--importance", "iso:6", "--json", "--reference"];
+    e.extend(steps.iter().map(String::as_str));
+    let strip = |out: &str| {
+        let mut v: serde_json::Value = serde_json::from_str(out).unwrap();
+        v["volumes"].as_array_mut().unwrap().iter_mut().for_each(|r| r["decode_seconds"] = serde_json::Value::Null);
+        v
+    };
+    let want = strip(&ok(&e));
+    let r = mpirun(2, &bin(), &e);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(strip(&String::from_utf8_lossy(&r.stdout)), want);
 }
