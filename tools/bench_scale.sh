@@ -74,7 +74,7 @@ for what, inputs, dims in cases:
         out(f"| {what} | {n} | {threads} | {t:.1f} | {mb / t:.1f} | {base_t / t:.2f}x | {max(peaks):.0f} (of {len(peaks)}: {', '.join(f'{p:.0f}' for p in peaks)}) | {same} |")
         print(lines[-1], flush=True)
 out("")
-out("Not measured: the 1024³ streaming pack under 1.5 GiB (issue 18's large-volume path is not built: a pack still holds every tile of its share prepared for the rate search, so one rank's memory is about 3x its slab). On this 2-core machine more ranks cannot be faster than 1 rank with 2 threads; the table shows what MPI costs (start-up, the exchange, the shared search's round trips), and docs/SCALING.md what it buys on a cluster.")
+out("Ranks x threads stay within the cores: a speed-up above 1 comes from ranks working at once where one process's threads wait on each other (its sequential parts), not from more hardware; on a cluster each rank brings its own cores (docs/SCALING.md). Memory: a rank holds its slab, the map over it and its tiles prepared for the rate search, 4-10x the slab's f32 bytes (a one-tile 256³ volume prepares three layouts at once). Not measured: the 1024³ streaming pack under 1.5 GiB; issue 18's streaming path is not built (teams, `--ranks-per-volume`, bound memory per rank instead).")
 section = "\n".join(lines) + "\n"
 open("bench/scale.md", "w").write(section)
 BEGIN, END = "<!-- bench_scale: begin -->", "<!-- bench_scale: end -->"
