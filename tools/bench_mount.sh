@@ -11,12 +11,7 @@
 # Writes bench/mount.md (a BENCHMARKS.md section; tools/bench.py keeps it).
 # Env: IDLAT_BIN (binary to measure), DIMS, SAMPLE, IDLAT_BENCH_DIR, SKIP_SETUP=1.
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
-[ "${SKIP_SETUP:-0}" = 1 ] || tools/setup.sh
-PY=${IDLAT_VENV:-$ROOT/.venv}/bin/python
-IDLAT=${IDLAT_BIN:-$ROOT/target/release/idlat}
-WORK=${IDLAT_BENCH_DIR:-$ROOT/bench/work}
+. "$(dirname "${BASH_SOURCE[0]}")/bench_env.sh" target/release/idlat
 DIMS=${DIMS:-256x256x128}
 SAMPLE=${SAMPLE:-nyx}
 mkdir -p "$WORK/mnt" bench

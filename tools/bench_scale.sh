@@ -10,16 +10,11 @@
 # speed-up compares the same hardware, not more of it.
 # Writes bench/scale.md and puts it into BENCHMARKS.md (its own section).
 # Env: IDLAT_BIN, IDLAT_BENCH_DIR, BIG (512x512x512), SERIES (256x256x256),
-# STEPS (20), RANKS ("1 2 4"), SKIP_SETUP=1. `--quick`: 320³ (8 tiles) and 6 steps of 128³.
+# STEPS (20), RANKS ("1 2 4"), BENCH_MD (BENCHMARKS.md), SKIP_SETUP=1. `--quick`: 320³ (8 tiles) and 6 steps of 128³.
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
-[ "${SKIP_SETUP:-0}" = 1 ] || tools/setup.sh
-PY=${IDLAT_VENV:-$ROOT/.venv}/bin/python
-IDLAT=${IDLAT_BIN:-$ROOT/target/bin/idlat}
-WORK=${IDLAT_BENCH_DIR:-$ROOT/bench/work}
+. "$(dirname "${BASH_SOURCE[0]}")/bench_env.sh" target/bin/idlat
 BIG=${BIG:-512x512x512}; SERIES=${SERIES:-256x256x256}; STEPS=${STEPS:-20}; RANKS=${RANKS:-1 2 4}
-MD=BENCHMARKS.md
+MD=${BENCH_MD:-BENCHMARKS.md}
 if [[ "${1:-}" == "--quick" ]]; then BIG=320x320x320; SERIES=128x128x128; STEPS=6; MD=bench/quick-scale-BENCHMARKS.md; fi
 command -v mpirun >/dev/null || { echo "bench_scale: mpirun missing (tools/setup.sh installs openmpi-bin)" >&2; exit 1; }
 [ -x /usr/bin/time ] || { echo "bench_scale: GNU time missing (tools/setup.sh installs it)" >&2; exit 1; }

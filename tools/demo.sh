@@ -48,5 +48,10 @@ print(f"VTK read {sys.argv[1]}: dims {img.GetDimensions()}, range {a.min():.3f}.
 PY
 t3=$(t)
 echo "mount statistics:"; cat "$MNT/.idlat-stats"
+echo "== 5. the same pack on 2 MPI ranks (tiles shared): byte-identical to the one above"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+mpirun --oversubscribe -np 2 $IDLAT pack "$WORK/vorts01.raw" --dims 128x128x128 --importance 'iso:7' --tile 64 -o "$WORK/vortex-mpi.idl" --force --quiet
+$IDLAT pack "$WORK/vorts01.raw" --dims 128x128x128 --importance 'iso:7' --tile 64 -o "$WORK/vortex-1.idl" --force --quiet
+cmp "$WORK/vortex-1.idl" "$WORK/vortex-mpi.idl" && echo "2 ranks and 1 process wrote the same $(stat -c %s "$WORK/vortex-mpi.idl") bytes"
 echo "== timings: pack $(awk "BEGIN{printf \"%.2f\", $t1 - $t0}") s, cold read through the mount $(awk "BEGIN{printf \"%.2f\", $t3 - $t2}") s"
 echo "== demo files in $WORK"

@@ -158,12 +158,7 @@ fn unpack_across_ranks_writes_the_same_files() {
     let v = sample(d.path(), "nyx", "64x48x70", 3);
     let one = d.path().join("one.idl");
     ok(&["pack", s(&v), "--dims", "64x48x70", "--tile", "16", "--target-ratio", "40", "-o", s(&one), "-q"]);
-    let steps: Vec<String> = (0..3).map(|t| s(&sample(d.path(), "vortex", "24x24x24", t)).to_string()).collect();
-    let series = d.path().join("series.idl");
-    let mut a = vec!["pack"];
-    a.extend(steps.iter().map(String::as_str));
-    a.extend(["--dims", "24x24x24", "--step", "0.01", "-o", s(&series), "-q"]);
-    ok(&a);
+    let (_, series) = series(d.path(), &["--step", "0.01"]);
     for (idl, out, extra) in [(&one, "n.raw", &["--dtype", "u16"][..]), (&one, "n.nhdr", &[][..]), (&series, "dir", &[][..])] {
         let (a, b) = (d.path().join("a"), d.path().join("b"));
         for dir in [&a, &b] {
@@ -214,12 +209,7 @@ fn walk(dir: &Path) -> Vec<(String, Vec<u8>)> {
 #[test]
 fn eval_across_ranks_prints_the_same_figures() {
     let d = tmp();
-    let steps: Vec<String> = (0..3).map(|t| s(&sample(d.path(), "vortex", "24x24x24", t)).to_string()).collect();
-    let idl = d.path().join("s.idl");
-    let mut a = vec!["pack"];
-    a.extend(steps.iter().map(String::as_str));
-    a.extend(["--dims", "24x24x24", "--target-ratio", "30", "-o", s(&idl), "-q"]);
-    ok(&a);
+    let (steps, idl) = series(d.path(), &["--target-ratio", "30"]);
     let mut e = vec!["eval", s(&idl), "--dims", "24x24x24", "--importance", "iso:6", "--json", "--reference"];
     e.extend(steps.iter().map(String::as_str));
     let strip = |out: &str| {
@@ -231,4 +221,16 @@ fn eval_across_ranks_prints_the_same_figures() {
     let r = mpirun(2, &bin(), &e);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     assert_eq!(strip(&String::from_utf8_lossy(&r.stdout)), want);
+}
+
+/// Three 24³ vortex steps in `dir`, packed by one process with `opts`: their paths and the container.
+fn series(dir: &Path, opts: &[&str]) -> (Vec<String>, std::path::PathBuf) {
+    let steps: Vec<String> = (0..3).map(|t| s(&sample(dir, "vortex", "24x24x24", t)).to_string()).collect();
+    let idl = dir.join("series.idl");
+    let mut a = vec!["pack"];
+    a.extend(steps.iter().map(String::as_str));
+    a.extend(["--dims", "24x24x24", "-o", s(&idl), "-q"]);
+    a.extend_from_slice(opts);
+    ok(&a);
+    (steps, idl)
 }

@@ -428,11 +428,11 @@ pub fn search(
     if !matches!(target, Target::Ratio(_)) && (ps.len() != g.len() || data.len() != g.dims.iter().product::<usize>()) {
         return Err("a quality target needs the whole volume in one process (a ratio target or --step works across ranks)".into());
     }
-    let total = |mut b: u64| {
+    // Bytes over every rank's tiles.
+    let total = |b: u64| {
         let mut v = [b];
         red.sum_u64(&mut v);
-        b = v[0];
-        b
+        v[0]
     };
     let measure = |step: f32| -> Result<f64, String> {
         Ok(match target {
