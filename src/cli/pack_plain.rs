@@ -200,9 +200,10 @@ struct Shard {
     corrected: usize,
 }
 
-/// The pack under MPI. With at least as many volumes as ranks, each rank packs a
-/// contiguous run of whole volumes; otherwise every volume's tiles are shared out
-/// (contiguous id ranges) and rate control sums the ranks' sizes. Payloads go
+/// The pack under MPI. Ranks form teams (`--ranks-per-volume`, by default one rank
+/// each with at least as many volumes as ranks, else one team of all); each team
+/// packs a contiguous run of volumes, its ranks sharing every volume's tiles
+/// (contiguous id ranges), with rate control summing their sizes. Payloads go
 /// straight into rank 0's temporary with MPI-IO at offsets every rank computes
 /// from everyone's sizes; rank 0 writes header, metadata, index and trailer and
 /// renames the file into place. Failures that every rank can see are agreed on
@@ -217,10 +218,7 @@ fn ranks(args: Args) -> CmdResult {
     let fail = |e: anyhow::Error| format!("{e:#}");
     let ins = world.agree(Inputs::resolve(&args).map_err(fail))?;
     if team_size(args.ranks_per_volume, ins.paths.len(), size)? > 1 && !matches!(args.target_psnr.or(args.target_wpsnr), None) {
-        let why = format!(
-            "a quality target (--target-psnr/--target-wpsnr) needs every tile of a volume in one process: with fewer volumes ({}) than ranks ({size}), use --target-ratio or --step, or fewer ranks",
-            ins.paths.len()
-        );
+        let why = "a quality target (--target-psnr/--target-wpsnr) needs every tile of a volume in one process, and here ranks share each volume's tiles: use --target-ratio or --step, or --ranks-per-volume 1 (whole volumes per rank)".to_string();
         return Err(crate::dist::everyone(why).into());
     }
     let mut writer = if rank == 0 { Some(ContainerWriter::create(&args.output, args.force).map_err(|e| e.to_string())) } else { None }.transpose();
