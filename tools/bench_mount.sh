@@ -15,6 +15,8 @@ set -euo pipefail
 DIMS=${DIMS:-256x256x128}
 SAMPLE=${SAMPLE:-nyx}
 mkdir -p "$WORK/mnt" bench
+# A failure half-way (the Python part) must not leave the mount behind.
+trap 'fusermount3 -u "$WORK/mnt" 2>/dev/null || true' EXIT
 [ -f "$WORK/mb-$SAMPLE-$DIMS.raw" ] || $IDLAT sample $SAMPLE --dims $DIMS --seed 2 -o "$WORK/mb-$SAMPLE-$DIMS.raw" --force
 [ -f "$WORK/mb-$SAMPLE-$DIMS.idl" ] || $IDLAT pack "$WORK/mb-$SAMPLE-$DIMS.raw" --dims $DIMS -o "$WORK/mb-$SAMPLE-$DIMS.idl" --force --quiet
 "$PY" - "$IDLAT" "$WORK" "$SAMPLE" "$DIMS" <<'PY'
