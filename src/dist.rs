@@ -54,13 +54,19 @@ pub fn share(n: usize, rank: usize, size: usize) -> Range<usize> {
 }
 
 /// How many ranks the launcher started, when this process was started by one
-/// (`mpirun`/`mpiexec` of Open MPI or MPICH, Slurm's `srun` with PMI): from the
-/// environment, so a plain run never initialises MPI.
-pub fn launched_size() -> Option<usize> {
-    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"].iter().find_map(|k| std::env::var(k).ok()).and_then(|v| v.trim().parse().ok())
+/// (`mpirun`/`mpiexec` of Open MPI or MPICH, Slurm's `srun` with PMI) with more
+/// than one: from the environment, so a plain run (or a one-rank job, which runs
+/// as a plain process) never initialises MPI.
+pub fn launched_ranks() -> Option<usize> {
+    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"].iter().find_map(|k| std::env::var(k).ok()).and_then(|v| v.trim().parse().ok()).filter(|&n| n > 1)
 }
 
-/// This process's rank when started by an MPI launcher (see `launched_size`).
+/// The error of a build without MPI started on several ranks (every rank meets it; said once).
+pub fn no_mpi() -> Agreed {
+    everyone("started by an MPI launcher with several ranks, but this build lacks MPI (built without the `mpi` feature; tools/setup.sh builds it)".into())
+}
+
+/// This process's rank when started by an MPI launcher (see `launched_ranks`).
 pub fn launched_rank() -> Option<usize> {
     ["OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"].iter().find_map(|k| std::env::var(k).ok()).and_then(|v| v.trim().parse().ok())
 }
@@ -145,6 +151,13 @@ mod mpi_world {
             let mut all = vec![0u8; counts.iter().map(|&c| c as usize).sum()];
             self.comm.all_gather_varcount_into(&mine[..], &mut PartitionMut::new(&mut all[..], &counts[..], &displs[..]));
             displs.iter().zip(&counts).map(|(&d, &c)| all[d as usize..(d + c - 1) as usize].to_vec()).collect()
+        }
+
+        /// Rank 0's `path` (a temporary it created), on every rank; other ranks pass `None`.
+        pub fn path_of_rank0(&self, path: Option<&Path>) -> std::path::PathBuf {
+            use std::os::unix::ffi::{OsStrExt, OsStringExt};
+            let mine = path.map_or(&[][..], |p| p.as_os_str().as_bytes());
+            std::path::PathBuf::from(std::ffi::OsString::from_vec(self.all_gather_bytes(mine).swap_remove(0)))
         }
 
         /// Every rank's outcome: `Ok` on every rank when all succeeded, else on every

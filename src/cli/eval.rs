@@ -148,11 +148,11 @@ fn volumes_over_ranks(n: usize, one: impl Fn(usize) -> anyhow::Result<(Row, crat
         let total = all.iter().fold(crate::metrics::Sums::default(), |t, (_, s)| t.merge(s));
         (all.into_iter().map(|(r, _)| r).collect(), total)
     };
-    if !crate::dist::launched_size().is_some_and(|s| s > 1) {
+    if crate::dist::launched_ranks().is_none() {
         return Ok(Some(merge((0..n).map(one).collect::<anyhow::Result<_>>()?)));
     }
     #[cfg(not(feature = "mpi"))]
-    anyhow::bail!("started by an MPI launcher with several ranks, but this build lacks MPI (built without the `mpi` feature; tools/setup.sh builds it)");
+    return Err(crate::dist::no_mpi().into());
     #[cfg(feature = "mpi")]
     {
         let world = crate::dist::World::init().map_err(anyhow::Error::msg)?;

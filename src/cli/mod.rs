@@ -62,7 +62,7 @@ pub type CmdResult = anyhow::Result<ExitCode>;
 pub fn run(cli: Cli) -> CmdResult {
     // Every rank of an MPI job runs the same command line: only pack, unpack and eval share the work
     // out; anything else would run N times over the same output.
-    if let Some(n) = crate::dist::launched_size().filter(|&n| n > 1) {
+    if let Some(n) = crate::dist::launched_ranks() {
         if !matches!(cli.command, Command::Pack(_) | Command::Unpack(_) | Command::Eval(_)) {
             return Err(
                 crate::dist::everyone(format!("started by an MPI launcher with {n} ranks, but only `idlat pack`, `unpack` and `eval` run across ranks; run this command as one process")).into()
@@ -105,7 +105,7 @@ pub fn main() -> ExitCode {
         }
         Err(e) => {
             // An error one rank met alone names the rank (the others may not have met it).
-            match crate::dist::launched_rank().filter(|_| crate::dist::launched_size().is_some_and(|n| n > 1) && !e.is::<crate::dist::Agreed>()) {
+            match crate::dist::launched_rank().filter(|_| crate::dist::launched_ranks().is_some() && !e.is::<crate::dist::Agreed>()) {
                 Some(r) => eprintln!("idlat: error: rank {r}: {e:#}"),
                 None => eprintln!("idlat: error: {e:#}"),
             }

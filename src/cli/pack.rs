@@ -207,7 +207,7 @@ pub fn run(args: Args) -> CmdResult {
         }
         return super::pack_plain::run(args);
     }
-    if let Some(n) = crate::dist::launched_size().filter(|&n| n > 1) {
+    if let Some(n) = crate::dist::launched_ranks() {
         return Err(crate::dist::everyone(format!("the {:?} profile packs in one process; across {n} MPI ranks only the wavelet profile (the default) and --lossless run", args.profile)).into());
     }
     #[cfg(not(feature = "torch"))]
@@ -395,20 +395,26 @@ impl Inputs {
         Ok((vol, imp))
     }
 
-    /// Planes `z` of volume `i` (an MPI rank's slab) with their importance map, read
-    /// without the rest, and the whole volume's info; `None` where that cannot give
-    /// what `load` gives: the input (`io::read_planes`) or a map that is not pointwise.
-    pub fn load_planes(&self, i: usize, z: std::ops::Range<usize>) -> anyhow::Result<Option<(crate::volume::VolumeInfo, crate::volume::Volume, Vec<f32>)>> {
+    /// Planes `planes(dims)` of volume `i` (an MPI rank's slab; `dims` the whole
+    /// volume's) with their importance map, read without the rest, the whole volume's
+    /// info and where the planes start; `None` where that cannot give what `load`
+    /// gives: the input (`io::read_planes`) or a map that is not pointwise.
+    #[allow(clippy::type_complexity)]
+    pub fn load_planes(
+        &self,
+        i: usize,
+        planes: impl FnOnce(crate::volume::Dims) -> std::ops::Range<usize>,
+    ) -> anyhow::Result<Option<(crate::volume::VolumeInfo, crate::volume::Volume, Vec<f32>, usize)>> {
         if !self.spec.is_pointwise() || !self.all.is_empty() {
             return Ok(None);
         }
         let path = &self.paths[i];
-        let Some((mut info, data)) = crate::io::read_planes(path, &self.opts, z.clone())? else { return Ok(None) };
+        let Some((mut info, z, data)) = crate::io::read_planes(path, &self.opts, planes)? else { return Ok(None) };
         info.name = self.names[i].clone();
         let slab = crate::volume::Volume::new(crate::volume::VolumeInfo { dims: [info.dims[0], info.dims[1], z.len()], ..info.clone() }, data);
         let ctx = crate::importance::Context { volume: &slab, others: &[], time_index: i, time_count: self.paths.len(), z0: z.start };
         let imp = crate::importance::compute(&self.spec, &ctx).with_context(|| format!("importance for {}", path.display()))?;
-        Ok(Some((info, slab, imp)))
+        Ok(Some((info, slab, imp, z.start)))
     }
 }
 

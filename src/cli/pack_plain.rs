@@ -16,9 +16,9 @@ pub fn run(args: Args) -> CmdResult {
     if let Some(s) = args.step {
         anyhow::ensure!(s.is_finite() && s > 0.0, "--step {s} must be a positive number");
     }
-    match crate::dist::launched_size() {
-        Some(n) if n > 1 => ranks(args),
-        _ => single(args),
+    match crate::dist::launched_ranks() {
+        Some(_) => ranks(args),
+        None => single(args),
     }
 }
 
@@ -101,16 +101,9 @@ impl Plan {
         let norm = *norm;
         let mut meta = self.meta.clone();
         let coded: Vec<wavelet::Coded> = if args.lossless {
-            let slab = [grid.dims[0], grid.dims[1], part.data.len() / (grid.dims[0] * grid.dims[1]).max(1)];
             part.ids
                 .clone()
-                .map(|id| {
-                    let (mut o, sz) = grid.extent(BlockId(id as u64));
-                    o[2] -= part.z0;
-                    let mut b = vec![0f32; sz.iter().product()];
-                    crate::format::grid::gather(part.data, slab, o, sz, &mut b);
-                    wavelet::Coded { kind: BlockKind::Lossless, payload: crate::format::block::lossless_payload(&b), stats: Default::default() }
-                })
+                .map(|id| wavelet::Coded { kind: BlockKind::Lossless, payload: crate::format::block::lossless_payload(&part.tile(grid, id, part.data)), stats: Default::default() })
                 .collect()
         } else {
             let bound = self.bound.as_ref().map(|b| (b, part.imp));
@@ -146,7 +139,7 @@ impl Plan {
             wavelet::code_all(&prepared, step, norm)?
         };
         let minor = coded.iter().zip(part.ids.clone()).map(|(c, id)| wavelet::required_minor(c, grid.extent(BlockId(id as u64)).1)).max().unwrap_or(0);
-        let stats = coded.iter().fold(BlockStats::default(), |s, c| BlockStats { bounded: s.bounded + c.stats.bounded, corrected: s.corrected + c.stats.corrected });
+        let stats = coded.iter().fold(BlockStats::default(), |s, c| s + c.stats);
         Ok(Coded { meta, coded, minor, stats })
     }
 }
@@ -182,7 +175,7 @@ struct Coded {
 
 #[cfg(not(feature = "mpi"))]
 fn ranks(_: Args) -> CmdResult {
-    anyhow::bail!("started by an MPI launcher with several ranks, but this build lacks MPI (built without the `mpi` feature; tools/setup.sh builds it)")
+    Err(crate::dist::no_mpi().into())
 }
 
 /// What a rank tells the others about the tiles it coded (JSON; payloads stay put).
@@ -217,24 +210,20 @@ fn ranks(args: Args) -> CmdResult {
     let (rank, size) = (world.rank(), world.size());
     let fail = |e: anyhow::Error| format!("{e:#}");
     let ins = world.agree(Inputs::resolve(&args).map_err(fail))?;
-    if team_size(args.ranks_per_volume, ins.paths.len(), size)? > 1 && !matches!(args.target_psnr.or(args.target_wpsnr), None) {
-        let why = "a quality target (--target-psnr/--target-wpsnr) needs every tile of a volume in one process, and here ranks share each volume's tiles: use --target-ratio or --step, or --ranks-per-volume 1 (whole volumes per rank)".to_string();
-        return Err(crate::dist::everyone(why).into());
-    }
-    let mut writer = if rank == 0 { Some(ContainerWriter::create(&args.output, args.force).map_err(|e| e.to_string())) } else { None }.transpose();
-    let tmp = match &mut writer {
-        Ok(Some(w)) => {
-            w.set_model(model_ref(&args), None);
-            std::os::unix::ffi::OsStrExt::as_bytes(w.temp_path().as_os_str()).to_vec()
-        }
-        _ => Vec::new(),
-    };
-    let mut writer = world.agree(writer)?;
-    let tmp = std::path::PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(world.all_gather_bytes(&tmp).swap_remove(0)));
-
     let n = ins.paths.len();
     // Teams of `per` ranks; team t packs its share of the volumes, its ranks sharing each one's tiles.
     let per = team_size(args.ranks_per_volume, n, size)?;
+    if per > 1 && !matches!(args.target_psnr.or(args.target_wpsnr), None) {
+        let why = "a quality target (--target-psnr/--target-wpsnr) needs every tile of a volume in one process, and here ranks share each volume's tiles: use --target-ratio or --step, or --ranks-per-volume 1 (whole volumes per rank)".to_string();
+        return Err(crate::dist::everyone(why).into());
+    }
+    let writer = (rank == 0).then(|| ContainerWriter::create(&args.output, args.force).map_err(|e| e.to_string())).transpose();
+    let mut writer = world.agree(writer)?;
+    if let Some(w) = writer.as_mut() {
+        w.set_model(model_ref(&args), None);
+    }
+    let tmp = world.path_of_rank0(writer.as_ref().map(|w| w.temp_path()));
+
     let (teams, t) = (size / per, rank / per);
     let team = world.split(t);
     let coded: Result<Vec<(usize, Coded, Range<usize>)>, crate::dist::Said> = (|| {
@@ -315,7 +304,7 @@ fn ranks(args: Args) -> CmdResult {
                         w.place_block(vid, BlockId(s.first + j as u64), kind, len, crc)?;
                         stored += len + crate::format::layout::ENTRY_LEN;
                     }
-                    stats = BlockStats { bounded: stats.bounded + s.bounded, corrected: stats.corrected + s.corrected };
+                    stats = stats + BlockStats { bounded: s.bounded, corrected: s.corrected };
                 }
                 if !args.quiet {
                     let bound: Option<BoundSpec> = meta.codec.get("error_bound").and_then(|b| serde_json::from_value(b.clone()).ok());
@@ -346,23 +335,16 @@ fn ranks(args: Args) -> CmdResult {
 #[allow(clippy::type_complexity)]
 fn slab(world: &crate::dist::Comm, args: &Args, ins: &Inputs, i: usize) -> Result<Option<(crate::volume::VolumeInfo, (f32, f32), Vec<f32>, Vec<f32>, usize)>, crate::dist::Agreed> {
     let fail = |e: anyhow::Error| format!("{e:#}");
-    let Some((info, _, _)) = world.agree(ins.load_planes(i, 0..0).map_err(fail))? else { return Ok(None) };
-    let grid = BlockGrid::cubic(info.dims, tile_edge(args));
-    let ids = crate::dist::share(grid.len(), world.rank(), world.size());
-    let z = match (ids.start, ids.end) {
-        (a, b) if a < b => {
-            grid.extent(BlockId(a as u64)).0[2]..{
-                let (o, s) = grid.extent(BlockId(b as u64 - 1));
-                o[2] + s[2]
-            }
-        }
-        _ => 0..0,
+    // The planes of this rank's share of the tiles (the same share `Plan` gives it).
+    let planes = |dims| {
+        let g = BlockGrid::cubic(dims, tile_edge(args));
+        g.planes(crate::dist::share(g.len(), world.rank(), world.size()))
     };
-    let got = world.agree(ins.load_planes(i, z.clone()).map_err(fail))?;
+    let got = world.agree(ins.load_planes(i, planes).map_err(fail))?;
     // A slab may hold what only a whole read handles (non-finite values): then no rank reads slabs.
     let mut missing = [got.is_none() as u64];
     world.sum_u64(&mut missing);
-    let Some((_, slab, imp)) = got.filter(|_| missing[0] == 0) else { return Ok(None) };
+    let Some((info, slab, imp, z0)) = got.filter(|_| missing[0] == 0) else { return Ok(None) };
     // The whole volume's range, as a whole read has it: exact (min and max of floats).
     let (lo, hi) = slab.data.iter().filter(|v| v.is_finite()).fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
     let (lo, hi) = world.min_max(lo, hi);
@@ -371,7 +353,7 @@ fn slab(world: &crate::dist::Comm, args: &Args, ins: &Inputs, i: usize) -> Resul
         // A span f32 cannot hold: the whole read says so, as one process would.
         return Ok(None);
     }
-    Ok(Some((info, range, slab.data, imp, z.start)))
+    Ok(Some((info, range, slab.data, imp, z0)))
 }
 
 /// Ranks per team (`--ranks-per-volume`, else 1 with at least as many volumes as

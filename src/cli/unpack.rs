@@ -50,7 +50,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> CmdResult {
-    if crate::dist::launched_size().is_some_and(|n| n > 1) {
+    if crate::dist::launched_ranks().is_some() {
         return ranks(args);
     }
     let t0 = std::time::Instant::now();
@@ -174,7 +174,7 @@ fn decode_all(args: &Args, c: &crate::format::Container, codec: Option<&super::c
 
 #[cfg(not(feature = "mpi"))]
 fn ranks(_: Args) -> CmdResult {
-    anyhow::bail!("started by an MPI launcher with several ranks, but this build lacks MPI (built without the `mpi` feature; tools/setup.sh builds it)")
+    Err(crate::dist::no_mpi().into())
 }
 
 /// `unpack` under MPI. With at least as many volumes as ranks, each rank decodes a
@@ -224,17 +224,17 @@ fn ranks(args: Args) -> CmdResult {
             let targets = crate::io::check_output(&out, args.force).map_err(|e| everyone(e.into()))?;
             // Rank 0 stages the data file (sized, written by every rank) and the header.
             let staged_tmp = (rank == 0)
-                .then(|| -> anyhow::Result<Vec<u8>> {
+                .then(|| -> anyhow::Result<std::path::PathBuf> {
                     let tmp = staged.reserve(&targets[0])?;
                     let total = meta.info.dims.iter().map(|&d| d as u64).product::<u64>() * dt.size() as u64;
                     std::fs::File::create_new(&tmp).and_then(|f| f.set_len(total)).with_context(|| format!("creating {}", tmp.display()))?;
                     let raw_name = targets[0].file_name().and_then(|n| n.to_str()).unwrap_or("data.raw");
                     staged.write_bytes(&targets[1], crate::io::detached_header(&ext, &meta.info, raw_name, dt).as_bytes())?;
-                    Ok(std::os::unix::ffi::OsStrExt::as_bytes(tmp.as_os_str()).to_vec())
+                    Ok(tmp)
                 })
                 .transpose();
-            let tmp = world.agree(staged_tmp.map_err(fail))?.unwrap_or_default();
-            let tmp = std::path::PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(world.all_gather_bytes(&tmp).swap_remove(0)));
+            let tmp = world.agree(staged_tmp.map_err(fail))?;
+            let tmp = world.path_of_rank0(tmp.as_deref());
             let mine = layers(&c, v, rank, size).map_err(|e| format!("volume '{}': {e}", meta.info.name));
             let (z0, slab) = world.agree(mine)?;
             let plane = meta.info.dims[0] * meta.info.dims[1];
@@ -268,26 +268,11 @@ fn ranks(args: Args) -> CmdResult {
 /// the planes' samples (x fastest).
 #[cfg(feature = "mpi")]
 fn layers(c: &crate::format::Container, v: crate::format::VolumeId, rank: usize, size: usize) -> Result<(usize, Vec<f32>), String> {
-    use rayon::prelude::*;
     let g = c.grid(v).map_err(|e| e.to_string())?;
     let counts = g.counts();
-    let per_layer = counts[0] * counts[1];
     let mine = crate::dist::share(counts[2], rank, size);
-    if mine.is_empty() {
-        return Ok((0, Vec::new()));
-    }
-    let z0 = g.extent(crate::format::BlockId((mine.start * per_layer) as u64)).0[2];
-    let (o, s) = g.extent(crate::format::BlockId(((mine.end - 1) * per_layer) as u64));
-    let dims = [g.dims[0], g.dims[1], o[2] + s[2] - z0];
-    let mut out = vec![0f32; dims.iter().product()];
-    let ids: Vec<u64> = (mine.start * per_layer..mine.end * per_layer).map(|i| i as u64).collect();
-    let tiles: Vec<Result<Vec<f32>, String>> = ids.par_iter().map(|&b| crate::codec::wavelet::decode_block(c, v, crate::format::BlockId(b))).collect();
-    for (&id, t) in ids.iter().zip(tiles) {
-        let (mut o, s) = g.extent(crate::format::BlockId(id));
-        o[2] -= z0;
-        crate::format::grid::scatter(&mut out, dims, o, s, &t?);
-    }
-    Ok((z0, out))
+    let z0 = g.planes(mine.start * counts[0] * counts[1]..mine.end * counts[0] * counts[1]).start;
+    Ok((z0, crate::codec::wavelet::decode_layers(c, v, mine, |_, _| {})?))
 }
 
 fn is_h5(p: &std::path::Path) -> bool {

@@ -103,6 +103,13 @@ pub struct BlockStats {
     pub corrected: usize,
 }
 
+impl std::ops::Add for BlockStats {
+    type Output = BlockStats;
+    fn add(self, o: BlockStats) -> BlockStats {
+        BlockStats { bounded: self.bounded + o.bounded, corrected: self.corrected + o.corrected }
+    }
+}
+
 /// How a reconstruction honours a bound (what `eval` reports).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct Report {

@@ -256,8 +256,7 @@ impl Codec {
                 .collect();
             for c in coded {
                 let (id, r, st) = c.map_err(anyhow::Error::msg)?;
-                stats.bounded += st.bounded;
-                stats.corrected += st.corrected;
+                *stats = *stats + st;
                 if let Some(BlockData::Neural { residual, .. }) = held.get_mut(&id) {
                     *residual = r;
                 }

@@ -51,6 +51,16 @@ impl BlockGrid {
         (o, [0, 1, 2].map(|a| self.block[a].min(self.dims[a] - o[a])))
     }
 
+    /// The planes (z range) that the blocks of the contiguous ids `ids` cover (every x
+    /// and y of them: a slab); empty for no blocks.
+    pub fn planes(&self, ids: std::ops::Range<usize>) -> std::ops::Range<usize> {
+        if ids.is_empty() {
+            return 0..0;
+        }
+        let (o, s) = self.extent(BlockId(ids.end as u64 - 1));
+        self.extent(BlockId(ids.start as u64)).0[2]..o[2] + s[2]
+    }
+
     pub fn voxels(&self, id: BlockId) -> usize {
         let (_, s) = self.extent(id);
         s[0] * s[1] * s[2]

@@ -111,7 +111,7 @@ pub fn read_volume_with_mask(path: &Path, opts: &ReadOptions) -> Result<(Volume,
         "nrrd" | "nhdr" => headers::read_nrrd(path)?,
         "vti" => headers::read_vti(path)?,
         _ => {
-            let dims = opts.dims.ok_or_else(|| IoError::Invalid { path: path.to_owned(), msg: "raw input needs --dims XxYxZ (and --dtype/--endian if not f32 little-endian)".into() })?;
+            let dims = raw_dims(path, opts)?;
             let dtype = opts.dtype.unwrap_or(DType::F32);
             let endian = opts.endian.unwrap_or(Endian::Little);
             let n = dims.iter().try_fold(1u64, |a, &d| a.checked_mul(d as u64)).unwrap_or(u64::MAX);
@@ -175,30 +175,37 @@ pub fn read_volume_with_mask(path: &Path, opts: &ReadOptions) -> Result<(Volume,
     Ok((vol, mask))
 }
 
-/// Planes `z` (every x and y) of an input, read without the rest (an MPI rank's
-/// slab): the whole volume's info and those planes' samples, exactly as
-/// `read_volume` would give them. For raw bricks (offset reads) and HDF5/NetCDF
-/// datasets (hyperslabs); `None` where only a whole read gives the same samples:
-/// other formats, gzip, and missing or non-finite values (filled from neighbours
-/// and the volume's mean).
-pub fn read_planes(path: &Path, opts: &ReadOptions, z: std::ops::Range<usize>) -> Result<Option<(VolumeInfo, Vec<f32>)>, IoError> {
+/// A raw brick's dims: only the command line knows them.
+fn raw_dims(path: &Path, opts: &ReadOptions) -> Result<Dims, IoError> {
+    opts.dims.ok_or_else(|| IoError::Invalid { path: path.to_owned(), msg: "raw input needs --dims XxYxZ (and --dtype/--endian if not f32 little-endian)".into() })
+}
+
+/// Planes `planes(dims)` (every x and y; `dims` the whole volume's) of an input,
+/// read without the rest (an MPI rank's slab): the whole volume's info, the planes
+/// and their samples, exactly as `read_volume` would give them. For raw bricks
+/// (offset reads) and HDF5/NetCDF datasets (hyperslabs); `None` where only a whole
+/// read gives the same samples: other formats, gzip, and missing or non-finite
+/// values (filled from neighbours and the volume's mean).
+#[allow(clippy::type_complexity)]
+pub fn read_planes(path: &Path, opts: &ReadOptions, planes: impl FnOnce(Dims) -> std::ops::Range<usize>) -> Result<Option<(VolumeInfo, std::ops::Range<usize>, Vec<f32>)>, IoError> {
     let name = lower_name(path);
     let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
     if opts.missing.is_some() || name.ends_with(".gz") {
         return Ok(None);
     }
-    let (mut info, data) = if let Some(r) = sci::SciRef::parse(path) {
-        let ((vol, mask), dims) = sci::read_planes(&r, z)?;
+    let (mut info, z, data) = if let Some(r) = sci::SciRef::parse(path) {
+        let ((vol, mask), dims, z) = sci::read_planes(&r, planes)?;
         if mask.is_some() {
             return Ok(None);
         }
-        (VolumeInfo { dims, ..vol.info }, vol.data)
+        (VolumeInfo { dims, ..vol.info }, z, vol.data)
     } else if matches!(ext, "npy" | "mhd" | "mha" | "nrrd" | "nhdr" | "vti") {
         return Ok(None);
     } else {
-        let dims = opts.dims.ok_or_else(|| IoError::Invalid { path: path.to_owned(), msg: "raw input needs --dims XxYxZ (and --dtype/--endian if not f32 little-endian)".into() })?;
+        let dims = raw_dims(path, opts)?;
         let dtype = opts.dtype.unwrap_or(DType::F32);
         let endian = opts.endian.unwrap_or(Endian::Little);
+        let z = planes(dims);
         if z.start > z.end || z.end > dims[2] {
             return Err(inv(path, format!("planes {z:?} of a volume {} deep", dims[2])));
         }
@@ -207,13 +214,13 @@ pub fn read_planes(path: &Path, opts: &ReadOptions, z: std::ops::Range<usize>) -
         let mut info = VolumeInfo::new("", dims);
         info.dtype = dtype;
         info.endian = endian;
-        (info, raw::decode_samples(&bytes, dtype, endian))
+        (info, z, raw::decode_samples(&bytes, dtype, endian))
     };
     if opts.nonfinite != NonFinite::Keep && data.iter().any(|v| !v.is_finite()) {
         return Ok(None);
     }
     info.name = names::volume_names(&[path.to_owned()]).pop().unwrap_or_default();
-    Ok(Some((info, data)))
+    Ok(Some((info, z, data)))
 }
 
 /// Replaces missing voxels (sentinel rule in the module docs); returns the valid mask.

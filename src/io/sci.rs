@@ -324,21 +324,22 @@ pub fn read(r: &SciRef) -> Result<Read, IoError> {
     }
 }
 
-/// Planes `z` of the volume `r` names (hyperslab reads of those planes only), and
-/// the whole volume's dims.
-pub fn read_planes(r: &SciRef, z: std::ops::Range<usize>) -> Result<(Read, Dims), IoError> {
+/// Planes `planes(dims)` of the volume `r` names (hyperslab reads of those planes
+/// only), the whole volume's dims, and the planes.
+pub fn read_planes(r: &SciRef, planes: impl FnOnce(Dims) -> std::ops::Range<usize>) -> Result<(Read, Dims, std::ops::Range<usize>), IoError> {
     let entries = list(&r.file, r.kind)?;
     let (e, step) = resolve(r, &entries)?;
     let dims = e.dims().ok_or_else(|| inv(&r.file, format!("'{}' is not a volume", e.name)))?;
+    let z = planes(dims);
     if matches!(e.shape_kind, Ok(Shape::Series(_))) && step.is_none() || z.end > dims[2] || z.start > z.end {
         return Err(inv(&r.file, format!("'{}': planes {z:?} of a {}x{}x{} volume", e.name, dims[0], dims[1], dims[2])));
     }
     let _g = lock();
     let read = match r.kind {
-        Kind::Hdf5 => super::h5::read(&r.file, e, step, Some(z))?,
-        Kind::NetCdf => super::nc::read(&r.file, e, step, Some(z))?,
+        Kind::Hdf5 => super::h5::read(&r.file, e, step, Some(z.clone()))?,
+        Kind::NetCdf => super::nc::read(&r.file, e, step, Some(z.clone()))?,
     };
-    Ok((read, dims))
+    Ok((read, dims, z))
 }
 
 /// A dataset's missing-value markers from its `_FillValue` and `missing_value`

@@ -132,13 +132,14 @@ fn slabs_read_alone_equal_the_whole_read_and_pack_the_same() {
         let path = Path::new(input);
         let whole = idlat::io::read_volume(path, &opts).unwrap();
         for z in [0..0, 0..50, 3..17, 49..50] {
-            let (info, planes) = idlat::io::read_planes(path, &opts, z.clone()).unwrap().expect("raw and HDF5 read by planes");
+            let (info, got, planes) = idlat::io::read_planes(path, &opts, |_| z.clone()).unwrap().expect("raw and HDF5 read by planes");
             assert_eq!(info.dims, whole.info.dims, "{input}");
+            assert_eq!(got, z);
             assert_eq!(info.spacing, whole.info.spacing);
             let plane = 40 * 36;
             assert!(planes.iter().map(|v| v.to_bits()).eq(whole.data[z.start * plane..z.end * plane].iter().map(|v| v.to_bits())), "{input} planes {z:?}");
         }
-        assert!(idlat::io::read_planes(path, &opts, 40..51).is_err(), "planes past the end are an error");
+        assert!(idlat::io::read_planes(path, &opts, |_| 40..51).is_err(), "planes past the end are an error");
     }
     // Pointwise maps in voxel and world coordinates, on slabs of 2 and 3 ranks.
     let dims = ["--dims", "40x36x50"];

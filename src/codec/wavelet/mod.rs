@@ -62,34 +62,36 @@ pub struct Part<'a> {
     pub ids: std::ops::Range<usize>,
 }
 
+impl Part<'_> {
+    /// Tile `id`'s samples of `src`, a field over the same slab as `data` (the data,
+    /// the importance or a bound's map).
+    pub fn tile(&self, g: &BlockGrid, id: usize, src: &[f32]) -> Vec<f32> {
+        let slab = [g.dims[0], g.dims[1], src.len() / (g.dims[0] * g.dims[1]).max(1)];
+        let (mut o, sz) = g.extent(BlockId(id as u64));
+        assert!(o[2] >= self.z0 && o[2] + sz[2] <= self.z0 + slab[2], "tile {id} outside the slab");
+        o[2] -= self.z0;
+        let mut x = vec![0f32; sz.iter().product()];
+        grid::gather(src, slab, o, sz, &mut x);
+        x
+    }
+}
+
 /// `prepare` for the tiles of a `Part`, in id order.
 pub fn prepare_part(part: &Part, g: &BlockGrid, norm: Norm, bound: Option<(&BoundSpec, &[f32])>, layout: Option<Layout>) -> Vec<Prepared> {
-    let (data, imp) = (part.data, part.imp);
-    let slab = [g.dims[0], g.dims[1], data.len() / (g.dims[0] * g.dims[1]).max(1)];
     part.ids
         .clone()
         .into_par_iter()
         .map(|id| {
-            let (mut o, sz) = g.extent(BlockId(id as u64));
-            assert!(o[2] >= part.z0 && o[2] + sz[2] <= part.z0 + slab[2], "tile {id} outside the slab");
-            o[2] -= part.z0;
-            let n = sz[0] * sz[1] * sz[2];
-            let mut x = vec![0f32; n];
-            let dims = slab;
-            grid::gather(data, dims, o, sz, &mut x);
+            let sz = g.extent(BlockId(id as u64)).1;
+            let x = part.tile(g, id, part.data);
             if x.iter().any(|v| !v.is_finite()) {
                 return Prepared::Exact(x);
             }
             if x.iter().all(|&v| v.to_bits() == x[0].to_bits()) {
                 return Prepared::Constant(x[0]);
             }
-            let mut w = vec![0f32; n];
-            grid::gather(imp, dims, o, sz, &mut w);
-            let bound = bound.map(|(b, bimp)| {
-                let mut bi = vec![0f32; n];
-                grid::gather(bimp, dims, o, sz, &mut bi);
-                bi.iter().map(|&i| b.at(i)).collect()
-            });
+            let w = part.tile(g, id, part.imp);
+            let bound = bound.map(|(b, bimp)| part.tile(g, id, bimp).iter().map(|&i| b.at(i)).collect());
             let xn: Vec<f32> = x.iter().map(|&v| norm.forward(v)).collect();
             let cells = tile::cell_levels(&w, sz);
             let (t, rivals) = match layout {
@@ -278,25 +280,35 @@ fn decode_in(c: &Container, v: VolumeId, g: &BlockGrid, norm: Norm, b: BlockId) 
 /// (blocks of a slab in parallel); `progress(done, total)` after each slab.
 pub fn decode_volume(c: &Container, v: VolumeId, mut progress: impl FnMut(usize, usize)) -> Result<Vec<f32>, String> {
     let g = c.grid(v).map_err(|e| e.to_string())?;
-    let norm = crate::codec::store_norm(c, v)?;
-    let dims = g.dims;
     if g.len() == 1 {
         // One tile is the volume: no second buffer to scatter it into.
-        let out = decode_in(c, v, &g, norm, BlockId(0))?;
+        let out = decode_in(c, v, &g, crate::codec::store_norm(c, v)?, BlockId(0))?;
         progress(1, 1);
         return Ok(out);
     }
-    let mut out = vec![0f32; dims[0] * dims[1] * dims[2]];
+    decode_layers(c, v, 0..g.counts()[2], progress)
+}
+
+/// Decodes the layers `layers` of blocks (z block coordinates) of a volume without a
+/// neural network: the planes they cover (`BlockGrid::planes`), x fastest, one layer
+/// at a time (its blocks in parallel); `progress(done, total)` after each layer.
+pub fn decode_layers(c: &Container, v: VolumeId, layers: std::ops::Range<usize>, mut progress: impl FnMut(usize, usize)) -> Result<Vec<f32>, String> {
+    let g = c.grid(v).map_err(|e| e.to_string())?;
+    let norm = crate::codec::store_norm(c, v)?;
     let counts = g.counts();
-    let per_slab = counts[0] * counts[1];
-    for bz in 0..counts[2] {
-        let ids: Vec<u64> = (bz * per_slab..(bz + 1) * per_slab).map(|i| i as u64).collect();
+    let per_layer = counts[0] * counts[1];
+    let planes = g.planes(layers.start * per_layer..layers.end * per_layer);
+    let dims = [g.dims[0], g.dims[1], planes.len()];
+    let mut out = vec![0f32; dims[0] * dims[1] * dims[2]];
+    for bz in layers.clone() {
+        let ids: Vec<u64> = (bz * per_layer..(bz + 1) * per_layer).map(|i| i as u64).collect();
         let blocks: Vec<Result<Vec<f32>, String>> = ids.par_iter().map(|&b| decode_in(c, v, &g, norm, BlockId(b))).collect();
         for (&id, r) in ids.iter().zip(blocks) {
-            let (o, s) = g.extent(BlockId(id));
+            let (mut o, s) = g.extent(BlockId(id));
+            o[2] -= planes.start;
             grid::scatter(&mut out, dims, o, s, &r?);
         }
-        progress((bz + 1) * per_slab, g.len());
+        progress((bz + 1 - layers.start) * per_layer, layers.len() * per_layer);
     }
     Ok(out)
 }
