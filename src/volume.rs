@@ -98,6 +98,43 @@ impl std::str::FromStr for Endian {
 /// Grid dimensions `[nx, ny, nz]`, x fastest.
 pub type Dims = [usize; 3];
 
+/// A box of voxels inside a volume: where it starts and its size (x fastest).
+/// What a partial read returns and what a map over part of a volume covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Region {
+    pub origin: [usize; 3],
+    pub size: Dims,
+}
+
+impl Region {
+    pub fn whole(dims: Dims) -> Region {
+        Region { origin: [0; 3], size: dims }
+    }
+
+    /// Planes `z` (every x and y) of a volume of `dims`: a slab.
+    pub fn planes(dims: Dims, z: std::ops::Range<usize>) -> Region {
+        Region { origin: [0, 0, z.start], size: [dims[0], dims[1], z.end.saturating_sub(z.start)] }
+    }
+
+    pub fn len(&self) -> usize {
+        self.size.iter().product()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the region lies inside a volume of `dims` (no overflow).
+    pub fn within(&self, dims: Dims) -> bool {
+        (0..3).all(|a| self.origin[a].checked_add(self.size[a]).is_some_and(|end| end <= dims[a]))
+    }
+
+    /// Whether every x and y of a volume of `dims` is in it (a slab of planes).
+    pub fn is_slab(&self, dims: Dims) -> bool {
+        self.origin[..2] == [0, 0] && self.size[..2] == dims[..2]
+    }
+}
+
 /// Physical placement and provenance of a volume, re-emitted by mount headers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VolumeInfo {

@@ -112,6 +112,13 @@ pub struct Args {
     /// Windows per network batch.
     #[arg(long, default_value_t = DEFAULT_BATCH)]
     pub batch: usize,
+    /// Pack each volume tile by tile from its input, never holding it whole (volumes
+    /// larger than memory; the wavelet profile and --lossless): `auto` does so for
+    /// volumes of 1 GiB and more (as f32) whose input and map allow it, `always`
+    /// insists (and says why it cannot), `never` reads volumes whole. The container
+    /// is the same bytes either way.
+    #[arg(long, value_enum, default_value_t = StreamArg::Auto)]
+    pub stream: StreamArg,
     /// Under mpirun: ranks that share each volume's tiles (a team; teams take
     /// volumes in turn). Default: 1 with at least as many volumes as ranks, else
     /// all ranks. Must divide the ranks; memory per rank falls with it.
@@ -219,6 +226,9 @@ pub fn run(args: Args) -> CmdResult {
         super::common::passive_openmp();
         if args.layout != LayoutArg::Auto {
             eprintln!("idlat: warning: --layout only applies to the wavelet profile; ignored");
+        }
+        if args.stream == StreamArg::Always {
+            bail!("--stream always: the {:?} profile codes a volume held whole; the wavelet profile (the default) and --lossless stream", args.profile);
         }
         run_torch(args)
     }
@@ -390,31 +400,37 @@ impl Inputs {
         let mut vol = if self.all.is_empty() { crate::io::read_volume(path, &self.opts)? } else { self.all[i].clone() };
         vol.info.name = self.names[i].clone();
         let others: Vec<(&str, &crate::volume::Volume)> = self.all.iter().zip(&self.names).map(|(v, n)| (n.as_str(), v)).collect();
-        let ctx = crate::importance::Context { volume: &vol, others: &others, time_index: i, time_count: self.paths.len(), z0: 0 };
+        let ctx = crate::importance::Context { volume: &vol, others: &others, time_index: i, time_count: self.paths.len(), origin: [0; 3] };
         let imp = crate::importance::compute(&self.spec, &ctx).with_context(|| format!("importance for {}", path.display()))?;
         Ok((vol, imp))
     }
 
-    /// Planes `planes(dims)` of volume `i` (an MPI rank's slab; `dims` the whole
-    /// volume's) with their importance map, read without the rest, the whole volume's
-    /// info and where the planes start; `None` where that cannot give what `load`
-    /// gives: the input (`io::read_planes`) or a map that is not pointwise.
+    /// The region `region(dims)` of volume `i` (an MPI rank's slab, a streaming pack's
+    /// tile; `dims` the whole volume's) with its importance map, read without the rest,
+    /// and the whole volume's info; `None` where that cannot give what `load` gives:
+    /// the input (`io::read_region`) or a map that is not pointwise.
     #[allow(clippy::type_complexity)]
-    pub fn load_planes(
+    pub fn load_region(
         &self,
         i: usize,
-        planes: impl FnOnce(crate::volume::Dims) -> std::ops::Range<usize>,
-    ) -> anyhow::Result<Option<(crate::volume::VolumeInfo, crate::volume::Volume, Vec<f32>, usize)>> {
-        if !self.spec.is_pointwise() || !self.all.is_empty() {
+        region: impl FnOnce(crate::volume::Dims) -> crate::volume::Region,
+    ) -> anyhow::Result<Option<(crate::volume::VolumeInfo, crate::volume::Region, crate::volume::Volume, Vec<f32>)>> {
+        if !self.regions_exact() {
             return Ok(None);
         }
         let path = &self.paths[i];
-        let Some((mut info, z, data)) = crate::io::read_planes(path, &self.opts, planes)? else { return Ok(None) };
+        let Some((mut info, r, data)) = crate::io::read_region(path, &self.opts, region)? else { return Ok(None) };
         info.name = self.names[i].clone();
-        let slab = crate::volume::Volume::new(crate::volume::VolumeInfo { dims: [info.dims[0], info.dims[1], z.len()], ..info.clone() }, data);
-        let ctx = crate::importance::Context { volume: &slab, others: &[], time_index: i, time_count: self.paths.len(), z0: z.start };
+        let part = crate::volume::Volume::new(crate::volume::VolumeInfo { dims: r.size, ..info.clone() }, data);
+        let ctx = crate::importance::Context { volume: &part, others: &[], time_index: i, time_count: self.paths.len(), origin: r.origin };
         let imp = crate::importance::compute(&self.spec, &ctx).with_context(|| format!("importance for {}", path.display()))?;
-        Ok(Some((info, slab, imp, z.start)))
+        Ok(Some((info, r, part, imp)))
+    }
+
+    /// Whether the map over part of a volume is the whole map's there (pointwise, no
+    /// other volumes): what `load_region` needs besides an input it can read in parts.
+    pub fn regions_exact(&self) -> bool {
+        self.spec.is_pointwise() && self.all.is_empty()
     }
 }
 
@@ -482,7 +498,7 @@ pub(super) fn report(args: &Args, ins: &Inputs, done: &[Packed], stats: crate::f
         for (i, path) in ins.paths.iter().enumerate() {
             let (vol, mask) = crate::io::read_volume_with_mask(path, &ins.opts)?;
             let others: Vec<(&str, &crate::volume::Volume)> = ins.all.iter().zip(&ins.names).map(|(v, n)| (n.as_str(), v)).collect();
-            let imp = crate::importance::compute(&ins.spec, &crate::importance::Context { volume: &vol, others: &others, time_index: i, time_count: ins.paths.len(), z0: 0 })?;
+            let imp = crate::importance::compute(&ins.spec, &crate::importance::Context { volume: &vol, others: &others, time_index: i, time_count: ins.paths.len(), origin: [0; 3] })?;
             let rec = super::common::decode(codec, &c, crate::format::VolumeId(i as u32), 16, |_, _| {})?;
             q = q.merge(&crate::metrics::sums(&vol.data, &rec, Some(&imp), mask.as_deref()));
             if let Some(b) = bound_for(args, vol.range().0, vol.range().1)? {
@@ -515,6 +531,13 @@ pub(super) fn report(args: &Args, ins: &Inputs, done: &[Packed], stats: crate::f
 
 /// Windows per network batch unless `--batch` says otherwise.
 const DEFAULT_BATCH: usize = 8;
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamArg {
+    Auto,
+    Always,
+    Never,
+}
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LayoutArg {

@@ -10,6 +10,7 @@ use crate::codec::bound::{BlockStats, BoundSpec};
 use crate::codec::wavelet::{self, Target};
 use crate::dist::Reduce;
 use crate::format::{BlockGrid, BlockId, BlockKind, ContainerWriter, ModelRef, VolumeMeta};
+use crate::volume::Region;
 use std::ops::Range;
 
 pub fn run(args: Args) -> CmdResult {
@@ -41,9 +42,13 @@ fn single(args: Args) -> CmdResult {
     writer.set_model(model_ref(&args), None);
     let mut done = Vec::new();
     for i in 0..ins.paths.len() {
+        if let Some(p) = super::pack_stream::volume(&args, &ins, i, &mut writer)? {
+            done.push(p);
+            continue;
+        }
         let (vol, imp) = ins.load(i)?;
         let plan = Plan::new(&args, &ins, i, &vol.info, vol.range())?;
-        let part = wavelet::Part { data: &vol.data, imp: &imp, z0: 0, ids: 0..plan.grid.len() };
+        let part = wavelet::Part { data: &vol.data, imp: &imp, region: Region::whole(vol.info.dims), ids: 0..plan.grid.len() };
         let bar = super::common::progress(plan.grid.len() as u64, args.quiet, &format!("pack {}", vol.info.name));
         let out = plan.code(&args, &part, &crate::dist::Local, !args.quiet).map_err(anyhow::Error::msg)?;
         if out.minor > 0 {
@@ -66,11 +71,11 @@ fn single(args: Args) -> CmdResult {
 
 /// What a volume is packed with, decided before any tile is coded (no collectives:
 /// every rank decides the same, and an error here is every rank's).
-struct Plan {
-    grid: BlockGrid,
-    norm: Norm,
-    bound: Option<BoundSpec>,
-    meta: VolumeMeta,
+pub(super) struct Plan {
+    pub grid: BlockGrid,
+    pub norm: Norm,
+    pub bound: Option<BoundSpec>,
+    pub meta: VolumeMeta,
     target: Option<Target>,
     /// This volume's share of the container besides its blocks (header, trailer, metadata).
     overhead: u64,
@@ -78,7 +83,7 @@ struct Plan {
 
 impl Plan {
     /// `info`, `range`: the whole volume's (every rank of a shared volume plans alike).
-    fn new(args: &Args, ins: &Inputs, i: usize, info: &crate::volume::VolumeInfo, (lo, hi): (f32, f32)) -> anyhow::Result<Plan> {
+    pub(super) fn new(args: &Args, ins: &Inputs, i: usize, info: &crate::volume::VolumeInfo, (lo, hi): (f32, f32)) -> anyhow::Result<Plan> {
         let norm = Norm::from_range(lo, hi);
         let tile = tile_edge(args);
         let grid = BlockGrid::cubic(info.dims, tile);
@@ -108,39 +113,51 @@ impl Plan {
         } else {
             let bound = self.bound.as_ref().map(|b| (b, part.imp));
             let mut prepared = wavelet::prepare_part(part, grid, norm, bound, args.layout.layout());
-            let auto = args.layout == super::pack::LayoutArg::Auto;
-            let changed = |prepared: &mut [wavelet::Prepared], step| {
+            let changed = |prepared: &mut Vec<wavelet::Prepared>, step| {
                 let mut n = [wavelet::relayout(prepared, step, norm) as u64];
                 red.sum_u64(&mut n);
-                n[0] > 0
+                Ok(n[0] > 0)
             };
-            let step = match self.target {
-                None => {
-                    let step = args.step.unwrap_or(wavelet::DEFAULT_STEP);
-                    if auto {
-                        changed(&mut prepared, step);
-                    }
-                    step
-                }
-                Some(t) => {
-                    let search = |prepared: &[wavelet::Prepared], near| wavelet::search(prepared, grid, norm, part.data, part.imp, None, t, self.overhead, near, red);
-                    let mut c = search(&prepared, None)?;
-                    // The layouts chosen at the step the target needs, then the step again for them.
-                    if auto && changed(&mut prepared, c.step) {
-                        c = search(&prepared, Some(c.step))?;
-                    }
-                    if speak {
-                        target_line(&meta.info.name, t, &c);
-                    }
-                    c.step
-                }
-            };
+            let step = self.step(args, &mut prepared, (part.data, part.imp), red, speak, changed)?;
             meta.codec.insert("step".into(), serde_json::json!(step));
             wavelet::code_all(&prepared, step, norm)?
         };
         let minor = coded.iter().zip(part.ids.clone()).map(|(c, id)| wavelet::required_minor(c, grid.extent(BlockId(id as u64)).1)).max().unwrap_or(0);
         let stats = coded.iter().fold(BlockStats::default(), |s, c| s + c.stats);
         Ok(Coded { meta, coded, minor, stats })
+    }
+
+    /// The base step: `--step` (or the default), or what rate control finds for the
+    /// target over `ps` (`data`, `imp`: the volume, for a quality target); with
+    /// `--layout auto`, the tiles' layouts re-chosen at that step too (`changed`:
+    /// `relayout`, true when a tile changed).
+    pub(super) fn step<T: wavelet::Tiles + ?Sized>(
+        &self,
+        args: &Args,
+        ps: &mut T,
+        (data, imp): (&[f32], &[f32]),
+        red: &dyn Reduce,
+        speak: bool,
+        mut changed: impl FnMut(&mut T, f32) -> Result<bool, String>,
+    ) -> Result<f32, String> {
+        let auto = args.layout == super::pack::LayoutArg::Auto;
+        let Some(t) = self.target else {
+            let step = args.step.unwrap_or(wavelet::DEFAULT_STEP);
+            if auto {
+                changed(ps, step)?;
+            }
+            return Ok(step);
+        };
+        let search = |ps: &T, near| wavelet::search(ps, &self.grid, self.norm, data, imp, None, t, self.overhead, near, red);
+        let mut c = search(ps, None)?;
+        // The layouts chosen at the step the target needs, then the step again for them.
+        if auto && changed(ps, c.step)? {
+            c = search(ps, Some(c.step))?;
+        }
+        if speak {
+            target_line(&self.meta.info.name, t, &c);
+        }
+        Ok(c.step)
     }
 }
 
@@ -211,6 +228,10 @@ fn ranks(args: Args) -> CmdResult {
     let fail = |e: anyhow::Error| format!("{e:#}");
     let ins = world.agree(Inputs::resolve(&args).map_err(fail))?;
     let n = ins.paths.len();
+    if args.stream == super::pack::StreamArg::Always {
+        let why = "--stream always packs in one process; under mpirun, ranks share a large volume's tiles instead, each reading only its slab (--ranks-per-volume)".to_string();
+        return Err(crate::dist::everyone(why).into());
+    }
     // Teams of `per` ranks; team t packs its share of the volumes, its ranks sharing each one's tiles.
     let per = team_size(args.ranks_per_volume, n, size)?;
     if per > 1 && !matches!(args.target_psnr.or(args.target_wpsnr), None) {
@@ -234,23 +255,24 @@ fn ranks(args: Args) -> CmdResult {
                 let (vol, imp) = ins.load(i).map_err(fail)?;
                 let plan = Plan::new(&args, &ins, i, &vol.info, vol.range()).map_err(fail)?;
                 let ids = 0..plan.grid.len();
-                let part = wavelet::Part { data: &vol.data, imp: &imp, z0: 0, ids: ids.clone() };
+                let part = wavelet::Part { data: &vol.data, imp: &imp, region: Region::whole(vol.info.dims), ids: ids.clone() };
                 let out = plan.code(&args, &part, &crate::dist::Local, !args.quiet).map_err(|e| format!("{}: {e}", vol.info.name))?;
                 all.push((i, out, ids));
                 continue;
             }
             // The team goes through its volumes together, so each step is agreed on in it.
-            let (info, range, data, imp, z0) = match slab(&team, &args, &ins, i)? {
+            let (info, range, data, imp, region) = match slab(&team, &args, &ins, i)? {
                 Some(s) => s,
                 None => {
                     let (vol, imp) = team.agree(ins.load(i).map_err(fail))?;
                     let range = vol.range();
-                    (vol.info, range, vol.data, imp, 0)
+                    let region = Region::whole(vol.info.dims);
+                    (vol.info, range, vol.data, imp, region)
                 }
             };
             let plan = team.agree(Plan::new(&args, &ins, i, &info, range).map_err(fail))?;
             let ids = crate::dist::share(plan.grid.len(), team.rank(), per);
-            let part = wavelet::Part { data: &data, imp: &imp, z0, ids: ids.clone() };
+            let part = wavelet::Part { data: &data, imp: &imp, region, ids: ids.clone() };
             // The search's collectives cannot be left half-way by one rank: abort the job.
             let out = plan.code(&args, &part, &team, team.rank() == 0 && !args.quiet).unwrap_or_else(|e| team.abort(&format!("{}: {e}", info.name)));
             all.push((i, out, ids));
@@ -330,21 +352,21 @@ fn ranks(args: Args) -> CmdResult {
 /// A volume's whole info and value range, this rank's slab of it (the planes of its
 /// share of the tiles) with their importance and where the slab starts: read
 /// without the rest of the volume where the input and the map allow it on every
-/// rank (`Inputs::load_planes`), else `None` (every rank then reads it whole).
+/// rank (`Inputs::load_region`), else `None` (every rank then reads it whole).
 #[cfg(feature = "mpi")]
 #[allow(clippy::type_complexity)]
-fn slab(world: &crate::dist::Comm, args: &Args, ins: &Inputs, i: usize) -> Result<Option<(crate::volume::VolumeInfo, (f32, f32), Vec<f32>, Vec<f32>, usize)>, crate::dist::Agreed> {
+fn slab(world: &crate::dist::Comm, args: &Args, ins: &Inputs, i: usize) -> Result<Option<(crate::volume::VolumeInfo, (f32, f32), Vec<f32>, Vec<f32>, Region)>, crate::dist::Agreed> {
     let fail = |e: anyhow::Error| format!("{e:#}");
     // The planes of this rank's share of the tiles (the same share `Plan` gives it).
     let planes = |dims| {
         let g = BlockGrid::cubic(dims, tile_edge(args));
-        g.planes(crate::dist::share(g.len(), world.rank(), world.size()))
+        Region::planes(dims, g.planes(crate::dist::share(g.len(), world.rank(), world.size())))
     };
-    let got = world.agree(ins.load_planes(i, planes).map_err(fail))?;
+    let got = world.agree(ins.load_region(i, planes).map_err(fail))?;
     // A slab may hold what only a whole read handles (non-finite values): then no rank reads slabs.
     let mut missing = [got.is_none() as u64];
     world.sum_u64(&mut missing);
-    let Some((info, slab, imp, z0)) = got.filter(|_| missing[0] == 0) else { return Ok(None) };
+    let Some((info, region, slab, imp)) = got.filter(|_| missing[0] == 0) else { return Ok(None) };
     // The whole volume's range, as a whole read has it: exact (min and max of floats).
     let (lo, hi) = slab.data.iter().filter(|v| v.is_finite()).fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
     let (lo, hi) = world.min_max(lo, hi);
@@ -353,7 +375,7 @@ fn slab(world: &crate::dist::Comm, args: &Args, ins: &Inputs, i: usize) -> Resul
         // A span f32 cannot hold: the whole read says so, as one process would.
         return Ok(None);
     }
-    Ok(Some((info, range, slab.data, imp, z0)))
+    Ok(Some((info, range, slab.data, imp, region)))
 }
 
 /// Ranks per team (`--ranks-per-volume`, else 1 with at least as many volumes as

@@ -61,6 +61,12 @@ impl BlockGrid {
         self.extent(BlockId(ids.start as u64)).0[2]..o[2] + s[2]
     }
 
+    /// A block's voxels as a region of the volume.
+    pub fn region(&self, id: BlockId) -> crate::volume::Region {
+        let (origin, size) = self.extent(id);
+        crate::volume::Region { origin, size }
+    }
+
     pub fn voxels(&self, id: BlockId) -> usize {
         let (_, s) = self.extent(id);
         s[0] * s[1] * s[2]

@@ -20,14 +20,15 @@ pub struct Context<'a> {
     /// Position of this volume in its series (for `time:`).
     pub time_index: usize,
     pub time_count: usize,
-    /// Where `volume` starts in z: a slab of the whole volume (an MPI rank's, for
-    /// `Spec::is_pointwise` maps), 0 for a whole volume.
-    pub z0: usize,
+    /// Where `volume` starts in the whole volume (voxels): a part of it (an MPI
+    /// rank's slab, a streaming pack's tile; for `Spec::is_pointwise` maps), zeros
+    /// for a whole volume.
+    pub origin: [usize; 3],
 }
 
 impl<'a> Context<'a> {
     pub fn single(volume: &'a Volume) -> Context<'a> {
-        Context { volume, others: &[], time_index: 0, time_count: 1, z0: 0 }
+        Context { volume, others: &[], time_index: 0, time_count: 1, origin: [0; 3] }
     }
 }
 
@@ -67,9 +68,9 @@ fn map_values(vol: &Volume, f: impl Fn(f64) -> f64 + Sync) -> Vec<f32> {
 }
 
 /// Voxel coordinates in voxel or world units.
-fn coords(vol: &Volume, i: usize, world: bool, z0: usize) -> [f64; 3] {
+fn coords(vol: &Volume, i: usize, world: bool, at: [usize; 3]) -> [f64; 3] {
     let [nx, ny, _] = vol.info.dims;
-    let v = [(i % nx) as f64, ((i / nx) % ny) as f64, (i / (nx * ny) + z0) as f64];
+    let v = [(i % nx + at[0]) as f64, ((i / nx) % ny + at[1]) as f64, (i / (nx * ny) + at[2]) as f64];
     if world {
         [0, 1, 2].map(|a| vol.info.origin[a] + v[a] * vol.info.spacing[a])
     } else {
@@ -262,11 +263,11 @@ pub fn compute(spec: &Spec, ctx: &Context) -> Result<Vec<f32>, ImportanceError> 
         },
         Spec::Near { value, width } => map_values(vol, |v| (-((v - value) / width).powi(2)).exp()),
         Spec::Tf(points) => map_values(vol, |v| piecewise(points, v)),
-        Spec::Box { lo, hi, soft, world } => (0..n).into_par_iter().map(|i| clamp01(soft_edge(box_distance(coords(vol, i, *world, ctx.z0), *lo, *hi, *world, vol.info.spacing), *soft))).collect(),
+        Spec::Box { lo, hi, soft, world } => (0..n).into_par_iter().map(|i| clamp01(soft_edge(box_distance(coords(vol, i, *world, ctx.origin), *lo, *hi, *world, vol.info.spacing), *soft))).collect(),
         Spec::Sphere { centre, r, soft, world } => (0..n)
             .into_par_iter()
             .map(|i| {
-                let p = coords(vol, i, *world, ctx.z0);
+                let p = coords(vol, i, *world, ctx.origin);
                 let d = (0..3).map(|a| (p[a] - centre[a]).powi(2)).sum::<f64>().sqrt() - r;
                 clamp01(soft_edge(d, *soft))
             })
@@ -416,7 +417,7 @@ mod tests {
             // Brute force: distance to the nearest linearly interpolated crossing point.
             let mut cross = Vec::new();
             for p in 0..v.data.len() {
-                let pc = coords(&v, p, false, 0);
+                let pc = coords(&v, p, false, [0; 3]);
                 for (axis, step) in [(0, 1), (1, dims[0]), (2, dims[0] * dims[1])] {
                     if pc[axis] as usize + 1 >= dims[axis] {
                         continue;
@@ -431,7 +432,7 @@ mod tests {
                 }
             }
             for p in 0..v.data.len() {
-                let pc = coords(&v, p, false, 0);
+                let pc = coords(&v, p, false, [0; 3]);
                 let best = cross.iter().map(|c| (0..3).map(|a| (pc[a] - c[a]).powi(2)).sum::<f64>().sqrt()).fold(f64::INFINITY, f64::min);
                 let got = if m[p] > 0.0 { -(m[p] as f64).ln() } else { f64::INFINITY };
                 if best.is_infinite() {
@@ -540,7 +541,7 @@ mod tests {
         let a = vol([4, 4, 4], |x, _, _| x as f32);
         let b = vol([4, 4, 4], |_, y, _| y as f32);
         let others = [("B", &b)];
-        let ctx = Context { volume: &a, others: &others, time_index: 5, time_count: 11, z0: 0 };
+        let ctx = Context { volume: &a, others: &others, time_index: 5, time_count: 11, origin: [0; 3] };
         let m = compute(&parse("of=B:value:>1.5").unwrap(), &ctx).unwrap();
         assert_eq!((m[4], m[8]), (0.0, 1.0)); // y = 1 and y = 2
         let t = compute(&parse("time:0=1,10=0").unwrap(), &ctx).unwrap();
@@ -549,25 +550,29 @@ mod tests {
     }
 
     #[test]
-    fn pointwise_maps_on_a_slab_equal_the_whole_maps_planes() {
+    fn pointwise_maps_on_a_region_equal_the_whole_maps_there() {
         let mut a = vol([5, 4, 9], |x, y, z| (x * 3 + y + z * z) as f32 * 0.1);
         a.info.spacing = [0.5, 1.5, 2.0];
         a.info.origin = [1.0, -2.0, 3.0];
-        let plane = 20;
+        let dims = a.info.dims;
+        // Slabs (an MPI rank's planes) and boxes (a streaming pack's tiles).
+        let regions = [([0, 0, 0], [5, 4, 9]), ([0, 0, 2], [5, 4, 3]), ([0, 0, 8], [5, 4, 1]), ([1, 2, 3], [3, 2, 4]), ([4, 0, 0], [1, 4, 9])];
         for text in ["box:1,1,2:3,3,6,soft=1.5", "sphere:2,2,5,r=2.5,world", "max(value:>3,box:0,0,7:4,3,8)", "grad", "iso:3"] {
             let spec = parse(text).unwrap();
             let whole = compute(&spec, &Context::single(&a)).unwrap();
-            for (z0, z1) in [(0, 9), (2, 5), (8, 9)] {
-                let mut info = a.info.clone();
-                info.dims[2] = z1 - z0;
-                let slab = Volume::new(info, a.data[z0 * plane..z1 * plane].to_vec());
-                let part = compute(&spec, &Context { z0, ..Context::single(&slab) }).unwrap();
-                let same = part == whole[z0 * plane..z1 * plane];
+            for (k, (origin, size)) in regions.into_iter().enumerate() {
+                let r = crate::volume::Region { origin, size };
+                let mut there = vec![0f32; r.len()];
+                crate::format::grid::gather(&whole, dims, origin, size, &mut there);
+                let mut data = vec![0f32; r.len()];
+                crate::format::grid::gather(&a.data, dims, origin, size, &mut data);
+                let part = Volume::new(crate::volume::VolumeInfo { dims: size, ..a.info.clone() }, data);
+                let got = compute(&spec, &Context { origin, ..Context::single(&part) }).unwrap();
                 // Only a pointwise spec may promise this (and must keep it).
                 if spec.is_pointwise() {
-                    assert!(same, "{text}: planes {z0}..{z1}");
-                } else if (z0, z1) == (2, 5) {
-                    assert!(!same, "{text} is not pointwise yet a slab matched: the test needs a case that tells them apart");
+                    assert!(got == there, "{text}: region {r:?}");
+                } else if k == 1 {
+                    assert!(got != there, "{text} is not pointwise yet a slab matched: the test needs a case that tells them apart");
                 }
             }
         }

@@ -83,18 +83,19 @@ fn attr_f64(ds: &hdf5::Dataset, name: &str) -> Option<Vec<f64>> {
     a.read_raw::<f64>().ok()
 }
 
-pub(super) fn read(path: &Path, e: &Entry, step: Option<usize>, planes: Option<std::ops::Range<usize>>) -> Result<sci::Read, IoError> {
+pub(super) fn read(path: &Path, e: &Entry, step: Option<usize>, region: Option<crate::volume::Region>) -> Result<sci::Read, IoError> {
     let f = open(path)?;
     let ds = f.dataset(&e.name).map_err(|err| inv(path, format!("opening dataset '{}': {err}", e.name)))?;
     let (_, dtype) = element(&ds);
     let dtype = dtype.map_err(|why| inv(path, format!("'{}' cannot be read as a volume: it is {why}", e.name)))?;
     let dims = e.dims().ok_or_else(|| inv(path, format!("'{}' is not a volume", e.name)))?;
     let sentinels = sci::sentinels(|k| attr_f64(&ds, k));
-    let planes = planes.unwrap_or(0..dims[2]);
-    let read = sci::read_slabs(path, &e.name, dims, planes.clone(), &sentinels, None, |z, k, buf| {
+    let r = region.unwrap_or(crate::volume::Region::whole(dims));
+    let (ys, xs) = (r.origin[1]..r.origin[1] + r.size[1], r.origin[0]..r.origin[0] + r.size[0]);
+    let read = sci::read_slabs(path, &e.name, dims, r, &sentinels, None, |z, k, buf| {
         let arr: hdf5::Result<ndarray::ArrayD<f64>> = match (step, e.shape.len()) {
-            (Some(t), 4) => ds.read_slice((t, z..z + k, .., ..)),
-            _ => ds.read_slice((z..z + k, .., ..)),
+            (Some(t), 4) => ds.read_slice((t, z..z + k, ys.clone(), xs.clone())),
+            _ => ds.read_slice((z..z + k, ys.clone(), xs.clone())),
         };
         let arr = arr.map_err(|e| e.to_string())?;
         let s = arr.as_slice().ok_or("the library returned a non-contiguous slab")?;
@@ -104,7 +105,7 @@ pub(super) fn read(path: &Path, e: &Entry, step: Option<usize>, planes: Option<s
         buf.copy_from_slice(s);
         Ok(())
     })?;
-    let mut info = VolumeInfo::new("", [dims[0], dims[1], planes.len()]);
+    let mut info = VolumeInfo::new("", r.size);
     info.dtype = dtype;
     Ok(sci::finish(&format!("{}:{}", path.display(), e.name), info, read, &sentinels, |k| attr_f64(&ds, k)))
 }

@@ -27,7 +27,7 @@ pub mod sci;
 
 pub use headers::{mhd_text, nhdr_text, vti_parts};
 
-use crate::volume::{DType, Dims, Endian, Volume, VolumeInfo};
+use crate::volume::{DType, Dims, Endian, Region, Volume, VolumeInfo};
 use std::path::{Path, PathBuf};
 
 /// Errors reading or writing volume files; each names the file and the problem.
@@ -180,47 +180,43 @@ fn raw_dims(path: &Path, opts: &ReadOptions) -> Result<Dims, IoError> {
     opts.dims.ok_or_else(|| IoError::Invalid { path: path.to_owned(), msg: "raw input needs --dims XxYxZ (and --dtype/--endian if not f32 little-endian)".into() })
 }
 
-/// Planes `planes(dims)` (every x and y; `dims` the whole volume's) of an input,
-/// read without the rest (an MPI rank's slab): the whole volume's info, the planes
-/// and their samples, exactly as `read_volume` would give them. For raw bricks
-/// (offset reads) and HDF5/NetCDF datasets (hyperslabs); `None` where only a whole
-/// read gives the same samples: other formats, gzip, and missing or non-finite
+/// The region `region(dims)` of an input (`dims` the whole volume's), read without
+/// the rest (an MPI rank's slab, a streaming pack's tile): the whole volume's info,
+/// the region and its samples, exactly as `read_volume` would give them. For raw
+/// bricks (offset reads) and HDF5/NetCDF datasets (hyperslabs); `None` where only a
+/// whole read gives the same samples: other formats, gzip, and missing or non-finite
 /// values (filled from neighbours and the volume's mean).
 #[allow(clippy::type_complexity)]
-pub fn read_planes(path: &Path, opts: &ReadOptions, planes: impl FnOnce(Dims) -> std::ops::Range<usize>) -> Result<Option<(VolumeInfo, std::ops::Range<usize>, Vec<f32>)>, IoError> {
+pub fn read_region(path: &Path, opts: &ReadOptions, region: impl FnOnce(Dims) -> Region) -> Result<Option<(VolumeInfo, Region, Vec<f32>)>, IoError> {
     let name = lower_name(path);
     let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
     if opts.missing.is_some() || name.ends_with(".gz") {
         return Ok(None);
     }
-    let (mut info, z, data) = if let Some(r) = sci::SciRef::parse(path) {
-        let ((vol, mask), dims, z) = sci::read_planes(&r, planes)?;
+    let (mut info, r, data) = if let Some(sr) = sci::SciRef::parse(path) {
+        let ((vol, mask), dims, r) = sci::read_region(&sr, region)?;
         if mask.is_some() {
             return Ok(None);
         }
-        (VolumeInfo { dims, ..vol.info }, z, vol.data)
+        (VolumeInfo { dims, ..vol.info }, r, vol.data)
     } else if matches!(ext, "npy" | "mhd" | "mha" | "nrrd" | "nhdr" | "vti") {
         return Ok(None);
     } else {
         let dims = raw_dims(path, opts)?;
         let dtype = opts.dtype.unwrap_or(DType::F32);
         let endian = opts.endian.unwrap_or(Endian::Little);
-        let z = planes(dims);
-        if z.start > z.end || z.end > dims[2] {
-            return Err(inv(path, format!("planes {z:?} of a volume {} deep", dims[2])));
-        }
-        let plane = (dims[0] * dims[1] * dtype.size()) as u64;
-        let bytes = raw::read_range(path, opts.header_bytes, plane * dims[2] as u64, z.start as u64 * plane, z.len() as u64 * plane)?;
+        let r = region(dims);
+        let bytes = raw::read_region(path, opts.header_bytes, dims, dtype.size(), r)?;
         let mut info = VolumeInfo::new("", dims);
         info.dtype = dtype;
         info.endian = endian;
-        (info, z, raw::decode_samples(&bytes, dtype, endian))
+        (info, r, raw::decode_samples(&bytes, dtype, endian))
     };
     if opts.nonfinite != NonFinite::Keep && data.iter().any(|v| !v.is_finite()) {
         return Ok(None);
     }
     info.name = names::volume_names(&[path.to_owned()]).pop().unwrap_or_default();
-    Ok(Some((info, z, data)))
+    Ok(Some((info, r, data)))
 }
 
 /// Replaces missing voxels (sentinel rule in the module docs); returns the valid mask.

@@ -90,7 +90,7 @@ pub(super) fn list(path: &Path) -> Result<Vec<Entry>, IoError> {
     Ok(out)
 }
 
-pub(super) fn read(path: &Path, e: &Entry, step: Option<usize>, planes: Option<std::ops::Range<usize>>) -> Result<sci::Read, IoError> {
+pub(super) fn read(path: &Path, e: &Entry, step: Option<usize>, region: Option<crate::volume::Region>) -> Result<sci::Read, IoError> {
     let f = open(path)?;
     let v = f.variable(&e.name).ok_or_else(|| inv(path, format!("no variable '{}'", e.name)))?;
     let (_, dtype) = element(&v.vartype());
@@ -107,8 +107,8 @@ pub(super) fn read(path: &Path, e: &Entry, step: Option<usize>, planes: Option<s
         dtype = if wide { DType::F64 } else { DType::F32 };
     }
     let nd = e.shape.len();
-    let planes = planes.unwrap_or(0..dims[2]);
-    let read = sci::read_slabs(path, &e.name, dims, planes.clone(), &sentinels, unpack, |z, k, buf| {
+    let r = region.unwrap_or(crate::volume::Region::whole(dims));
+    let read = sci::read_slabs(path, &e.name, dims, r, &sentinels, unpack, |z, k, buf| {
         let mut start = vec![0usize; nd];
         let mut count = e.shape.clone();
         if let Some(t) = step {
@@ -117,9 +117,11 @@ pub(super) fn read(path: &Path, e: &Entry, step: Option<usize>, planes: Option<s
         }
         start[nd - 3] = z;
         count[nd - 3] = k;
+        (start[nd - 2], count[nd - 2]) = (r.origin[1], r.size[1]);
+        (start[nd - 1], count[nd - 1]) = (r.origin[0], r.size[0]);
         v.get_values_into::<f64, _>(buf, (&start[..], &count[..])).map_err(|e| e.to_string())
     })?;
-    let mut info = VolumeInfo::new("", [dims[0], dims[1], planes.len()]);
+    let mut info = VolumeInfo::new("", r.size);
     info.dtype = dtype;
     let what = format!("{}:{}", path.display(), e.name);
     // Coordinate variables: 1-D, named as their dimension.

@@ -101,23 +101,52 @@ pub fn read_exact_payload(path: &Path, skip: u64, len: u64, gz: bool) -> Result<
     Ok(buf)
 }
 
-/// `len` bytes at `at` of the data of an uncompressed file that holds `skip`
-/// header bytes plus exactly `total` data bytes (checked, as `read_exact_payload` does).
-pub fn read_range(path: &Path, skip: u64, total: u64, at: u64, len: u64) -> Result<Vec<u8>, IoError> {
-    use std::io::Seek;
+/// The bytes of `r` (x fastest) in an uncompressed file that holds `skip` header
+/// bytes plus exactly the samples of `dims`, `size` bytes each (checked, as
+/// `read_exact_payload` does). A slab is one read; a box reads each plane's rows as
+/// one span when that reads at most 4x the box's bytes, else row by row.
+pub fn read_region(path: &Path, skip: u64, dims: crate::volume::Dims, size: usize, r: crate::volume::Region) -> Result<Vec<u8>, IoError> {
+    use std::os::unix::fs::FileExt;
     let inv = |msg: String| IoError::Invalid { path: path.to_owned(), msg };
-    let mut file = std::fs::File::open(path).map_err(|e| os_err(path, e))?;
-    let want = skip.checked_add(total).ok_or_else(|| inv("size overflows".into()))?;
+    let file = std::fs::File::open(path).map_err(|e| os_err(path, e))?;
+    let total = dims.iter().try_fold(size as u64, |a, &d| a.checked_mul(d as u64));
+    let want = total.and_then(|t| t.checked_add(skip)).ok_or_else(|| inv("size overflows".into()))?;
     expect_len(path, &file, skip, want)?;
-    if at.checked_add(len).is_none_or(|end| end > total) {
-        return Err(inv(format!("bytes {at}..+{len} lie outside the {total} data bytes")));
+    if !r.within(dims) {
+        return Err(inv(format!("region at {:?} of size {:?} lies outside the {:?} volume", r.origin, r.size, dims)));
     }
-    file.seek(std::io::SeekFrom::Start(skip + at)).map_err(|e| os_err(path, e))?;
+    let len = r.len() * size;
     let mut buf = Vec::new();
-    buf.try_reserve_exact(len as usize).map_err(|_| inv(format!("cannot allocate {len} bytes")))?;
-    file.take(len).read_to_end(&mut buf).map_err(|e| os_err(path, e))?;
-    if buf.len() as u64 != len {
-        return Err(inv(format!("file ended while reading bytes {at}..+{len}")));
+    buf.try_reserve_exact(len).map_err(|_| inv(format!("cannot allocate {len} bytes")))?;
+    buf.resize(len, 0);
+    let read = |at: u64, out: &mut [u8]| file.read_exact_at(out, skip + at).map_err(|e| os_err(path, e));
+    let [nx, ny, _] = dims;
+    let [x0, y0, z0] = r.origin;
+    let [sx, sy, sz] = r.size;
+    if len == 0 {
+        return Ok(buf);
+    }
+    if r.is_slab(dims) {
+        read((z0 * nx * ny * size) as u64, &mut buf)?;
+        return Ok(buf);
+    }
+    let row = sx * size;
+    let span = ((sy - 1) * nx + sx) * size;
+    let mut tmp = Vec::new();
+    for z in 0..sz {
+        let first = (((z0 + z) * ny + y0) * nx + x0) * size;
+        let out = &mut buf[z * sy * row..(z + 1) * sy * row];
+        if span <= 4 * sy * row {
+            tmp.resize(span, 0);
+            read(first as u64, &mut tmp)?;
+            for (y, o) in out.chunks_exact_mut(row).enumerate() {
+                o.copy_from_slice(&tmp[y * nx * size..y * nx * size + row]);
+            }
+        } else {
+            for (y, o) in out.chunks_exact_mut(row).enumerate() {
+                read((first + y * nx * size) as u64, o)?;
+            }
+        }
     }
     Ok(buf)
 }

@@ -23,7 +23,7 @@
 //! libhdf5 behind the hdf5 crate's lock: every call goes through `lock()`.
 
 use super::{inv, IoError};
-use crate::volume::{DType, Dims, Volume, VolumeInfo};
+use crate::volume::{DType, Dims, Region, Volume, VolumeInfo};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
@@ -324,22 +324,22 @@ pub fn read(r: &SciRef) -> Result<Read, IoError> {
     }
 }
 
-/// Planes `planes(dims)` of the volume `r` names (hyperslab reads of those planes
-/// only), the whole volume's dims, and the planes.
-pub fn read_planes(r: &SciRef, planes: impl FnOnce(Dims) -> std::ops::Range<usize>) -> Result<(Read, Dims, std::ops::Range<usize>), IoError> {
+/// The region `region(dims)` of the volume `r` names (hyperslab reads of it only),
+/// the whole volume's dims, and the region.
+pub fn read_region(r: &SciRef, region: impl FnOnce(Dims) -> Region) -> Result<(Read, Dims, Region), IoError> {
     let entries = list(&r.file, r.kind)?;
     let (e, step) = resolve(r, &entries)?;
     let dims = e.dims().ok_or_else(|| inv(&r.file, format!("'{}' is not a volume", e.name)))?;
-    let z = planes(dims);
-    if matches!(e.shape_kind, Ok(Shape::Series(_))) && step.is_none() || z.end > dims[2] || z.start > z.end {
-        return Err(inv(&r.file, format!("'{}': planes {z:?} of a {}x{}x{} volume", e.name, dims[0], dims[1], dims[2])));
+    let g = region(dims);
+    if matches!(e.shape_kind, Ok(Shape::Series(_))) && step.is_none() || !g.within(dims) {
+        return Err(inv(&r.file, format!("'{}': region at {:?} of size {:?} of a {}x{}x{} volume", e.name, g.origin, g.size, dims[0], dims[1], dims[2])));
     }
     let _g = lock();
     let read = match r.kind {
-        Kind::Hdf5 => super::h5::read(&r.file, e, step, Some(z.clone()))?,
-        Kind::NetCdf => super::nc::read(&r.file, e, step, Some(z.clone()))?,
+        Kind::Hdf5 => super::h5::read(&r.file, e, step, Some(g))?,
+        Kind::NetCdf => super::nc::read(&r.file, e, step, Some(g))?,
     };
-    Ok((read, dims, z))
+    Ok((read, dims, g))
 }
 
 /// A dataset's missing-value markers from its `_FillValue` and `missing_value`
@@ -391,8 +391,8 @@ pub(crate) fn check_size(file: &Path, name: &str, dims: Dims) -> Result<usize, I
 /// Most f64 values one slab holds (32 MiB), unless one plane is larger.
 const SLAB_BYTES: usize = 32 << 20;
 
-/// Reads planes `planes` of a (z, y, x) volume slab by slab: `slab(z0, nz, buf)` fills `buf`
-/// (`nz` planes, C order) with the file's values as f64. Values equal to a
+/// Reads region `r` of a (z, y, x) volume slab by slab: `slab(z0, nz, buf)` fills `buf`
+/// (`nz` planes of the region's rows and columns, C order) with the file's values as f64. Values equal to a
 /// sentinel (or NaN/±Inf, when there are sentinels) are missing: the returned
 /// mask marks them and they are left for the caller to fill. `unpack` is
 /// CF packing (`scale_factor`, `add_offset`), applied after the sentinel test.
@@ -400,14 +400,14 @@ pub(crate) fn read_slabs(
     file: &Path,
     name: &str,
     dims: Dims,
-    planes: std::ops::Range<usize>,
+    r: Region,
     sentinels: &[f64],
     unpack: Option<(f64, f64)>,
     mut slab: impl FnMut(usize, usize, &mut Vec<f64>) -> Result<(), String>,
 ) -> Result<(Vec<f32>, Option<Vec<bool>>), IoError> {
     check_size(file, name, dims)?;
-    let plane = dims[0] * dims[1];
-    let n = plane * planes.len();
+    let plane = r.size[0] * r.size[1];
+    let n = r.len();
     let alloc_err = |what: &str| inv(file, format!("'{name}': cannot allocate {what} for {}x{}x{} voxels", dims[0], dims[1], dims[2]));
     let mut data: Vec<f32> = Vec::new();
     data.try_reserve_exact(n).map_err(|_| alloc_err("the volume"))?;
@@ -419,9 +419,10 @@ pub(crate) fn read_slabs(
     }
     let per = (SLAB_BYTES / 8 / plane.max(1)).clamp(1, dims[2].max(1));
     let mut buf: Vec<f64> = Vec::new();
-    let mut z = planes.start;
-    while z < planes.end {
-        let k = per.min(planes.end - z);
+    let end = r.origin[2] + r.size[2];
+    let mut z = r.origin[2];
+    while z < end {
+        let k = per.min(end - z);
         buf.clear();
         buf.resize(k * plane, 0.0);
         slab(z, k, &mut buf).map_err(|e| inv(file, format!("reading '{name}' (planes {z}..{}): {e}", z + k)))?;

@@ -13,6 +13,7 @@
 
 pub mod bits;
 pub mod lift;
+pub mod stream;
 pub mod tile;
 
 use crate::codec::blocks::Norm;
@@ -50,28 +51,28 @@ const RIVAL_MARGIN: f64 = 0.03;
 /// Transforms every tile of a volume (parallel over tiles), in `layout` or (None)
 /// the best of the three per tile.
 pub fn prepare(data: &[f32], imp: &[f32], g: &BlockGrid, norm: Norm, bound: Option<(&BoundSpec, &[f32])>, layout: Option<Layout>) -> Vec<Prepared> {
-    prepare_part(&Part { data, imp, z0: 0, ids: 0..g.len() }, g, norm, bound, layout)
+    prepare_part(&Part { data, imp, region: crate::volume::Region::whole(g.dims), ids: 0..g.len() }, g, norm, bound, layout)
 }
 
-/// The tiles one rank prepares: `ids` of the grid, from a z-slab of the volume
-/// (every x and y, z from `z0`) that covers them; `imp` (and a bound's map) over the same slab.
+/// The tiles one rank (or one step of a streaming pack) prepares: `ids` of the grid,
+/// from a region of the volume that covers them (a z-slab, a tile, the volume);
+/// `imp` (and a bound's map) over the same region.
 pub struct Part<'a> {
     pub data: &'a [f32],
     pub imp: &'a [f32],
-    pub z0: usize,
+    pub region: crate::volume::Region,
     pub ids: std::ops::Range<usize>,
 }
 
 impl Part<'_> {
-    /// Tile `id`'s samples of `src`, a field over the same slab as `data` (the data,
-    /// the importance or a bound's map).
+    /// Tile `id`'s samples of `src`, a field over the same region as `data` (the
+    /// data, the importance or a bound's map).
     pub fn tile(&self, g: &BlockGrid, id: usize, src: &[f32]) -> Vec<f32> {
-        let slab = [g.dims[0], g.dims[1], src.len() / (g.dims[0] * g.dims[1]).max(1)];
-        let (mut o, sz) = g.extent(BlockId(id as u64));
-        assert!(o[2] >= self.z0 && o[2] + sz[2] <= self.z0 + slab[2], "tile {id} outside the slab");
-        o[2] -= self.z0;
+        let (o, sz) = g.extent(BlockId(id as u64));
+        let r = &self.region;
+        assert!(src.len() == r.len() && (0..3).all(|a| o[a] >= r.origin[a] && o[a] + sz[a] <= r.origin[a] + r.size[a]), "tile {id} outside the region");
         let mut x = vec![0f32; sz.iter().product()];
-        grid::gather(src, slab, o, sz, &mut x);
+        grid::gather(src, r.size, [0, 1, 2].map(|a| o[a] - r.origin[a]), sz, &mut x);
         x
     }
 }
@@ -201,19 +202,67 @@ pub fn code(p: &Prepared, step0: f32, norm: Norm) -> Result<Coded, String> {
     }
 }
 
-/// About the bytes `code_all` would store (payloads + index), without coding (rate control).
-pub fn estimate_bytes(ps: &[Prepared], step0: f32) -> u64 {
-    ps.par_iter()
-        .map(|p| {
-            let payload = match p {
-                Prepared::Constant(_) => 4,
-                Prepared::Exact(x) => 4 * x.len() as u64,
-                // Stream table of one stream: 8 bytes; never more than the raw samples.
-                Prepared::Coded { t, orig, .. } => (8 + tile::estimate(t, step0)).min(4 * orig.len() as u64),
-            };
-            payload + crate::format::layout::ENTRY_LEN
-        })
-        .sum()
+/// About the bytes `code` would store for one tile, its index entry included.
+fn estimate_tile(p: &Prepared, step0: f32) -> u64 {
+    let payload = match p {
+        Prepared::Constant(_) => 4,
+        Prepared::Exact(x) => 4 * x.len() as u64,
+        // Stream table of one stream: 8 bytes; never more than the raw samples.
+        Prepared::Coded { t, orig, .. } => (8 + tile::estimate(t, step0)).min(4 * orig.len() as u64),
+    };
+    payload + crate::format::layout::ENTRY_LEN
+}
+
+/// The size proxy's counts of one tile (none for tiles that are not transformed).
+fn tile_magnitudes(p: &Prepared) -> Vec<u64> {
+    match p {
+        Prepared::Coded { t, .. } => tile::magnitudes(t),
+        _ => vec![0; tile::MAGNITUDE_BINS],
+    }
+}
+
+/// What rate control measures its probes on: tiles prepared in memory, or tiles
+/// prepared again from the input one group at a time (`Stream`, a volume larger
+/// than memory). Sums are integers, so any order gives the same result.
+pub trait Tiles: Sync {
+    /// Sums `f` (`n` integers per tile) over every tile.
+    fn sum(&self, n: usize, f: &(dyn Fn(&Prepared) -> Result<Vec<u64>, String> + Sync)) -> Result<Vec<u64>, String>;
+    /// Whether any tile carries an error bound.
+    fn bounded(&self) -> bool;
+    /// Every tile, when they are all in memory (quality targets need them).
+    fn all(&self) -> Option<&[Prepared]>;
+    /// The size proxy's histogram over every tile.
+    fn magnitudes(&self) -> Result<Vec<u64>, String> {
+        self.sum(tile::MAGNITUDE_BINS, &|p| Ok(tile_magnitudes(p)))
+    }
+}
+
+impl Tiles for [Prepared] {
+    fn sum(&self, n: usize, f: &(dyn Fn(&Prepared) -> Result<Vec<u64>, String> + Sync)) -> Result<Vec<u64>, String> {
+        self.par_iter().map(f).try_reduce(|| vec![0; n], |a, b| Ok(tile::add_counts(a, b)))
+    }
+
+    fn bounded(&self) -> bool {
+        self.iter().any(|p| matches!(p, Prepared::Coded { bound: Some(_), .. }))
+    }
+
+    fn all(&self) -> Option<&[Prepared]> {
+        Some(self)
+    }
+}
+
+impl Tiles for Vec<Prepared> {
+    fn sum(&self, n: usize, f: &(dyn Fn(&Prepared) -> Result<Vec<u64>, String> + Sync)) -> Result<Vec<u64>, String> {
+        self.as_slice().sum(n, f)
+    }
+
+    fn bounded(&self) -> bool {
+        self.as_slice().bounded()
+    }
+
+    fn all(&self) -> Option<&[Prepared]> {
+        Some(self)
+    }
 }
 
 /// The format minor version a coded tile of size `sz` needs (spec §9): 4 for a
@@ -367,17 +416,11 @@ struct Proxy {
 }
 
 impl Proxy {
-    fn new(ps: &[Prepared], want: f64, red: &dyn crate::dist::Reduce) -> Proxy {
-        let mut h = ps
-            .par_iter()
-            .filter_map(|p| match p {
-                Prepared::Coded { t, .. } => Some(tile::magnitudes(t)),
-                _ => None,
-            })
-            .reduce(|| vec![0; tile::MAGNITUDE_BINS], tile::add_counts);
+    fn new<T: Tiles + ?Sized>(ps: &T, want: f64, red: &dyn crate::dist::Reduce) -> Result<Proxy, String> {
+        let mut h = ps.magnitudes()?;
         red.sum_u64(&mut h);
         let bins = h.iter().enumerate().filter(|(_, &n)| n > 0).map(|(b, &n)| (tile::magnitude_of_bin(b), n)).collect();
-        Proxy { bins, want }
+        Ok(Proxy { bins, want })
     }
 
     /// Proxy bytes at log2 base step `x`.
@@ -419,10 +462,11 @@ impl Proxy {
 ///
 /// `ps` may be one rank's share of the tiles (`prepare_part`): sizes are then summed
 /// across ranks by `red` (integers: every rank takes the same steps, and the same
-/// as one process). Quality targets need every tile here (`data`, `imp`: the volume).
+/// as one process), or a `Stream`. Quality targets need every tile in memory here
+/// (`data`, `imp`: the volume).
 #[allow(clippy::too_many_arguments)]
-pub fn search(
-    ps: &[Prepared],
+pub fn search<T: Tiles + ?Sized>(
+    ps: &T,
     g: &BlockGrid,
     norm: Norm,
     data: &[f32],
@@ -434,12 +478,14 @@ pub fn search(
     red: &dyn crate::dist::Reduce,
 ) -> Result<Choice, String> {
     let f32_bytes = (g.dims.iter().product::<usize>() * 4) as f64;
-    let mut bounded = [ps.iter().any(|p| matches!(p, Prepared::Coded { bound: Some(_), .. })) as u64];
+    let mut bounded = [ps.bounded() as u64];
     red.sum_u64(&mut bounded);
     let bounded = bounded[0] > 0;
-    if !matches!(target, Target::Ratio(_)) && (ps.len() != g.len() || data.len() != g.dims.iter().product::<usize>()) {
-        return Err("a quality target needs the whole volume in one process (a ratio target or --step works across ranks)".into());
+    let all = ps.all().filter(|a| a.len() == g.len() && data.len() == g.dims.iter().product::<usize>());
+    if !matches!(target, Target::Ratio(_)) && all.is_none() {
+        return Err("a quality target needs the whole volume in memory in one process (a ratio target or --step works across ranks and on volumes streamed from their input)".into());
     }
+    let one = |f: &(dyn Fn(&Prepared) -> Result<u64, String> + Sync)| ps.sum(1, &|p| Ok(vec![f(p)?])).map(|v| v[0]);
     // Bytes over every rank's tiles.
     let total = |b: u64| {
         let mut v = [b];
@@ -449,9 +495,10 @@ pub fn search(
     let measure = |step: f32| -> Result<f64, String> {
         Ok(match target {
             // Residual streams only exist once coded: with a bound, code for real.
-            Target::Ratio(_) if bounded => f32_bytes / (overhead + total(stored_bytes(&code_all(ps, step, norm)?))) as f64,
-            Target::Ratio(_) => f32_bytes / (overhead + total(estimate_bytes(ps, step))) as f64,
+            Target::Ratio(_) if bounded => f32_bytes / (overhead + total(one(&|p| Ok(code(p, step, norm)?.payload.len() as u64 + crate::format::layout::ENTRY_LEN))?)) as f64,
+            Target::Ratio(_) => f32_bytes / (overhead + total(one(&|p| Ok(estimate_tile(p, step)))?)) as f64,
             Target::Psnr(_) | Target::WPsnr(_) => {
+                let ps = all.expect("checked above");
                 let q = crate::metrics::quality(data, &reconstruct_volume(ps, g, step, norm), Some(imp), valid);
                 if matches!(target, Target::Psnr(_)) {
                     q.psnr
@@ -483,7 +530,7 @@ pub fn search(
     // coefficients' magnitudes, so the first probe starts near it and each probe
     // recalibrates the proxy (two or three probes instead of four to six).
     let proxy = match target {
-        Target::Ratio(r) if !bounded => Some(Proxy::new(ps, f32_bytes / r - overhead as f64, red)),
+        Target::Ratio(r) if !bounded => Some(Proxy::new(ps, f32_bytes / r - overhead as f64, red)?),
         _ => None,
     };
     let x0 = match (&proxy, near) {
