@@ -13,6 +13,7 @@ mod it {
     pub mod mpi;
     pub mod roundtrip;
     pub mod sci;
+    pub mod stream;
     pub mod vectors;
     pub mod wavelet;
 }

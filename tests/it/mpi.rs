@@ -3,6 +3,7 @@
 //! nothing behind.
 
 use super::common::*;
+use idlat::volume::Region;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -114,11 +115,11 @@ fn a_failing_rank_is_named_and_leaves_no_output() {
     assert!(!r.status.success() && String::from_utf8_lossy(&r.stderr).contains("only `idlat pack`, `unpack` and `eval` run across ranks"));
 }
 
-/// A rank reads only the planes of its tiles where the input and the map allow:
-/// those planes must be exactly what a whole read gives (raw bricks at offsets,
-/// HDF5 by hyperslab), and the packs stay byte-identical.
+/// A rank reads only the planes of its tiles where the input and the map allow (a
+/// streaming pack its tiles' boxes): those must be exactly what a whole read gives
+/// (raw bricks at offsets, HDF5 by hyperslab), and the packs stay byte-identical.
 #[test]
-fn slabs_read_alone_equal_the_whole_read_and_pack_the_same() {
+fn regions_read_alone_equal_the_whole_read_and_pack_the_same() {
     let d = tmp();
     let raw = sample(d.path(), "nyx", "40x36x50", 2);
     let h5 = d.path().join("f.h5");
@@ -131,15 +132,28 @@ fn slabs_read_alone_equal_the_whole_read_and_pack_the_same() {
     for input in [s(&raw), h5ref.as_str()] {
         let path = Path::new(input);
         let whole = idlat::io::read_volume(path, &opts).unwrap();
-        for z in [0..0, 0..50, 3..17, 49..50] {
-            let (info, got, planes) = idlat::io::read_planes(path, &opts, |_| z.clone()).unwrap().expect("raw and HDF5 read by planes");
+        // Slabs (a rank's planes) and boxes (a streaming pack's tiles).
+        let slab = |z: std::ops::Range<usize>| Region::planes([40, 36, 50], z);
+        for r in [
+            slab(0..0),
+            slab(0..50),
+            slab(3..17),
+            slab(49..50),
+            Region { origin: [5, 7, 9], size: [16, 16, 16] },
+            Region { origin: [0, 20, 34], size: [40, 16, 16] },
+            Region { origin: [39, 0, 0], size: [1, 36, 50] },
+        ] {
+            let (info, got, samples) = idlat::io::read_region(path, &opts, |_| r).unwrap().expect("raw and HDF5 read by regions");
             assert_eq!(info.dims, whole.info.dims, "{input}");
-            assert_eq!(got, z);
+            assert_eq!(got, r);
             assert_eq!(info.spacing, whole.info.spacing);
-            let plane = 40 * 36;
-            assert!(planes.iter().map(|v| v.to_bits()).eq(whole.data[z.start * plane..z.end * plane].iter().map(|v| v.to_bits())), "{input} planes {z:?}");
+            let mut want = vec![0f32; r.len()];
+            idlat::format::grid::gather(&whole.data, [40, 36, 50], r.origin, r.size, &mut want);
+            assert!(samples.iter().map(|v| v.to_bits()).eq(want.iter().map(|v| v.to_bits())), "{input} region {r:?}");
         }
-        assert!(idlat::io::read_planes(path, &opts, |_| 40..51).is_err(), "planes past the end are an error");
+        for r in [slab(40..51), Region { origin: [30, 0, 0], size: [11, 1, 1] }] {
+            assert!(idlat::io::read_region(path, &opts, |_| r).is_err(), "{r:?}: a region past the end is an error");
+        }
     }
     // Pointwise maps in voxel and world coordinates, on slabs of 2 and 3 ranks.
     let dims = ["--dims", "40x36x50"];
