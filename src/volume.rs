@@ -194,14 +194,21 @@ impl Volume {
 
 /// (min, max) over finite values; (0, 0) when there is none.
 pub fn value_range(data: &[f32]) -> (f32, f32) {
-    let mut lo = f32::INFINITY;
-    let mut hi = f32::NEG_INFINITY;
-    for &v in data {
-        if v.is_finite() {
-            lo = lo.min(v);
-            hi = hi.max(v);
-        }
+    range_of(finite_extent(data, (f32::INFINITY, f32::NEG_INFINITY)))
+}
+
+/// `(lo, hi)` widened by the finite values of `data`: parts of a volume (slabs of
+/// a rank, of a streaming pack) combine into exactly the whole volume's extent.
+pub fn finite_extent(data: &[f32], (mut lo, mut hi): (f32, f32)) -> (f32, f32) {
+    for &v in data.iter().filter(|v| v.is_finite()) {
+        lo = lo.min(v);
+        hi = hi.max(v);
     }
+    (lo, hi)
+}
+
+/// The value range of an extent from `finite_extent`: (0, 0) when it saw no finite value.
+pub fn range_of((lo, hi): (f32, f32)) -> (f32, f32) {
     if lo > hi {
         (0.0, 0.0)
     } else {

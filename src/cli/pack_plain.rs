@@ -113,12 +113,12 @@ impl Plan {
         } else {
             let bound = self.bound.as_ref().map(|b| (b, part.imp));
             let mut prepared = wavelet::prepare_part(part, grid, norm, bound, args.layout.layout());
-            let changed = |prepared: &mut Vec<wavelet::Prepared>, step| {
+            let changed = |prepared: &mut [wavelet::Prepared], step| {
                 let mut n = [wavelet::relayout(prepared, step, norm) as u64];
                 red.sum_u64(&mut n);
                 Ok(n[0] > 0)
             };
-            let step = self.step(args, &mut prepared, (part.data, part.imp), red, speak, changed)?;
+            let step = self.step(args, prepared.as_mut_slice(), (part.data, part.imp), red, speak, changed)?;
             meta.codec.insert("step".into(), serde_json::json!(step));
             wavelet::code_all(&prepared, step, norm)?
         };
@@ -368,9 +368,8 @@ fn slab(world: &crate::dist::Comm, args: &Args, ins: &Inputs, i: usize) -> Resul
     world.sum_u64(&mut missing);
     let Some((info, region, slab, imp)) = got.filter(|_| missing[0] == 0) else { return Ok(None) };
     // The whole volume's range, as a whole read has it: exact (min and max of floats).
-    let (lo, hi) = slab.data.iter().filter(|v| v.is_finite()).fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
-    let (lo, hi) = world.min_max(lo, hi);
-    let range = if lo <= hi { (lo, hi) } else { (0.0, 0.0) };
+    let (lo, hi) = crate::volume::finite_extent(&slab.data, (f32::INFINITY, f32::NEG_INFINITY));
+    let range = crate::volume::range_of(world.min_max(lo, hi));
     if !(range.1 - range.0).is_finite() {
         // A span f32 cannot hold: the whole read says so, as one process would.
         return Ok(None);

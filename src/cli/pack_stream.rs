@@ -102,17 +102,14 @@ pub(super) fn volume(args: &Args, ins: &Inputs, i: usize, writer: &mut Container
 /// values (a slab with non-finite ones) or the span overflows f32.
 fn value_range(ins: &Inputs, i: usize, dims: crate::volume::Dims) -> anyhow::Result<Option<(f32, f32)>> {
     let per = (SLAB_BYTES / (dims[0] * dims[1] * 4).max(1)).max(1);
-    let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+    let mut extent = (f32::INFINITY, f32::NEG_INFINITY);
     let mut z = 0;
     while z < dims[2] {
         let k = per.min(dims[2] - z);
         let Some((_, _, d)) = crate::io::read_region(&ins.paths[i], &ins.opts, |d| Region::planes(d, z..z + k))? else { return Ok(None) };
-        for v in d.into_iter().filter(|v| v.is_finite()) {
-            lo = lo.min(v);
-            hi = hi.max(v);
-        }
+        extent = crate::volume::finite_extent(&d, extent);
         z += k;
     }
-    let range = if lo <= hi { (lo, hi) } else { (0.0, 0.0) };
+    let range = crate::volume::range_of(extent);
     Ok((range.1 - range.0).is_finite().then_some(range))
 }

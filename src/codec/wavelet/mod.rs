@@ -251,20 +251,6 @@ impl Tiles for [Prepared] {
     }
 }
 
-impl Tiles for Vec<Prepared> {
-    fn sum(&self, n: usize, f: &(dyn Fn(&Prepared) -> Result<Vec<u64>, String> + Sync)) -> Result<Vec<u64>, String> {
-        self.as_slice().sum(n, f)
-    }
-
-    fn bounded(&self) -> bool {
-        self.as_slice().bounded()
-    }
-
-    fn all(&self) -> Option<&[Prepared]> {
-        Some(self)
-    }
-}
-
 /// The format minor version a coded tile of size `sz` needs (spec §9): 4 for a
 /// wavelet block, 5 with a packet or tensor layout, 6 with fewer levels than a 1.5
 /// reader expects, 7 when coded in slices; 2 for an interpolation-mode residual
@@ -660,7 +646,7 @@ mod tests {
         let g = BlockGrid::cubic(dims, 32);
         let norm = Norm::from_range(-3.0, 3.0);
         let ps = prepare(&data, &imp, &g, norm, None, None);
-        let c = search(&ps, &g, norm, &data, &imp, None, Target::Ratio(60.0), 0, None, &crate::dist::Local).unwrap();
+        let c = search(&ps[..], &g, norm, &data, &imp, None, Target::Ratio(60.0), 0, None, &crate::dist::Local).unwrap();
         assert!(c.met);
         let got = (n * 4) as f64 / stored_bytes(&code_all(&ps, c.step, norm).unwrap()) as f64;
         assert!((got / 60.0 - 1.0).abs() < 0.02, "ratio {got}");

@@ -185,14 +185,14 @@ mod tests {
             };
             let mut s = Stream::new(g, norm, bound.clone(), None, &load, |_| {}).unwrap();
             let find = |t: &dyn Fn() -> Result<super::super::Choice, String>| t().unwrap().step;
-            let a = find(&|| search(&ps, &g, norm, &data, &imp, None, Target::Ratio(40.0), 0, None, &crate::dist::Local));
+            let a = find(&|| search(&ps[..], &g, norm, &data, &imp, None, Target::Ratio(40.0), 0, None, &crate::dist::Local));
             let b = find(&|| search(&s, &g, norm, &[], &[], None, Target::Ratio(40.0), 0, None, &crate::dist::Local));
             assert_eq!(a.to_bits(), b.to_bits(), "bound {bound:?}");
             let moved = relayout_all(&mut ps, a, norm);
             // Tiles must change layout here, or the histogram's update goes untested.
             assert!(moved > 0, "no tile changed layout: the test needs data where one does");
             assert_eq!(moved, s.relayout(a).unwrap());
-            let a2 = find(&|| search(&ps, &g, norm, &data, &imp, None, Target::Ratio(40.0), 0, Some(a), &crate::dist::Local));
+            let a2 = find(&|| search(&ps[..], &g, norm, &data, &imp, None, Target::Ratio(40.0), 0, Some(a), &crate::dist::Local));
             let b2 = find(&|| search(&s, &g, norm, &[], &[], None, Target::Ratio(40.0), 0, Some(b), &crate::dist::Local));
             assert_eq!(a2.to_bits(), b2.to_bits());
             let want: Vec<Vec<u8>> = code_all(&ps, a2, norm).unwrap().into_iter().map(|c| c.payload).collect();
