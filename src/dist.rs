@@ -230,6 +230,15 @@ mod mpi_world {
             self.comm.all_reduce_into(&hi, &mut b, SystemOperation::max());
             (a, b)
         }
+
+        /// Every element's largest value over every rank (the same length on all).
+        pub fn max_f32(&self, v: &mut [f32]) {
+            if v.is_empty() {
+                return;
+            }
+            let mine = v.to_vec();
+            self.comm.all_reduce_into(&mine[..], v, SystemOperation::max());
+        }
     }
 
     impl super::Reduce for Comm {

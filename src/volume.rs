@@ -129,6 +129,12 @@ impl Region {
         (0..3).all(|a| self.origin[a].checked_add(self.size[a]).is_some_and(|end| end <= dims[a]))
     }
 
+    /// The smallest box holding both.
+    pub fn union(self, o: Region) -> Region {
+        let lo = [0, 1, 2].map(|a| self.origin[a].min(o.origin[a]));
+        Region { origin: lo, size: [0, 1, 2].map(|a| (self.origin[a] + self.size[a]).max(o.origin[a] + o.size[a]) - lo[a]) }
+    }
+
     /// Whether every x and y of a volume of `dims` is in it (a slab of planes).
     pub fn is_slab(&self, dims: Dims) -> bool {
         self.origin[..2] == [0, 0] && self.size[..2] == dims[..2]

@@ -58,7 +58,7 @@ fn bound_report(meta: &crate::format::VolumeMeta, orig: &crate::volume::Volume, 
     let spec: crate::codec::bound::BoundSpec = serde_json::from_value(b.clone()).context("stored error bound")?;
     let text = meta.importance.as_deref().unwrap_or("uniform:0.5");
     let imp_spec = crate::importance::parse(text).map_err(|e| anyhow::anyhow!("stored importance spec: {e}"))?;
-    let mut imp = crate::importance::compute(&imp_spec, &crate::importance::Context { volume: orig, others: &[], time_index: i, time_count: n, origin: [0; 3] })
+    let mut imp = crate::importance::compute(&imp_spec, &crate::importance::Context { volume: orig, others: &[], time_index: i, time_count: n, origin: [0; 3], whole: None })
         .with_context(|| format!("recomputing the pack-time importance map {text}"))?;
     if let Some(s) = meta.codec.get("importance_scale").and_then(|v| v.as_f64()) {
         crate::importance::apply_scale(&mut imp, s as f32);
@@ -85,7 +85,7 @@ pub fn run(args: Args) -> CmdResult {
         }
         let (orig, mask) = crate::io::read_volume_with_mask(path, &o).with_context(|| format!("reference {}", path.display()))?;
         anyhow::ensure!(orig.info.dims == meta.info.dims, "{}: dims {:?} differ from stored {:?}", path.display(), orig.info.dims, meta.info.dims);
-        let ctx = crate::importance::Context { volume: &orig, others: &[], time_index: i, time_count: vols.len(), origin: [0; 3] };
+        let ctx = crate::importance::Context { volume: &orig, others: &[], time_index: i, time_count: vols.len(), origin: [0; 3], whole: None };
         let imp = crate::importance::compute(&spec, &ctx)?;
         let t = std::time::Instant::now();
         let rec = super::common::decode(codec.as_ref(), &c, v, super::common::DECODE_BATCH, |_, _| {})?;

@@ -2,6 +2,7 @@
 
 use super::common::{DeviceArg, InputArgs};
 use super::CmdResult;
+use crate::volume::Region;
 use anyhow::{bail, Context};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -400,37 +401,105 @@ impl Inputs {
         let mut vol = if self.all.is_empty() { crate::io::read_volume(path, &self.opts)? } else { self.all[i].clone() };
         vol.info.name = self.names[i].clone();
         let others: Vec<(&str, &crate::volume::Volume)> = self.all.iter().zip(&self.names).map(|(v, n)| (n.as_str(), v)).collect();
-        let ctx = crate::importance::Context { volume: &vol, others: &others, time_index: i, time_count: self.paths.len(), origin: [0; 3] };
+        let ctx = crate::importance::Context { volume: &vol, others: &others, time_index: i, time_count: self.paths.len(), origin: [0; 3], whole: None };
         let imp = crate::importance::compute(&self.spec, &ctx).with_context(|| format!("importance for {}", path.display()))?;
         Ok((vol, imp))
     }
 
-    /// The region `region(dims)` of volume `i` (an MPI rank's slab, a streaming pack's
-    /// tile; `dims` the whole volume's) with its importance map, read without the rest,
-    /// and the whole volume's info; `None` where that cannot give what `load` gives:
-    /// the input (`io::read_region`) or a map that is not pointwise.
-    #[allow(clippy::type_complexity)]
-    pub fn load_region(
-        &self,
-        i: usize,
-        region: impl FnOnce(crate::volume::Dims) -> crate::volume::Region,
-    ) -> anyhow::Result<Option<(crate::volume::VolumeInfo, crate::volume::Region, crate::volume::Volume, Vec<f32>)>> {
-        if !self.regions_exact() {
+    /// Part of volume `i` (an MPI rank's slab, a streaming pack's tile): the region
+    /// `region(dims)` (`dims` the whole volume's) read with the box around it that its
+    /// map needs (`Spec::support`), without the rest; `None` where that cannot give
+    /// what `load` gives: the input (`io::read_region`) or a map that needs the whole
+    /// volume or other volumes.
+    pub fn read_part(&self, i: usize, region: impl FnOnce(crate::volume::Dims) -> Region) -> anyhow::Result<Option<Part>> {
+        if !self.all.is_empty() {
             return Ok(None);
         }
-        let path = &self.paths[i];
-        let Some((mut info, r, data)) = crate::io::read_region(path, &self.opts, region)? else { return Ok(None) };
+        let mut asked = None;
+        let box_of = |d| {
+            let r = region(d);
+            let s = self.spec.support(r, d);
+            asked = Some(r);
+            // Nothing to read where the map needs the whole volume.
+            s.unwrap_or(Region::planes(d, 0..0))
+        };
+        let Some((mut info, support, data)) = crate::io::read_region(&self.paths[i], &self.opts, box_of)? else { return Ok(None) };
+        let region = asked.expect("read_region asks for its region");
+        if self.spec.support(region, info.dims).is_none() {
+            return Ok(None);
+        }
         info.name = self.names[i].clone();
-        let part = crate::volume::Volume::new(crate::volume::VolumeInfo { dims: r.size, ..info.clone() }, data);
-        let ctx = crate::importance::Context { volume: &part, others: &[], time_index: i, time_count: self.paths.len(), origin: r.origin };
-        let imp = crate::importance::compute(&self.spec, &ctx).with_context(|| format!("importance for {}", path.display()))?;
-        Ok(Some((info, r, part, imp)))
+        Ok(Some(Part { info, region, support, data }))
     }
 
-    /// Whether the map over part of a volume is the whole map's there (pointwise, no
-    /// other volumes): what `load_region` needs besides an input it can read in parts.
+    /// The maxima of the map's normalised leaves over a part (`importance::maxima`):
+    /// the largest over every part of a volume make its `Whole::maxima`.
+    pub fn part_maxima(&self, i: usize, p: &Part) -> Vec<f32> {
+        if self.spec.normalised() == 0 {
+            return Vec::new();
+        }
+        let vol = p.support_volume();
+        crate::importance::maxima(&self.spec, &self.context(i, &vol, p.support.origin, None), p.keep())
+    }
+
+    /// A part's region as a volume (whole info but its own dims) with its importance
+    /// map, equal to the whole map there given what the map needs of the whole.
+    pub fn part_map(&self, i: usize, p: Part, whole: &crate::importance::Whole) -> anyhow::Result<(crate::volume::Volume, Vec<f32>)> {
+        let keep = p.keep();
+        let Part { info, region, support, data } = p;
+        let mut vol = crate::volume::Volume::new(crate::volume::VolumeInfo { dims: support.size, ..info }, data);
+        let imp = crate::importance::compute(&self.spec, &self.context(i, &vol, support.origin, Some(whole))).with_context(|| format!("importance for {}", self.paths[i].display()))?;
+        if support == region {
+            return Ok((vol, imp));
+        }
+        let imp = crop(&imp, support.size, keep);
+        vol.data = crop(&vol.data, support.size, keep);
+        vol.info.dims = region.size;
+        Ok((vol, imp))
+    }
+
+    fn context<'a>(&'a self, i: usize, vol: &'a crate::volume::Volume, origin: [usize; 3], whole: Option<&'a crate::importance::Whole>) -> crate::importance::Context<'a> {
+        crate::importance::Context { volume: vol, others: &[], time_index: i, time_count: self.paths.len(), origin, whole }
+    }
+
+    /// Whether parts of a volume can get the whole map's values (`read_part`): no
+    /// other volumes, and a map that needs a bounded box around each part.
     pub fn regions_exact(&self) -> bool {
-        self.spec.is_pointwise() && self.all.is_empty()
+        self.all.is_empty() && self.spec.support(Region::whole([1; 3]), [1; 3]).is_some()
+    }
+}
+
+/// The box `keep` of values over a box of `size`.
+fn crop(over: &[f32], size: crate::volume::Dims, keep: Region) -> Vec<f32> {
+    let mut out = vec![0f32; keep.len()];
+    crate::format::grid::gather(over, size, keep.origin, keep.size, &mut out);
+    out
+}
+
+/// Part of a volume and the input around it (`Inputs::read_part`).
+pub struct Part {
+    /// The whole volume's info.
+    pub info: crate::volume::VolumeInfo,
+    /// The box asked for.
+    pub region: Region,
+    /// The box read: the region and what its map needs around it.
+    support: Region,
+    data: Vec<f32>,
+}
+
+impl Part {
+    /// Where the region lies in the box read.
+    fn keep(&self) -> Region {
+        Region { origin: [0, 1, 2].map(|a| self.region.origin[a] - self.support.origin[a]), size: self.region.size }
+    }
+
+    /// The region's own samples.
+    pub fn values(&self) -> Vec<f32> {
+        crop(&self.data, self.support.size, self.keep())
+    }
+
+    fn support_volume(&self) -> crate::volume::Volume {
+        crate::volume::Volume::new(crate::volume::VolumeInfo { dims: self.support.size, ..self.info.clone() }, self.data.clone())
     }
 }
 
@@ -498,7 +567,7 @@ pub(super) fn report(args: &Args, ins: &Inputs, done: &[Packed], stats: crate::f
         for (i, path) in ins.paths.iter().enumerate() {
             let (vol, mask) = crate::io::read_volume_with_mask(path, &ins.opts)?;
             let others: Vec<(&str, &crate::volume::Volume)> = ins.all.iter().zip(&ins.names).map(|(v, n)| (n.as_str(), v)).collect();
-            let imp = crate::importance::compute(&ins.spec, &crate::importance::Context { volume: &vol, others: &others, time_index: i, time_count: ins.paths.len(), origin: [0; 3] })?;
+            let imp = crate::importance::compute(&ins.spec, &crate::importance::Context { volume: &vol, others: &others, time_index: i, time_count: ins.paths.len(), origin: [0; 3], whole: None })?;
             let rec = super::common::decode(codec, &c, crate::format::VolumeId(i as u32), 16, |_, _| {})?;
             q = q.merge(&crate::metrics::sums(&vol.data, &rec, Some(&imp), mask.as_deref()));
             if let Some(b) = bound_for(args, vol.range().0, vol.range().1)? {

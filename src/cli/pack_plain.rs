@@ -351,8 +351,9 @@ fn ranks(args: Args) -> CmdResult {
 
 /// A volume's whole info and value range, this rank's slab of it (the planes of its
 /// share of the tiles) with their importance and where the slab starts: read
-/// without the rest of the volume where the input and the map allow it on every
-/// rank (`Inputs::load_region`), else `None` (every rank then reads it whole).
+/// without the rest of the volume (but the planes around it the map needs) where
+/// the input and the map allow it on every rank (`Inputs::read_part`), else `None`
+/// (every rank then reads it whole).
 #[cfg(feature = "mpi")]
 #[allow(clippy::type_complexity)]
 fn slab(world: &crate::dist::Comm, args: &Args, ins: &Inputs, i: usize) -> Result<Option<(crate::volume::VolumeInfo, (f32, f32), Vec<f32>, Vec<f32>, Region)>, crate::dist::Agreed> {
@@ -362,18 +363,23 @@ fn slab(world: &crate::dist::Comm, args: &Args, ins: &Inputs, i: usize) -> Resul
         let g = BlockGrid::cubic(dims, tile_edge(args));
         Region::planes(dims, g.planes(crate::dist::share(g.len(), world.rank(), world.size())))
     };
-    let got = world.agree(ins.load_region(i, planes).map_err(fail))?;
+    let got = world.agree(ins.read_part(i, planes).map_err(fail))?;
     // A slab may hold what only a whole read handles (non-finite values): then no rank reads slabs.
     let mut missing = [got.is_none() as u64];
     world.sum_u64(&mut missing);
-    let Some((info, region, slab, imp)) = got.filter(|_| missing[0] == 0) else { return Ok(None) };
-    // The whole volume's range, as a whole read has it: exact (min and max of floats).
-    let (lo, hi) = crate::volume::finite_extent(&slab.data, (f32::INFINITY, f32::NEG_INFINITY));
+    let Some(part) = got.filter(|_| missing[0] == 0) else { return Ok(None) };
+    // The whole volume's range and the maxima its map normalises by, as a whole read
+    // has them: exact (minima and maxima of floats).
+    let (lo, hi) = crate::volume::finite_extent(&part.values(), (f32::INFINITY, f32::NEG_INFINITY));
     let range = crate::volume::range_of(world.min_max(lo, hi));
     if !(range.1 - range.0).is_finite() {
         // A span f32 cannot hold: the whole read says so, as one process would.
         return Ok(None);
     }
+    let mut maxima = ins.part_maxima(i, &part);
+    world.max_f32(&mut maxima);
+    let (info, region) = (part.info.clone(), part.region);
+    let (slab, imp) = world.agree(ins.part_map(i, part, &crate::importance::Whole { range, maxima }).map_err(fail))?;
     Ok(Some((info, range, slab.data, imp, region)))
 }
 

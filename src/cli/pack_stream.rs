@@ -38,7 +38,7 @@ pub(super) fn volume(args: &Args, ins: &Inputs, i: usize, writer: &mut Container
     }
     if !ins.regions_exact() {
         return whole(format!(
-            "the importance map '{}' needs more of the volume than each tile (only pointwise maps stream: value, near, tf, box, sphere, uniform, time and their combinations)",
+            "the importance map '{}' needs the whole volume around each tile (iso: the nearest crossing may lie anywhere; file: and of= are read whole); value, near, tf, box, sphere, uniform, time, grad, var, entropy and their combinations stream",
             ins.spec
         ));
     }
@@ -50,17 +50,16 @@ pub(super) fn volume(args: &Args, ins: &Inputs, i: usize, writer: &mut Container
     if !always && (info.len() as u64) * 4 < AUTO_BYTES {
         return Ok(None);
     }
-    let Some(range) = value_range(ins, i, info.dims)? else {
+    let Some(survey) = survey(ins, i, info.dims)? else {
         return whole("it holds non-finite values, which a whole read fills in from their neighbours, or a value range f32 cannot span".into());
     };
-    let plan = Plan::new(args, ins, i, &info, range)?;
+    let plan = Plan::new(args, ins, i, &info, survey.range)?;
     let g = plan.grid;
     let load = |id: usize| -> Result<(Vec<f32>, Vec<f32>), String> {
-        match ins.load_region(i, |_| g.region(BlockId(id as u64))) {
-            Ok(Some((_, _, v, imp))) => Ok((v.data, imp)),
-            Ok(None) => Err(format!("{}: tile {id} now holds non-finite values: the input changed while it was packed", path.display())),
-            Err(e) => Err(format!("{e:#}")),
-        }
+        let part = ins.read_part(i, |_| g.region(BlockId(id as u64))).map_err(|e| format!("{e:#}"))?;
+        let part = part.ok_or_else(|| format!("{}: tile {id} now holds non-finite values: the input changed while it was packed", path.display()))?;
+        let (v, imp) = ins.part_map(i, part, &survey).map_err(|e| format!("{e:#}"))?;
+        Ok((v.data, imp))
     };
     let bar = progress(g.len() as u64, args.quiet, &format!("pack {name}"));
     let mut meta = plan.meta.clone();
@@ -97,19 +96,25 @@ pub(super) fn volume(args: &Args, ins: &Inputs, i: usize, writer: &mut Container
     Ok(Some(Packed::of(&meta)))
 }
 
-/// The volume's value range from slabs of planes: exactly the whole read's (min and
-/// max of its finite values); `None` where a whole read would fill in missing
+/// What the map over a tile needs of the whole volume (`importance::Whole`), from
+/// slabs of planes (with the planes around them the map needs): the value range,
+/// exactly the whole read's (min and max of its finite values), and the maxima of
+/// the map's normalised leaves. `None` where a whole read would fill in missing
 /// values (a slab with non-finite ones) or the span overflows f32.
-fn value_range(ins: &Inputs, i: usize, dims: crate::volume::Dims) -> anyhow::Result<Option<(f32, f32)>> {
+fn survey(ins: &Inputs, i: usize, dims: crate::volume::Dims) -> anyhow::Result<Option<crate::importance::Whole>> {
     let per = (SLAB_BYTES / (dims[0] * dims[1] * 4).max(1)).max(1);
     let mut extent = (f32::INFINITY, f32::NEG_INFINITY);
+    let mut maxima = vec![0f32; ins.spec.normalised()];
     let mut z = 0;
     while z < dims[2] {
         let k = per.min(dims[2] - z);
-        let Some((_, _, d)) = crate::io::read_region(&ins.paths[i], &ins.opts, |d| Region::planes(d, z..z + k))? else { return Ok(None) };
-        extent = crate::volume::finite_extent(&d, extent);
+        let Some(part) = ins.read_part(i, |d| Region::planes(d, z..z + k))? else { return Ok(None) };
+        extent = crate::volume::finite_extent(&part.values(), extent);
+        for (m, p) in maxima.iter_mut().zip(ins.part_maxima(i, &part)) {
+            *m = m.max(p);
+        }
         z += k;
     }
     let range = crate::volume::range_of(extent);
-    Ok((range.1 - range.0).is_finite().then_some(range))
+    Ok((range.1 - range.0).is_finite().then_some(crate::importance::Whole { range, maxima }))
 }

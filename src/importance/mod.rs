@@ -21,14 +21,27 @@ pub struct Context<'a> {
     pub time_index: usize,
     pub time_count: usize,
     /// Where `volume` starts in the whole volume (voxels): a part of it (an MPI
-    /// rank's slab, a streaming pack's tile; for `Spec::is_pointwise` maps), zeros
-    /// for a whole volume.
+    /// rank's slab, a streaming pack's tile, with the box `Spec::support` asks
+    /// for), zeros for a whole volume.
     pub origin: [usize; 3],
+    /// What the map over a part needs of the rest; `None`: `volume` is whole.
+    pub whole: Option<&'a Whole>,
+}
+
+/// What a map over part of a volume needs to know of the whole volume, so that it
+/// equals the whole map there (found by a pass over the parts: `maxima`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Whole {
+    /// The finite value range (`Volume::range`), which `entropy` bins.
+    pub range: (f32, f32),
+    /// The maximum of each normalised leaf's raw value (`Spec::normalised`, in
+    /// the spec's order), which `grad` and `var` divide by.
+    pub maxima: Vec<f32>,
 }
 
 impl<'a> Context<'a> {
     pub fn single(volume: &'a Volume) -> Context<'a> {
-        Context { volume, others: &[], time_index: 0, time_count: 1, origin: [0; 3] }
+        Context { volume, others: &[], time_index: 0, time_count: 1, origin: [0; 3], whole: None }
     }
 }
 
@@ -78,9 +91,13 @@ fn coords(vol: &Volume, i: usize, world: bool, at: [usize; 3]) -> [f64; 3] {
     }
 }
 
-/// Normalises by the maximum (all-zero stays zero).
-fn by_max(mut v: Vec<f32>) -> Vec<f32> {
-    let m = v.iter().cloned().fold(0f32, f32::max);
+/// The largest value (0 for none; maps are never negative).
+fn max_of(v: &[f32]) -> f32 {
+    v.iter().cloned().fold(0f32, f32::max)
+}
+
+/// Normalises by `m`, the maximum over the whole volume (all-zero stays zero).
+fn by_max(mut v: Vec<f32>, m: f32) -> Vec<f32> {
     if m > 0.0 {
         v.par_iter_mut().for_each(|x| *x /= m);
     }
@@ -131,24 +148,27 @@ fn local_variance(vol: &Volume, w: usize) -> Vec<f32> {
         m = box_pass(&m, axis);
         m2 = box_pass(&m2, axis);
     }
-    by_max(m.iter().zip(&m2).map(|(a, b)| (b - a * a).max(0.0) as f32).collect())
+    m.iter().zip(&m2).map(|(a, b)| (b - a * a).max(0.0) as f32).collect()
 }
 
-/// Shannon entropy of the value histogram in non-overlapping w^3 tiles, / log2(bins).
-fn local_entropy(vol: &Volume, w: usize, bins: usize) -> Vec<f32> {
+/// Shannon entropy of the value histogram (bins over `range`, the whole
+/// volume's) in non-overlapping w^3 tiles of the whole volume, / log2(bins);
+/// `at`: where `vol` starts in it, so a part holding whole tiles gets their values.
+fn local_entropy(vol: &Volume, w: usize, bins: usize, (lo, hi): (f32, f32), at: [usize; 3]) -> Vec<f32> {
     let [nx, ny, nz] = vol.info.dims;
-    let (lo, hi) = vol.range();
     let span = (hi - lo).max(f32::MIN_POSITIVE) as f64;
-    let t = [nx.div_ceil(w), ny.div_ceil(w), nz.div_ceil(w)];
+    // Tile t of axis a covers the part's voxels [first(a, t), first(a, t + 1)).
+    let first = |a: usize, t: usize| ((at[a] / w + t) * w).saturating_sub(at[a]).min(vol.info.dims[a]);
+    let t = [0, 1, 2].map(|a| (at[a] + vol.info.dims[a]).div_ceil(w) - at[a] / w);
     let tiles: Vec<f32> = (0..t[0] * t[1] * t[2])
         .into_par_iter()
         .map(|ti| {
             let (tx, ty, tz) = (ti % t[0], (ti / t[0]) % t[1], ti / (t[0] * t[1]));
             let mut h = vec![0u32; bins];
             let mut n = 0u32;
-            for z in tz * w..((tz + 1) * w).min(nz) {
-                for y in ty * w..((ty + 1) * w).min(ny) {
-                    for x in tx * w..((tx + 1) * w).min(nx) {
+            for z in first(2, tz)..first(2, tz + 1) {
+                for y in first(1, ty)..first(1, ty + 1) {
+                    for x in first(0, tx)..first(0, tx + 1) {
                         let v = vol.data[(z * ny + y) * nx + x];
                         if v.is_finite() {
                             let b = (((v - lo) as f64 / span) * bins as f64) as usize;
@@ -169,10 +189,11 @@ fn local_entropy(vol: &Volume, w: usize, bins: usize) -> Vec<f32> {
             (e / (bins as f64).log2()) as f32
         })
         .collect();
+    let tile = |a: usize, v: usize| (v + at[a]) / w - at[a] / w;
     (0..nx * ny * nz)
         .map(|i| {
             let (x, y, z) = (i % nx, (i / nx) % ny, i / (nx * ny));
-            tiles[((z / w) * t[1] + y / w) * t[0] + x / w]
+            tiles[(tile(2, z) * t[1] + tile(1, y)) * t[0] + tile(0, x)]
         })
         .collect()
 }
@@ -203,7 +224,7 @@ fn gradient(vol: &Volume) -> Vec<f32> {
             (gx * gx + gy * gy + gz * gz).sqrt() as f32
         })
         .collect();
-    by_max(g)
+    g
 }
 
 /// Distance from the box (0 inside), per axis in the chosen units.
@@ -239,6 +260,46 @@ fn soft_edge(d: f64, soft: f64) -> f64 {
 
 /// Computes a map; values are finite and in [0, 1], length = voxels.
 pub fn compute(spec: &Spec, ctx: &Context) -> Result<Vec<f32>, ImportanceError> {
+    eval(spec, ctx, &mut 0)
+}
+
+/// The raw value of a normalised leaf (`grad`, `var`) before it is divided by its maximum.
+fn raw(spec: &Spec, vol: &Volume) -> Vec<f32> {
+    match spec {
+        Spec::Grad => gradient(vol),
+        Spec::Var { w } => local_variance(vol, *w),
+        _ => unreachable!("only grad and var are normalised"),
+    }
+}
+
+/// The maximum of every normalised leaf's raw value (`Spec::normalised`, in order)
+/// over `keep` (a box of `ctx.volume`, where the part's values are exact: its
+/// region without the support around it), for `Whole::maxima`: the largest over all
+/// parts is the whole volume's. Leaves under `of=` are not reached (not regional).
+pub fn maxima(spec: &Spec, ctx: &Context, keep: crate::volume::Region) -> Vec<f32> {
+    let mut out = Vec::with_capacity(spec.normalised());
+    let mut visit = |leaf: &Spec| {
+        let m = raw(leaf, ctx.volume);
+        let mut kept = vec![0f32; keep.len()];
+        crate::format::grid::gather(&m, ctx.volume.info.dims, keep.origin, keep.size, &mut kept);
+        out.push(max_of(&kept));
+    };
+    fn walk(s: &Spec, f: &mut dyn FnMut(&Spec)) {
+        match s {
+            Spec::Grad | Spec::Var { .. } => f(s),
+            Spec::Of { spec, .. } | Spec::Scale(_, spec) | Spec::Clamp(_, _, spec) => walk(spec, f),
+            Spec::Max(v) | Spec::Min(v) | Spec::Mul(v) => v.iter().for_each(|s| walk(s, f)),
+            Spec::Mix(v) => v.iter().for_each(|(_, s)| walk(s, f)),
+            _ => {}
+        }
+    }
+    walk(spec, &mut visit);
+    out
+}
+
+/// `compute`; `leaf`: how many normalised leaves came before `spec`.
+fn eval(spec: &Spec, ctx: &Context, leaf: &mut usize) -> Result<Vec<f32>, ImportanceError> {
+    let compute = |s: &Spec, c: &Context, leaf: &mut usize| eval(s, c, leaf);
     let vol = ctx.volume;
     let n = vol.data.len();
     Ok(match spec {
@@ -272,9 +333,13 @@ pub fn compute(spec: &Spec, ctx: &Context) -> Result<Vec<f32>, ImportanceError> 
                 clamp01(soft_edge(d, *soft))
             })
             .collect(),
-        Spec::Grad => gradient(vol),
-        Spec::Var { w } => local_variance(vol, *w),
-        Spec::Entropy { w, bins } => local_entropy(vol, *w, *bins),
+        Spec::Grad | Spec::Var { .. } => {
+            let m = raw(spec, vol);
+            let max = ctx.whole.map_or_else(|| max_of(&m), |w| w.maxima[*leaf]);
+            *leaf += 1;
+            by_max(m, max)
+        }
+        Spec::Entropy { w, bins } => local_entropy(vol, *w, *bins, ctx.whole.map_or_else(|| vol.range(), |w| w.range), ctx.origin),
         Spec::Uniform(v) => vec![*v as f32; n],
         Spec::Time(points) => {
             let t = ctx.time_index as f64;
@@ -308,12 +373,12 @@ pub fn compute(spec: &Spec, ctx: &Context) -> Result<Vec<f32>, ImportanceError> 
             if other.info.dims != vol.info.dims {
                 return Err(ImportanceError::DimsMismatch { name: volume.clone(), got: other.info.dims, want: vol.info.dims });
             }
-            compute(spec, &Context { volume: other, ..*ctx })?
+            compute(spec, &Context { volume: other, ..*ctx }, leaf)?
         }
         Spec::Max(v) | Spec::Min(v) | Spec::Mul(v) => {
-            let mut acc = compute(&v[0], ctx)?;
+            let mut acc = compute(&v[0], ctx, leaf)?;
             for s in &v[1..] {
-                let m = compute(s, ctx)?;
+                let m = compute(s, ctx, leaf)?;
                 acc.par_iter_mut().zip(&m).for_each(|(a, &b)| {
                     *a = match spec {
                         Spec::Max(_) => a.max(b),
@@ -327,17 +392,17 @@ pub fn compute(spec: &Spec, ctx: &Context) -> Result<Vec<f32>, ImportanceError> 
         Spec::Mix(items) => {
             let mut acc = vec![0f32; n];
             for (w, s) in items {
-                let m = compute(s, ctx)?;
+                let m = compute(s, ctx, leaf)?;
                 acc.par_iter_mut().zip(&m).for_each(|(a, &b)| *a += *w as f32 * b);
             }
             acc.iter().map(|&v| clamp01(v as f64)).collect()
         }
         Spec::Scale(s, inner) => {
-            let mut m = compute(inner, ctx)?;
+            let mut m = compute(inner, ctx, leaf)?;
             apply_scale(&mut m, *s as f32);
             m
         }
-        Spec::Clamp(lo, hi, inner) => compute(inner, ctx)?.iter().map(|&v| clamp01((v as f64).clamp(*lo, *hi))).collect(),
+        Spec::Clamp(lo, hi, inner) => compute(inner, ctx, leaf)?.iter().map(|&v| clamp01((v as f64).clamp(*lo, *hi))).collect(),
     })
 }
 
@@ -541,7 +606,7 @@ mod tests {
         let a = vol([4, 4, 4], |x, _, _| x as f32);
         let b = vol([4, 4, 4], |_, y, _| y as f32);
         let others = [("B", &b)];
-        let ctx = Context { volume: &a, others: &others, time_index: 5, time_count: 11, origin: [0; 3] };
+        let ctx = Context { volume: &a, others: &others, time_index: 5, time_count: 11, origin: [0; 3], whole: None };
         let m = compute(&parse("of=B:value:>1.5").unwrap(), &ctx).unwrap();
         assert_eq!((m[4], m[8]), (0.0, 1.0)); // y = 1 and y = 2
         let t = compute(&parse("time:0=1,10=0").unwrap(), &ctx).unwrap();
@@ -550,29 +615,68 @@ mod tests {
     }
 
     #[test]
-    fn pointwise_maps_on_a_region_equal_the_whole_maps_there() {
-        let mut a = vol([5, 4, 9], |x, y, z| (x * 3 + y + z * z) as f32 * 0.1);
+    fn maps_on_a_part_with_its_support_equal_the_whole_maps_there() {
+        use crate::volume::Region;
+        let mut a = vol([11, 7, 13], |x, y, z| ((x * 3 + y + z * z) as f32 * 0.1).sin() * (1.0 + x as f32 * 0.3));
         a.info.spacing = [0.5, 1.5, 2.0];
         a.info.origin = [1.0, -2.0, 3.0];
         let dims = a.info.dims;
-        // Slabs (an MPI rank's planes) and boxes (a streaming pack's tiles).
-        let regions = [([0, 0, 0], [5, 4, 9]), ([0, 0, 2], [5, 4, 3]), ([0, 0, 8], [5, 4, 1]), ([1, 2, 3], [3, 2, 4]), ([4, 0, 0], [1, 4, 9])];
-        for text in ["box:1,1,2:3,3,6,soft=1.5", "sphere:2,2,5,r=2.5,world", "max(value:>3,box:0,0,7:4,3,8)", "grad", "iso:3"] {
+        let cut = |r: Region| {
+            let mut out = vec![0f32; r.len()];
+            crate::format::grid::gather(&a.data, dims, r.origin, r.size, &mut out);
+            Volume::new(crate::volume::VolumeInfo { dims: r.size, ..a.info.clone() }, out)
+        };
+        // Slabs (an MPI rank's planes) and boxes (a streaming pack's tiles), off the tile grids too.
+        let regions = [([0, 0, 0], [11, 7, 13]), ([0, 0, 2], [11, 7, 3]), ([0, 0, 12], [11, 7, 1]), ([1, 2, 3], [3, 2, 4]), ([4, 0, 5], [7, 7, 8]), ([10, 6, 0], [1, 1, 13])];
+        // The parts whose maxima make the whole's: slabs of 4 planes.
+        let slabs: Vec<Region> = (0..dims[2]).step_by(4).map(|z| Region::planes(dims, z..(z + 4).min(dims[2]))).collect();
+        for text in [
+            "box:1,1,2:3,3,6,soft=1.5",
+            "sphere:2,2,5,r=2.5,world",
+            "max(value:>0.3,box:0,0,7:4,3,8)",
+            "grad",
+            "var:w=5",
+            "entropy:w=4,bins=8",
+            "mix(0.5*grad,0.3*entropy:w=3,0.2*var:w=3)",
+            "mul(grad,scale(2,var:w=2))",
+            "iso:0.3",
+        ] {
             let spec = parse(text).unwrap();
             let whole = compute(&spec, &Context::single(&a)).unwrap();
-            for (k, (origin, size)) in regions.into_iter().enumerate() {
-                let r = crate::volume::Region { origin, size };
-                let mut there = vec![0f32; r.len()];
+            let Some(_) = spec.support(Region::whole(dims), dims) else {
+                // Needs the whole volume: the map over a slab alone must differ, or the test tells nothing.
+                let s = Region::planes(dims, 2..5);
+                let mut there = vec![0f32; s.len()];
+                crate::format::grid::gather(&whole, dims, s.origin, s.size, &mut there);
+                assert!(compute(&spec, &Context { origin: s.origin, ..Context::single(&cut(s)) }).unwrap() != there, "{text}");
+                continue;
+            };
+            let mut most = vec![0f32; spec.normalised()];
+            for &s in &slabs {
+                let sup = spec.support(s, dims).unwrap();
+                let keep = Region { origin: [0, 1, 2].map(|k| s.origin[k] - sup.origin[k]), size: s.size };
+                let part = cut(sup);
+                for (m, p) in most.iter_mut().zip(maxima(&spec, &Context { origin: sup.origin, ..Context::single(&part) }, keep)) {
+                    *m = m.max(p);
+                }
+            }
+            let w = Whole { range: a.range(), maxima: most };
+            for (origin, size) in regions {
+                let r = Region { origin, size };
+                let sup = spec.support(r, dims).unwrap();
+                assert!(sup.within(dims) && sup.union(r) == sup, "{text}: support {sup:?} of {r:?}");
+                let m = compute(&spec, &Context { origin: sup.origin, whole: Some(&w), ..Context::single(&cut(sup)) }).unwrap();
+                let (mut got, mut there) = (vec![0f32; r.len()], vec![0f32; r.len()]);
+                crate::format::grid::gather(&m, sup.size, [0, 1, 2].map(|k| origin[k] - sup.origin[k]), size, &mut got);
                 crate::format::grid::gather(&whole, dims, origin, size, &mut there);
-                let mut data = vec![0f32; r.len()];
-                crate::format::grid::gather(&a.data, dims, origin, size, &mut data);
-                let part = Volume::new(crate::volume::VolumeInfo { dims: size, ..a.info.clone() }, data);
-                let got = compute(&spec, &Context { origin, ..Context::single(&part) }).unwrap();
-                // Only a pointwise spec may promise this (and must keep it).
-                if spec.is_pointwise() {
-                    assert!(got == there, "{text}: region {r:?}");
-                } else if k == 1 {
-                    assert!(got != there, "{text} is not pointwise yet a slab matched: the test needs a case that tells them apart");
+                assert!(got == there, "{text}: region {r:?}");
+                // The support is needed: the region alone differs (a pointwise map's support is the region).
+                if sup == r {
+                    continue;
+                }
+                let alone = compute(&spec, &Context { origin, whole: Some(&w), ..Context::single(&cut(r)) }).unwrap();
+                if r.size == [11, 7, 3] {
+                    assert!(alone != there, "{text}: a slab alone matched, the test needs a case that tells them apart");
                 }
             }
         }

@@ -2,6 +2,7 @@
 //! character) and canonical printer (`parse(s.to_string()) == s`).
 //! Grammar reference: docs/IMPORTANCE.md.
 
+use crate::volume::{Dims, Region};
 use std::fmt;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -41,18 +42,43 @@ pub enum Spec {
 }
 
 impl Spec {
-    /// Whether every voxel's importance follows from that voxel alone (its value,
-    /// position, time step), so a slab of the volume gets the same map as the whole
-    /// (MPI ranks read only their slab). Not so for distance fields (unbounded reach),
-    /// gradient, variance and entropy (neighbourhoods, volume-wide normalisation),
-    /// files and other volumes (read whole).
-    pub fn is_pointwise(&self) -> bool {
+    /// The box of a volume of `dims` whose values fix this map over `r`: `r` itself
+    /// for pointwise maps, grown by the stencil for `grad` (1 voxel) and `var` (w/2),
+    /// snapped out to `entropy`'s w³ tiles, the bounding box for combinations (with
+    /// `Whole` for what they need of the rest). `None` where any voxel may matter:
+    /// the distance to an isosurface (the nearest crossing may lie anywhere:
+    /// exp(-k d) stays above f32's resolution of 1 out to d = 16.6/k, 83 voxels at
+    /// the default k, so a 256³ tile would need a 424³ box; fn=inv never falls
+    /// below it), files and other volumes (read whole).
+    pub fn support(&self, r: Region, dims: Dims) -> Option<Region> {
+        let grow = |h: usize| {
+            let lo = r.origin.map(|o| o.saturating_sub(h));
+            Region { origin: lo, size: [0, 1, 2].map(|a| (r.origin[a] + r.size[a] + h).min(dims[a]) - lo[a]) }
+        };
         match self {
-            Spec::Value(_) | Spec::Near { .. } | Spec::Tf(_) | Spec::Box { .. } | Spec::Sphere { .. } | Spec::Uniform(_) | Spec::Time(_) => true,
-            Spec::Iso { .. } | Spec::Grad | Spec::Var { .. } | Spec::Entropy { .. } | Spec::File(_) | Spec::Of { .. } => false,
-            Spec::Max(v) | Spec::Min(v) | Spec::Mul(v) => v.iter().all(Spec::is_pointwise),
-            Spec::Mix(v) => v.iter().all(|(_, s)| s.is_pointwise()),
-            Spec::Scale(_, s) | Spec::Clamp(_, _, s) => s.is_pointwise(),
+            Spec::Value(_) | Spec::Near { .. } | Spec::Tf(_) | Spec::Box { .. } | Spec::Sphere { .. } | Spec::Uniform(_) | Spec::Time(_) => Some(r),
+            Spec::Grad => Some(grow(1)),
+            Spec::Var { w } => Some(grow(w / 2)),
+            Spec::Entropy { w, .. } => {
+                let lo = r.origin.map(|o| o / w * w);
+                Some(Region { origin: lo, size: [0, 1, 2].map(|a| (r.origin[a] + r.size[a]).next_multiple_of(*w).min(dims[a]) - lo[a]) })
+            }
+            Spec::Iso { .. } | Spec::File(_) | Spec::Of { .. } => None,
+            Spec::Max(v) | Spec::Min(v) | Spec::Mul(v) => v.iter().try_fold(r, |acc, s| Some(acc.union(s.support(r, dims)?))),
+            Spec::Mix(v) => v.iter().try_fold(r, |acc, (_, s)| Some(acc.union(s.support(r, dims)?))),
+            Spec::Scale(_, s) | Spec::Clamp(_, _, s) => s.support(r, dims),
+        }
+    }
+
+    /// How many leaves are normalised by their maximum over the whole volume
+    /// (`grad`, `var`): the length of `Whole::maxima`.
+    pub fn normalised(&self) -> usize {
+        match self {
+            Spec::Grad | Spec::Var { .. } => 1,
+            Spec::Of { spec, .. } | Spec::Scale(_, spec) | Spec::Clamp(_, _, spec) => spec.normalised(),
+            Spec::Max(v) | Spec::Min(v) | Spec::Mul(v) => v.iter().map(Spec::normalised).sum(),
+            Spec::Mix(v) => v.iter().map(|(_, s)| s.normalised()).sum(),
+            _ => 0,
         }
     }
 }

@@ -157,7 +157,8 @@ fn regions_read_alone_equal_the_whole_read_and_pack_the_same() {
     }
     // Pointwise maps in voxel and world coordinates, on slabs of 2 and 3 ranks.
     let dims = ["--dims", "40x36x50"];
-    for imp in ["value:>10", "max(box:2,3,20:30,30,31,sphere:20,18,40,r=9)"] {
+    // Then maps that need the planes around a slab and the whole volume's maxima and range.
+    for imp in ["value:>10", "max(box:2,3,20:30,30,31,sphere:20,18,40,r=9)", "mix(0.5*grad,0.3*var:w=3,0.2*entropy:w=8)"] {
         same_bytes(d.path(), &bin(), &[s(&raw)], &[&dims[..], &["--target-ratio", "50", "--tile", "16", "--importance", imp]].concat(), &[2, 3]);
     }
     same_bytes(d.path(), &bin(), &[&h5ref], &["--step", "0.01", "--tile", "16", "--importance", "value:>10"], &[3]);

@@ -30,6 +30,10 @@ fn a_streamed_pack_is_byte_identical_to_a_whole_one() {
         &["--tile", "16", "--error-bound-rel", "0.01", "--importance", "box:10,10,10:40,40,40"],
         &["--tile", "16", "--target-ratio", "40", "--error-bound-rel", "0.02", "--bound-graded", "--importance", "near:9,w=0.5"],
         &["--tile", "24", "--layout", "tensor", "--step", "0.01", "--importance", "sphere:30,30,25,r=12,world"],
+        // Maps that need neighbours (tiles read with the planes and rows around them)
+        // and the whole volume's maxima and range (a pass before the tiles).
+        &["--tile", "16", "--target-ratio", "50", "--importance", "mix(0.6*grad,0.4*entropy:w=6,bins=16)"],
+        &["--tile", "24", "--step", "0.02", "--importance", "max(var:w=5,value:>10)"],
         &["--lossless"],
     ] {
         same_bytes(d.path(), s(&raw), &[&dims[..], opts].concat());
@@ -57,7 +61,7 @@ fn streaming_refuses_what_it_cannot_stream_and_auto_falls_back() {
         assert!(!out.exists(), "a refused pack leaves no file");
     };
     let dims = ["--dims", "40x30x20"];
-    refused(&[&dims[..], &["--importance", "iso:5"]].concat(), s(&raw), "pointwise");
+    refused(&[&dims[..], &["--importance", "iso:5"]].concat(), s(&raw), "needs the whole volume around each tile");
     refused(&[&dims[..], &["--target-psnr", "40"]].concat(), s(&raw), "quality target");
     let mhd = raw.with_extension("mhd");
     refused(&[], s(&mhd), "read whole");
