@@ -349,9 +349,7 @@ fn run_torch(args: Args) -> CmdResult {
             (None, _) => {
                 for id in 0..grid.len() {
                     let (o, sz) = grid.extent(BlockId(id as u64));
-                    let mut b = vec![0f32; sz[0] * sz[1] * sz[2]];
-                    crate::format::grid::gather(&vol.data, dims, o, sz, &mut b);
-                    sink(id, BlockData::Lossless(b))?;
+                    sink(id, BlockData::Lossless(crate::format::grid::cut(&vol.data, dims, Region { origin: o, size: sz })))?;
                 }
             }
         }
@@ -419,41 +417,38 @@ impl Inputs {
         let box_of = |d| {
             let r = region(d);
             let s = self.spec.support(r, d);
-            asked = Some(r);
+            asked = Some((r, s.is_some()));
             // Nothing to read where the map needs the whole volume.
             s.unwrap_or(Region::planes(d, 0..0))
         };
         let Some((mut info, support, data)) = crate::io::read_region(&self.paths[i], &self.opts, box_of)? else { return Ok(None) };
-        let region = asked.expect("read_region asks for its region");
-        if self.spec.support(region, info.dims).is_none() {
-            return Ok(None);
-        }
+        let Some((region, true)) = asked else { return Ok(None) };
+        let dims = info.dims;
         info.name = self.names[i].clone();
-        Ok(Some(Part { info, region, support, data }))
+        info.dims = support.size;
+        Ok(Some(Part { dims, region, support, vol: crate::volume::Volume::new(info, data) }))
     }
 
     /// The maxima of the map's normalised leaves over a part (`importance::maxima`):
     /// the largest over every part of a volume make its `Whole::maxima`.
     pub fn part_maxima(&self, i: usize, p: &Part) -> Vec<f32> {
-        if self.spec.normalised() == 0 {
+        if self.spec.normalised().is_empty() {
             return Vec::new();
         }
-        let vol = p.support_volume();
-        crate::importance::maxima(&self.spec, &self.context(i, &vol, p.support.origin, None), p.keep())
+        crate::importance::maxima(&self.spec, &self.context(i, &p.vol, p.support.origin, None), p.keep())
     }
 
     /// A part's region as a volume (whole info but its own dims) with its importance
     /// map, equal to the whole map there given what the map needs of the whole.
     pub fn part_map(&self, i: usize, p: Part, whole: &crate::importance::Whole) -> anyhow::Result<(crate::volume::Volume, Vec<f32>)> {
         let keep = p.keep();
-        let Part { info, region, support, data } = p;
-        let mut vol = crate::volume::Volume::new(crate::volume::VolumeInfo { dims: support.size, ..info }, data);
+        let Part { region, support, mut vol, .. } = p;
         let imp = crate::importance::compute(&self.spec, &self.context(i, &vol, support.origin, Some(whole))).with_context(|| format!("importance for {}", self.paths[i].display()))?;
         if support == region {
             return Ok((vol, imp));
         }
-        let imp = crop(&imp, support.size, keep);
-        vol.data = crop(&vol.data, support.size, keep);
+        let imp = crate::format::grid::cut(&imp, support.size, keep);
+        vol.data = crate::format::grid::cut(&vol.data, support.size, keep);
         vol.info.dims = region.size;
         Ok((vol, imp))
     }
@@ -469,22 +464,16 @@ impl Inputs {
     }
 }
 
-/// The box `keep` of values over a box of `size`.
-fn crop(over: &[f32], size: crate::volume::Dims, keep: Region) -> Vec<f32> {
-    let mut out = vec![0f32; keep.len()];
-    crate::format::grid::gather(over, size, keep.origin, keep.size, &mut out);
-    out
-}
-
 /// Part of a volume and the input around it (`Inputs::read_part`).
 pub struct Part {
-    /// The whole volume's info.
-    pub info: crate::volume::VolumeInfo,
+    /// The whole volume's dims.
+    dims: crate::volume::Dims,
     /// The box asked for.
     pub region: Region,
     /// The box read: the region and what its map needs around it.
     support: Region,
-    data: Vec<f32>,
+    /// The samples of the box read (the whole volume's info, the box's dims).
+    vol: crate::volume::Volume,
 }
 
 impl Part {
@@ -493,13 +482,17 @@ impl Part {
         Region { origin: [0, 1, 2].map(|a| self.region.origin[a] - self.support.origin[a]), size: self.region.size }
     }
 
-    /// The region's own samples.
-    pub fn values(&self) -> Vec<f32> {
-        crop(&self.data, self.support.size, self.keep())
+    /// The whole volume's info.
+    pub fn info(&self) -> crate::volume::VolumeInfo {
+        crate::volume::VolumeInfo { dims: self.dims, ..self.vol.info.clone() }
     }
 
-    fn support_volume(&self) -> crate::volume::Volume {
-        crate::volume::Volume::new(crate::volume::VolumeInfo { dims: self.support.size, ..self.info.clone() }, self.data.clone())
+    /// The region's own samples (borrowed where nothing was read around them).
+    pub fn values(&self) -> std::borrow::Cow<'_, [f32]> {
+        if self.support == self.region {
+            return self.vol.data.as_slice().into();
+        }
+        crate::format::grid::cut(&self.vol.data, self.support.size, self.keep()).into()
     }
 }
 

@@ -378,7 +378,7 @@ fn slab(world: &crate::dist::Comm, args: &Args, ins: &Inputs, i: usize) -> Resul
     }
     let mut maxima = ins.part_maxima(i, &part);
     world.max_f32(&mut maxima);
-    let (info, region) = (part.info.clone(), part.region);
+    let (info, region) = (part.info(), part.region);
     let (slab, imp) = world.agree(ins.part_map(i, part, &crate::importance::Whole { range, maxima }).map_err(fail))?;
     Ok(Some((info, range, slab.data, imp, region)))
 }

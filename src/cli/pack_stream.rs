@@ -104,7 +104,7 @@ pub(super) fn volume(args: &Args, ins: &Inputs, i: usize, writer: &mut Container
 fn survey(ins: &Inputs, i: usize, dims: crate::volume::Dims) -> anyhow::Result<Option<crate::importance::Whole>> {
     let per = (SLAB_BYTES / (dims[0] * dims[1] * 4).max(1)).max(1);
     let mut extent = (f32::INFINITY, f32::NEG_INFINITY);
-    let mut maxima = vec![0f32; ins.spec.normalised()];
+    let mut maxima = vec![0f32; ins.spec.normalised().len()];
     let mut z = 0;
     while z < dims[2] {
         let k = per.min(dims[2] - z);

@@ -117,6 +117,13 @@ impl BlockGrid {
     }
 }
 
+/// The box `r` of a volume of `dims` (x fastest), as a new buffer (`gather`).
+pub fn cut(vol: &[f32], dims: Dims, r: crate::volume::Region) -> Vec<f32> {
+    let mut out = vec![0f32; r.len()];
+    gather(vol, dims, r.origin, r.size, &mut out);
+    out
+}
+
 /// Copies the clipped block at `origin` (`size`) out of a volume (x fastest).
 pub fn gather(vol: &[f32], dims: Dims, origin: [usize; 3], size: [usize; 3], out: &mut [f32]) {
     let [nx, ny, _] = dims;

@@ -277,29 +277,11 @@ fn raw(spec: &Spec, vol: &Volume) -> Vec<f32> {
 /// region without the support around it), for `Whole::maxima`: the largest over all
 /// parts is the whole volume's. Leaves under `of=` are not reached (not regional).
 pub fn maxima(spec: &Spec, ctx: &Context, keep: crate::volume::Region) -> Vec<f32> {
-    let mut out = Vec::with_capacity(spec.normalised());
-    let mut visit = |leaf: &Spec| {
-        let m = raw(leaf, ctx.volume);
-        let mut kept = vec![0f32; keep.len()];
-        crate::format::grid::gather(&m, ctx.volume.info.dims, keep.origin, keep.size, &mut kept);
-        out.push(max_of(&kept));
-    };
-    fn walk(s: &Spec, f: &mut dyn FnMut(&Spec)) {
-        match s {
-            Spec::Grad | Spec::Var { .. } => f(s),
-            Spec::Of { spec, .. } | Spec::Scale(_, spec) | Spec::Clamp(_, _, spec) => walk(spec, f),
-            Spec::Max(v) | Spec::Min(v) | Spec::Mul(v) => v.iter().for_each(|s| walk(s, f)),
-            Spec::Mix(v) => v.iter().for_each(|(_, s)| walk(s, f)),
-            _ => {}
-        }
-    }
-    walk(spec, &mut visit);
-    out
+    spec.normalised().into_iter().map(|leaf| max_of(&crate::format::grid::cut(&raw(leaf, ctx.volume), ctx.volume.info.dims, keep))).collect()
 }
 
 /// `compute`; `leaf`: how many normalised leaves came before `spec`.
 fn eval(spec: &Spec, ctx: &Context, leaf: &mut usize) -> Result<Vec<f32>, ImportanceError> {
-    let compute = |s: &Spec, c: &Context, leaf: &mut usize| eval(s, c, leaf);
     let vol = ctx.volume;
     let n = vol.data.len();
     Ok(match spec {
@@ -373,12 +355,12 @@ fn eval(spec: &Spec, ctx: &Context, leaf: &mut usize) -> Result<Vec<f32>, Import
             if other.info.dims != vol.info.dims {
                 return Err(ImportanceError::DimsMismatch { name: volume.clone(), got: other.info.dims, want: vol.info.dims });
             }
-            compute(spec, &Context { volume: other, ..*ctx }, leaf)?
+            eval(spec, &Context { volume: other, ..*ctx }, leaf)?
         }
         Spec::Max(v) | Spec::Min(v) | Spec::Mul(v) => {
-            let mut acc = compute(&v[0], ctx, leaf)?;
+            let mut acc = eval(&v[0], ctx, leaf)?;
             for s in &v[1..] {
-                let m = compute(s, ctx, leaf)?;
+                let m = eval(s, ctx, leaf)?;
                 acc.par_iter_mut().zip(&m).for_each(|(a, &b)| {
                     *a = match spec {
                         Spec::Max(_) => a.max(b),
@@ -392,17 +374,17 @@ fn eval(spec: &Spec, ctx: &Context, leaf: &mut usize) -> Result<Vec<f32>, Import
         Spec::Mix(items) => {
             let mut acc = vec![0f32; n];
             for (w, s) in items {
-                let m = compute(s, ctx, leaf)?;
+                let m = eval(s, ctx, leaf)?;
                 acc.par_iter_mut().zip(&m).for_each(|(a, &b)| *a += *w as f32 * b);
             }
             acc.iter().map(|&v| clamp01(v as f64)).collect()
         }
         Spec::Scale(s, inner) => {
-            let mut m = compute(inner, ctx, leaf)?;
+            let mut m = eval(inner, ctx, leaf)?;
             apply_scale(&mut m, *s as f32);
             m
         }
-        Spec::Clamp(lo, hi, inner) => compute(inner, ctx, leaf)?.iter().map(|&v| clamp01((v as f64).clamp(*lo, *hi))).collect(),
+        Spec::Clamp(lo, hi, inner) => eval(inner, ctx, leaf)?.iter().map(|&v| clamp01((v as f64).clamp(*lo, *hi))).collect(),
     })
 }
 
@@ -621,11 +603,7 @@ mod tests {
         a.info.spacing = [0.5, 1.5, 2.0];
         a.info.origin = [1.0, -2.0, 3.0];
         let dims = a.info.dims;
-        let cut = |r: Region| {
-            let mut out = vec![0f32; r.len()];
-            crate::format::grid::gather(&a.data, dims, r.origin, r.size, &mut out);
-            Volume::new(crate::volume::VolumeInfo { dims: r.size, ..a.info.clone() }, out)
-        };
+        let cut = |r: Region| Volume::new(crate::volume::VolumeInfo { dims: r.size, ..a.info.clone() }, crate::format::grid::cut(&a.data, dims, r));
         // Slabs (an MPI rank's planes) and boxes (a streaming pack's tiles), off the tile grids too.
         let regions = [([0, 0, 0], [11, 7, 13]), ([0, 0, 2], [11, 7, 3]), ([0, 0, 12], [11, 7, 1]), ([1, 2, 3], [3, 2, 4]), ([4, 0, 5], [7, 7, 8]), ([10, 6, 0], [1, 1, 13])];
         // The parts whose maxima make the whole's: slabs of 4 planes.
@@ -651,7 +629,7 @@ mod tests {
                 assert!(compute(&spec, &Context { origin: s.origin, ..Context::single(&cut(s)) }).unwrap() != there, "{text}");
                 continue;
             };
-            let mut most = vec![0f32; spec.normalised()];
+            let mut most = vec![0f32; spec.normalised().len()];
             for &s in &slabs {
                 let sup = spec.support(s, dims).unwrap();
                 let keep = Region { origin: [0, 1, 2].map(|k| s.origin[k] - sup.origin[k]), size: s.size };

@@ -70,16 +70,21 @@ impl Spec {
         }
     }
 
-    /// How many leaves are normalised by their maximum over the whole volume
-    /// (`grad`, `var`): the length of `Whole::maxima`.
-    pub fn normalised(&self) -> usize {
-        match self {
-            Spec::Grad | Spec::Var { .. } => 1,
-            Spec::Of { spec, .. } | Spec::Scale(_, spec) | Spec::Clamp(_, _, spec) => spec.normalised(),
-            Spec::Max(v) | Spec::Min(v) | Spec::Mul(v) => v.iter().map(Spec::normalised).sum(),
-            Spec::Mix(v) => v.iter().map(|(_, s)| s.normalised()).sum(),
-            _ => 0,
+    /// The leaves normalised by their maximum over the whole volume (`grad`,
+    /// `var`), in the order `compute` meets them: what `Whole::maxima` holds.
+    pub fn normalised(&self) -> Vec<&Spec> {
+        fn walk<'a>(s: &'a Spec, out: &mut Vec<&'a Spec>) {
+            match s {
+                Spec::Grad | Spec::Var { .. } => out.push(s),
+                Spec::Of { spec, .. } | Spec::Scale(_, spec) | Spec::Clamp(_, _, spec) => walk(spec, out),
+                Spec::Max(v) | Spec::Min(v) | Spec::Mul(v) => v.iter().for_each(|s| walk(s, out)),
+                Spec::Mix(v) => v.iter().for_each(|(_, s)| walk(s, out)),
+                _ => {}
+            }
         }
+        let mut out = Vec::new();
+        walk(self, &mut out);
+        out
     }
 }
 

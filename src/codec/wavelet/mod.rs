@@ -71,9 +71,7 @@ impl Part<'_> {
         let (o, sz) = g.extent(BlockId(id as u64));
         let r = &self.region;
         assert!(src.len() == r.len() && (0..3).all(|a| o[a] >= r.origin[a] && o[a] + sz[a] <= r.origin[a] + r.size[a]), "tile {id} outside the region");
-        let mut x = vec![0f32; sz.iter().product()];
-        grid::gather(src, r.size, [0, 1, 2].map(|a| o[a] - r.origin[a]), sz, &mut x);
-        x
+        grid::cut(src, r.size, crate::volume::Region { origin: [0, 1, 2].map(|a| o[a] - r.origin[a]), size: sz })
     }
 }
 
