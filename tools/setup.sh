@@ -58,6 +58,11 @@ if ! cargo fmt --version >/dev/null 2>&1 && command -v rustup >/dev/null 2>&1; t
   log "rustup component add rustfmt"
   rustup component add rustfmt >/dev/null 2>&1 || log "rustfmt could not be installed"
 fi
+# clippy for the lint check of tools/test.sh (best effort, as rustfmt).
+if ! cargo clippy --version >/dev/null 2>&1 && command -v rustup >/dev/null 2>&1; then
+  log "rustup component add clippy"
+  rustup component add clippy >/dev/null 2>&1 || log "clippy could not be installed"
+fi
 # The full build finds libtorch through its RUNPATH (absolute, set by build.rs),
 # so it runs the same when executed through target/bin/idlat-torch.
 if [ "${IDLAT_SETUP_NO_BUILD:-0}" != 1 ]; then

@@ -20,6 +20,14 @@ elif [ "${CI:-}" = true ]; then
 else
   echo "note: rustfmt is not installed; the format check was not run" >&2
 fi
+# Lints (Cargo.toml [lints], clippy.toml): any warning fails the run, and so does a missing clippy in CI.
+if cargo clippy --version >/dev/null 2>&1; then
+  cargo clippy --release --all-targets -- -D warnings || { echo "cargo clippy: lint warnings (see above)" >&2; status=1; }
+elif [ "${CI:-}" = true ]; then
+  echo "clippy is not installed (rustup component add clippy): the lint check cannot run" >&2; status=1
+else
+  echo "note: clippy is not installed; the lint check was not run" >&2
+fi
 # Release mode: reuses set-up's build and keeps the numeric tests fast.
 cargo test --release --all-targets --no-fail-fast 2>&1 | tee "$log" || status=$?
 if [ -x tools/fuzz_smoke.sh ] && { [ "${CI:-}" = true ] || [ "${IDLAT_FUZZ:-0}" = 1 ]; }; then

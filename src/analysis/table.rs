@@ -121,7 +121,7 @@ impl LatentTable {
             return Err(inv("Fortran-ordered arrays are not supported (save with C order)".into()));
         }
         let npyz::DType::Plain(ts) = npy.dtype() else { return Err(inv("structured dtypes are not supported".into())) };
-        let size = ts.size_field() as u64;
+        let size = ts.size_field();
         let need = n.checked_mul(w).and_then(|c| c.checked_mul(size)).ok_or_else(|| inv(format!("shape {shape:?} overflows")))?;
         if need > file_len {
             return Err(inv(format!("shape {shape:?} needs {need} bytes but the file has {file_len}")));

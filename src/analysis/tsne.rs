@@ -42,6 +42,7 @@ pub fn project(x: &[f32], n: usize, d: usize, opts: TsneOptions) -> Result<Vec<[
     if n < 4 {
         return Err(param(format!("t-SNE needs at least 4 vectors, got {n}")));
     }
+    #[allow(clippy::neg_cmp_op_on_partial_ord, reason = "NaN must fail the check too")]
     if !(opts.perplexity > 0.0) {
         return Err(param(format!("perplexity {} must be positive", opts.perplexity)));
     }

@@ -103,12 +103,17 @@ pub fn run(args: Args) -> CmdResult {
     if !args.foreground {
         // Fork before libtorch starts threads; the parent exits once the child reports the mount live.
         let mut fds = [0i32; 2];
+        // SAFETY: `fds` is an array of two c_ints, which pipe fills.
         if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
             bail!("pipe: {}", std::io::Error::last_os_error());
         }
+        // SAFETY: no other thread runs yet (libtorch and the FUSE workers start later), so
+        // the child holds no lock another thread owned; both sides go on with plain Rust.
         match unsafe { libc::fork() } {
             -1 => bail!("fork: {}", std::io::Error::last_os_error()),
             0 => {
+                // SAFETY: fds[0] is the read end pipe() just opened, not used again here;
+                // setsid takes no arguments.
                 unsafe {
                     libc::close(fds[0]);
                     libc::setsid();
@@ -116,8 +121,10 @@ pub fn run(args: Args) -> CmdResult {
                 ready_fd = Some(fds[1]);
             }
             _ => {
+                // SAFETY: fds[1] is the write end pipe() opened, used only by the child.
                 unsafe { libc::close(fds[1]) };
                 let mut b = [0u8; 1];
+                // SAFETY: reads at most 1 byte into the 1-byte buffer `b`, from our own fd.
                 let n = unsafe { libc::read(fds[0], b.as_mut_ptr().cast(), 1) };
                 if n == 1 {
                     let log_path = log.as_ref().map(|(p, _)| p.display().to_string()).unwrap_or_default();
@@ -169,6 +176,9 @@ pub fn run(args: Args) -> CmdResult {
     let mp = args.mountpoint.clone();
     crate::fs::mount_and_wait(fs, &mp, &opts, || {
         if let Some(fd) = ready_fd {
+            // SAFETY: `fd` is the pipe's write end this process owns; the byte written lives
+            // for the call; the path is a NUL-terminated C string literal; dup2 onto 0-2
+            // only redirects stdio (the fds Rust's std reads and writes through).
             unsafe {
                 libc::write(fd, [1u8].as_ptr().cast(), 1);
                 libc::close(fd);

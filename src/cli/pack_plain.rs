@@ -234,7 +234,7 @@ fn ranks(args: Args) -> CmdResult {
     }
     // Teams of `per` ranks; team t packs its share of the volumes, its ranks sharing each one's tiles.
     let per = team_size(args.ranks_per_volume, n, size)?;
-    if per > 1 && !matches!(args.target_psnr.or(args.target_wpsnr), None) {
+    if per > 1 && args.target_psnr.or(args.target_wpsnr).is_some() {
         let why = "a quality target (--target-psnr/--target-wpsnr) needs every tile of a volume in one process, and here ranks share each volume's tiles: use --target-ratio or --step, or --ranks-per-volume 1 (whole volumes per rank)".to_string();
         return Err(crate::dist::everyone(why).into());
     }

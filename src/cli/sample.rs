@@ -11,8 +11,8 @@ use std::process::ExitCode;
 /// vortex: vorticity magnitude of a pseudo-spectral Navier-Stokes run (0..12);
 /// nyx: log10 density of a Zel'dovich-displaced cosmology-like field (about 8..12);
 /// isabel: hurricane pressure perturbation in Pa (Holland profile).
-/// Writes f32 in the format the output's extension names (.raw + .mhd, .nhdr
-/// + .raw, .npy, .vti; any other name gets raw data plus NAME.mhd). With
+/// Writes f32 in the format the output's extension names (.raw + .mhd, .nhdr with
+/// .raw, .npy, .vti; any other name gets raw data plus NAME.mhd). With
 /// --steps N, writes OUT_000.EXT ... numbered time steps of one run.
 #[derive(clap::Args, Debug)]
 pub struct Args {

@@ -125,8 +125,8 @@ mod tests {
         let mut out = vec![0f32; 64];
         extract_window(&data, dims, [-1, -1, -1], 4, &mut out);
         assert_eq!(out[0], 0.0); // clamped corner
-        assert_eq!(out[(1 * 4 + 1) * 4 + 1], 0.0);
-        assert_eq!(out[(1 * 4 + 1) * 4 + 3], 2.0);
+        assert_eq!(out[(4 + 1) * 4 + 1], 0.0);
+        assert_eq!(out[(4 + 1) * 4 + 3], 2.0);
         assert_eq!(out[(2 * 4 + 2) * 4 + 3], 11.0);
         assert_eq!(out[63], 11.0);
     }
@@ -134,8 +134,8 @@ mod tests {
     #[test]
     fn latent_window_takes_neighbours() {
         // 2x1x1 blocks, m = 1, l = 2: block 0 latents all 1, block 1 all 2.
-        let a = vec![1f32; 8];
-        let b = vec![2f32; 8];
+        let a = [1f32; 8];
+        let b = [2f32; 8];
         let mut out = vec![0f32; 64];
         latent_window(
             [0, 0, 0],
@@ -151,9 +151,9 @@ mod tests {
             &mut out,
         );
         // x index 3 is the first latent of block 1; x index 0 replicates block 0.
-        assert_eq!(out[(1 * 4 + 1) * 4 + 3], 2.0);
-        assert_eq!(out[(1 * 4 + 1) * 4], 1.0);
-        assert_eq!(out[(1 * 4 + 1) * 4 + 2], 1.0);
+        assert_eq!(out[(4 + 1) * 4 + 3], 2.0);
+        assert_eq!(out[(4 + 1) * 4], 1.0);
+        assert_eq!(out[(4 + 1) * 4 + 2], 1.0);
     }
 
     #[test]

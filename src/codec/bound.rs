@@ -164,7 +164,7 @@ fn table(a: u8, b: u8) -> Vec<u32> {
     let mut w = vec![0u64; RADIUS as usize + 2];
     w[1] = 1 << 40;
     for k in 2..w.len() {
-        w[k] = w[k - 1] * theta >> 16;
+        w[k] = (w[k - 1] * theta) >> 16;
     }
     let esc = w[RADIUS as usize + 1] * (4 + b * b) / 4;
     let total_w: u128 = 2 * w[1..=RADIUS as usize].iter().map(|&v| v as u128).sum::<u128>() + esc as u128;

@@ -48,6 +48,7 @@ pub struct Nets {
 }
 
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant, reason = "one Body per loaded model, never moved in a hot path")]
 enum Body {
     Fast(FastNets),
     Paper(PaperNets),
@@ -201,7 +202,7 @@ impl FastNets {
             if i < 2 {
                 h = h.leaky_relu();
             } else if let Some((b, _)) = &self.basis {
-                h = h + b.forward(&(x - BASIS_CENTRE));
+                h += b.forward(&(x - BASIS_CENTRE));
             }
             h = self.enc_sft[i].forward(&h, &c);
         }

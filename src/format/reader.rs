@@ -267,7 +267,7 @@ fn checked_entry(raw: &[u8], volume: u32, block: u64) -> Result<Entry> {
 /// kind, and a payload inside the payload area. Returns the kind and the payload end.
 fn located(e: &Entry, volume: u32, block: u64, payload_end: u64) -> Result<(BlockKind, u64)> {
     let kind = kind_of(volume, block, e.kind)?;
-    let end = e.offset.checked_add(e.len as u64).unwrap_or(u64::MAX);
+    let end = e.offset.saturating_add(e.len as u64);
     if e.offset < HEADER_LEN || end > payload_end {
         return Err(FormatError::BadBlock { volume, block, msg: format!("payload {}..{end} lies outside the payload area", e.offset) });
     }

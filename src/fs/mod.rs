@@ -187,7 +187,9 @@ impl IdlatFs {
             kind,
             perm,
             nlink: if kind == FileType::Directory { 2 } else { 1 },
+            // SAFETY: getuid/getgid take no arguments, cannot fail and touch no memory of ours.
             uid: unsafe { libc::getuid() },
+            // SAFETY: as above.
             gid: unsafe { libc::getgid() },
             rdev: 0,
             flags: 0,
@@ -451,7 +453,10 @@ pub fn mount_and_wait(fs: IdlatFs, mountpoint: &std::path::Path, opts: &MountOpt
     }
     cfg.n_threads = Some(opts.threads.max(1));
     // Block the signals in every thread (workers inherit the mask); this thread waits for them.
+    // SAFETY: sigset_t is plain data (an array of words), for which all zeroes is a valid value.
     let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a live, initialised sigset_t for every call; pthread_sigmask may
+    // take a null old-set pointer.
     unsafe {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGINT);
@@ -467,6 +472,7 @@ pub fn mount_and_wait(fs: IdlatFs, mountpoint: &std::path::Path, opts: &MountOpt
             return session.join();
         }
         let ts = libc::timespec { tv_sec: 0, tv_nsec: 200_000_000 };
+        // SAFETY: `set` and `ts` live across the call; a null siginfo pointer is allowed.
         let sig = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &ts) };
         if sig > 0 {
             eprintln!("idlat mount: signal {sig}, unmounting {}", mountpoint.display());

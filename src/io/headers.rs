@@ -375,7 +375,7 @@ pub fn read_vti(path: &Path) -> Result<Volume, IoError> {
         }
         let h = |i: usize| blob.get(i * hsize..(i + 1) * hsize).map(uint).ok_or_else(|| inv(path, "compressed header truncated"));
         let nb = h(0)? as usize;
-        if nb > len / 1 + 1 {
+        if nb > len + 1 {
             return Err(inv(path, "implausible compressed block count"));
         }
         let mut at = (3 + nb) * hsize;
@@ -405,7 +405,7 @@ pub fn read_vti(path: &Path) -> Result<Volume, IoError> {
             let b64: String = body.chars().filter(|c| !c.is_whitespace()).collect();
             if zlib {
                 // Header and data are encoded separately.
-                let nb_hdr = base64::engine::general_purpose::STANDARD.decode(&b64[..b64.len().min(((hsize + 2) / 3) * 4)]).unwrap_or_default();
+                let nb_hdr = base64::engine::general_purpose::STANDARD.decode(&b64[..b64.len().min(hsize.div_ceil(3) * 4)]).unwrap_or_default();
                 let nb = if nb_hdr.len() >= hsize { uint(&nb_hdr) as usize } else { 0 };
                 let hlen = (3 + nb) * hsize;
                 let henc = hlen.div_ceil(3) * 4;

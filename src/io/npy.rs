@@ -91,7 +91,7 @@ fn open<R: std::io::Read>(path: &Path, r: R) -> Result<npyz::NpyFile<R>, IoError
 fn data_bytes<R: std::io::Read>(path: &Path, npy: &npyz::NpyFile<R>) -> Result<u64, IoError> {
     let n = npy.shape().iter().try_fold(1u64, |a, &s| a.checked_mul(s));
     let size = match npy.dtype() {
-        npyz::DType::Plain(ts) => ts.size_field() as u64,
+        npyz::DType::Plain(ts) => ts.size_field(),
         _ => 1,
     };
     n.and_then(|n| n.checked_mul(size)).ok_or_else(|| inv(path, format!("shape {:?} overflows", npy.shape())))

@@ -360,6 +360,7 @@ fn closed_stdout_pipe_ends_quietly_instead_of_panicking() {
     let mut fds = [0; 2];
     // SAFETY: pipe() fills two fresh descriptors that we then own.
     assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: both descriptors were just opened by pipe() and nothing else owns them.
     let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     drop(read); // the reader is gone before idlat writes anything
     let out = std::process::Command::new(bin()).args(["info", s(&idl), "--json"]).stdout(write).stderr(std::process::Stdio::piped()).output().unwrap();

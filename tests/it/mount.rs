@@ -238,6 +238,7 @@ fn sigterm_unmounts_cleanly() {
     ok(&["pack", s(&raw), "--dims", "32x32x8", "--lossless", "-o", s(&idl), "--quiet"]);
     let mut m = Mount::new(&idl, &d.path().join("mnt"), &[]);
     let mut child = m.child.take().unwrap();
+    // SAFETY: kill only sends a signal, to our own child (not yet reaped, so its PID is still ours).
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let t = Instant::now();
     let status = loop {

@@ -85,9 +85,7 @@ impl Ctx {
         let t: i32 = if bit { 65535 } else { 0 };
         self.fast = (self.fast as i32 + ((t - self.fast as i32) >> f)) as u16;
         self.slow = (self.slow as i32 + ((t - self.slow as i32) >> s)) as u16;
-        if self.n < 255 {
-            self.n += 1;
-        }
+        self.n = self.n.saturating_add(1);
     }
 }
 

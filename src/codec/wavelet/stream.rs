@@ -183,7 +183,7 @@ mod tests {
                 crate::format::grid::gather(&imp, dims, o, sz, &mut w);
                 Ok((d, w))
             };
-            let mut s = Stream::new(g, norm, bound.clone(), None, &load, |_| {}).unwrap();
+            let mut s = Stream::new(g, norm, bound, None, &load, |_| {}).unwrap();
             let find = |t: &dyn Fn() -> Result<super::super::Choice, String>| t().unwrap().step;
             let a = find(&|| search(&ps[..], &g, norm, &data, &imp, None, Target::Ratio(40.0), 0, None, &crate::dist::Local));
             let b = find(&|| search(&s, &g, norm, &[], &[], None, Target::Ratio(40.0), 0, None, &crate::dist::Local));

@@ -175,6 +175,9 @@ struct Band {
 
 /// The band whose axis a is the low (or, with bit a of `orient`, the high) half of
 /// level `lv[a]` (the low half of level 0 is the whole axis).
+/// A band's parent: its per-axis levels and position shift.
+type Parent = ([usize; 3], [usize; 3]);
+
 fn band_of(sz: [usize; 3], lv: [usize; 3], orient: usize) -> Band {
     let mut b = Band { level: (lv.iter().sum::<usize>() / 3).max(1), lv, orient, origin: [0; 3], size: [0; 3], parent: None };
     for a in 0..3 {
@@ -195,7 +198,7 @@ fn bands(sz: [usize; 3], levels: usize, layout: Layout) -> Vec<Band> {
     let l = levels;
     let mut out = vec![band_of(sz, [l; 3], 0)];
     // (per-axis levels, orientation, parent's levels and position shift)
-    let mut shapes: Vec<([usize; 3], usize, Option<([usize; 3], [usize; 3])>)> = Vec::new();
+    let mut shapes: Vec<([usize; 3], usize, Option<Parent>)> = Vec::new();
     // One axis's parts: the low half of the last level, then high halves coarsest first.
     let parts = move || std::iter::once((l, false)).chain((1..=l).rev().map(|m| (m, true)));
     match layout {
@@ -252,7 +255,7 @@ fn bands(sz: [usize; 3], levels: usize, layout: Layout) -> Vec<Band> {
     shapes.sort_by_key(|(lv, _, _)| std::cmp::Reverse(lv.iter().sum::<usize>()));
     for (lv, orient, parent) in shapes {
         let mut b = band_of(sz, lv, orient);
-        if b.size.iter().any(|&n| n == 0) {
+        if b.size.contains(&0) {
             continue;
         }
         b.parent = parent.map(|(plv, shift)| (band_of(sz, plv, orient), shift)).filter(|(p, _)| p.size.iter().all(|&n| n > 0)).map(|(p, shift)| (p.origin, p.size, shift));
