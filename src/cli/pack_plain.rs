@@ -349,14 +349,17 @@ fn ranks(args: Args) -> CmdResult {
     }
 }
 
+/// (info, value range, values, importance, where the slab lies): what `slab` returns.
+#[cfg(feature = "mpi")]
+type Slab = (crate::volume::VolumeInfo, (f32, f32), Vec<f32>, Vec<f32>, Region);
+
 /// A volume's whole info and value range, this rank's slab of it (the planes of its
 /// share of the tiles) with their importance and where the slab starts: read
 /// without the rest of the volume (but the planes around it the map needs) where
 /// the input and the map allow it on every rank (`Inputs::read_part`), else `None`
 /// (every rank then reads it whole).
 #[cfg(feature = "mpi")]
-#[allow(clippy::type_complexity)]
-fn slab(world: &crate::dist::Comm, args: &Args, ins: &Inputs, i: usize) -> Result<Option<(crate::volume::VolumeInfo, (f32, f32), Vec<f32>, Vec<f32>, Region)>, crate::dist::Agreed> {
+fn slab(world: &crate::dist::Comm, args: &Args, ins: &Inputs, i: usize) -> Result<Option<Slab>, crate::dist::Agreed> {
     let fail = |e: anyhow::Error| format!("{e:#}");
     // The planes of this rank's share of the tiles (the same share `Plan` gives it).
     let planes = |dims| {

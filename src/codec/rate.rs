@@ -41,7 +41,7 @@ pub fn subsample(nblocks: usize, n: usize) -> Vec<usize> {
 /// uses only sampled neighbours, a slight pessimism. With an error bound the
 /// residual streams are coded too (they need the prediction, so quality is
 /// then always measured).
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, reason = "the inputs of one rate-control probe; a Plan type is issue 20's library API, not yet done")]
 pub fn probe(codec: &Codec, data: &[f32], dims: Dims, imp: &[f32], norm: Norm, opts: EncodeOptions, sample: &[usize], s: f32, with_quality: bool, bound: Option<&BoundSpec>) -> (f64, f64) {
     let scaled: Vec<f32> = imp.iter().map(|&v| (v * s).clamp(0.0, 1.0)).collect();
     let mut blocks = HashMap::new();
@@ -97,7 +97,7 @@ pub fn probe(codec: &Codec, data: &[f32], dims: Dims, imp: &[f32], norm: Norm, o
 }
 
 /// Bisection over log2(s) in [-6, 3] (ratio falls and wPSNR rises with s).
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, reason = "the inputs of one rate-control probe; a Plan type is issue 20's library API, not yet done")]
 pub fn search(codec: &Codec, data: &[f32], dims: Dims, imp: &[f32], norm: Norm, opts: EncodeOptions, target: Target, sample: &[usize], bound: Option<&BoundSpec>) -> Choice {
     let quality = matches!(target, Target::WPsnr(_));
     let eval = |ls: f64| {

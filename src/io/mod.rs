@@ -186,7 +186,6 @@ fn raw_dims(path: &Path, opts: &ReadOptions) -> Result<Dims, IoError> {
 /// bricks (offset reads) and HDF5/NetCDF datasets (hyperslabs); `None` where only a
 /// whole read gives the same samples: other formats, gzip, and missing or non-finite
 /// values (filled from neighbours and the volume's mean).
-#[allow(clippy::type_complexity)]
 pub fn read_region(path: &Path, opts: &ReadOptions, region: impl FnOnce(Dims) -> Region) -> Result<Option<(VolumeInfo, Region, Vec<f32>)>, IoError> {
     let name = lower_name(path);
     let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");

@@ -52,7 +52,7 @@ print("\n".join(out))
 
 /// Checks one mounted volume through VTK: dims, spacing, origin, every valid
 /// voxel within `bound`, the missing ones filled with in-range values.
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, reason = "one client check's expectations, spelled out at each call")]
 fn vtk_check(mnt: &Path, name: &str, want: &Path, valid: Option<&Path>, dims: &str, spacing: &str, origin: &str, bound: f64, missing: usize) {
     let out = py(VTK_CHECK, &[s(mnt), name, s(want), valid.map_or("-", s)]);
     assert_eq!(out.lines().count(), 2, "{out}");

@@ -804,7 +804,7 @@ enum Part {
 /// Codes the quantised coefficients `q` of part `part` of a tile (decoding fills `q`).
 /// A slice reads nothing of other slices: causal neighbours along the slice axis start
 /// at its first row, and a parent is coarse (decoded first) or inside it (`SLICE`).
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, reason = "coder, contexts, symbols and the tile geometry they walk: one call site per use, a struct would only regroup them")]
 fn code_coefficients<S: Syms + ?Sized>(c: &mut impl Coder, m: &mut Models, q: &S, sz: [usize; 3], bands: &[Band], steps: &Steps, low_only: bool, part: Part) {
     if !matches!(part, Part::Fine(_)) {
         code_low(c, m, q, sz, &bands[0], steps, Rows::whole(&bands[0]));
@@ -1044,7 +1044,7 @@ fn code_slices<C: Coder + Send, S: Syms + ?Sized>(coders: Vec<C>, q: &S, sz: [us
 /// Codes a tile's symbols `q` into the ANS segments `encode` writes, one coder each:
 /// `first` gets the cell levels (when `cells`) and then every band of a tile of one
 /// slice, or the coarse part of a sliced tile, whose slices go to coders from `new`.
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, reason = "coder, contexts, symbols and the tile geometry they walk: one call site per use, a struct would only regroup them")]
 fn code_segments<C: Coder + Send>(mut first: C, new: impl Fn() -> C, t: &Transformed, bands: &[Band], steps: &Steps, q: &[i32], cells: bool) -> Vec<C> {
     let ss = slices(t.size);
     let mut m = Models::new();
