@@ -3,7 +3,7 @@
 //! Layers (dependencies point one way, see ARCHITECTURE.md):
 //! `cli` → `fs` (FUSE view, block cache) → `codec` (pure-Rust entropy coding,
 //! tch models) → `format` (the `.idl` container, no libtorch).
-//! `importance`, `sample` and `io` are leaf utilities used by `cli` and `codec`.
+//! `importance`, `sample` and `io` are leaf utilities used by `cli` (`codec` uses none of them).
 
 pub mod analysis;
 pub mod cli;

@@ -1,4 +1,4 @@
-//! Quality metrics (paper section 6.2.1, DESIGN section 9).
+//! Quality metrics (paper section 6.2.1).
 //!
 //! - LSR = original bytes / stored bytes.
 //! - wMSE = sum(I_i (x_i - x̂_i)^2) / sum(I_i); wPSNR = 10 log10(v^2 / wMSE),

@@ -4,7 +4,7 @@
 //! for every latent y. Both the packer and every decoder run exactly this code,
 //! in a fixed summation order with no fused or reordered float operations, so
 //! they derive bit-identical probabilities on any machine, thread count or
-//! device (DESIGN section 4). libtorch evaluates the same network only while
+//! device (ARCHITECTURE.md). libtorch evaluates the same network only while
 //! training, where small differences do not matter.
 //!
 //! Network (weights in torch layout): ConvTranspose3d(nz→nh, k2, s2) → ReLU →

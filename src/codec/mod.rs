@@ -1,4 +1,4 @@
-//! The IDLat codec (paper sections 3 and 5; DESIGN sections 3 and 4).
+//! The IDLat codec (paper sections 3 and 5; ARCHITECTURE.md).
 //!
 //! - `profile`: architecture hyper-parameters and the latent-halo tiling.
 //! - `tables`, `hyper`: pure-Rust, deterministic entropy coding (constriction

@@ -4,7 +4,7 @@
 //! only on decoded latents (T_g over y_hat), never on the importance map.
 //!
 //! libtorch runs g_a/h_a at pack time and g_s at decode time only; nothing it
-//! computes sets a probability (DESIGN section 4).
+//! computes sets a probability (ARCHITECTURE.md).
 
 use super::hyper::{H_S_MID, H_S_OUT, H_S_TCONV};
 use super::modelfile::{Data, ModelFile, Tensor as MTensor};

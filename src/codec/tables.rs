@@ -1,4 +1,4 @@
-//! Integer probability tables for the entropy coder (DESIGN section 4).
+//! Integer probability tables for the entropy coder.
 //!
 //! ANS decoding desynchronises if the decoder's model differs from the
 //! encoder's by one unit, so every probability the coder uses comes from

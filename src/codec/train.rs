@@ -1,4 +1,4 @@
-//! Training (`idlat train`): paper section 5.3 and 5.5, DESIGN section 3.
+//! Training (`idlat train`): paper section 5.3 and 5.5.
 //!
 //! Loss = bits per voxel + lambda * mean(exp(a * I) * (x - x_hat)^2) over block
 //! cores, with uniform-noise relaxation for the rate and straight-through

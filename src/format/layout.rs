@@ -7,7 +7,7 @@ pub const TRAILER_MAGIC: [u8; 8] = *b"IDLTRAIL";
 pub const MAJOR: u16 = 1;
 /// Newest minor this build reads and writes. A writer stamps the lowest minor
 /// whose features the file uses (1.0 files stay byte-identical; 1.1 adds the
-/// error-bound residual stream, 1.2 its Lorenzo mode).
+/// error-bound residual stream, 1.2 its interpolation mode).
 pub const MINOR: u16 = 7;
 pub const HEADER_LEN: u64 = 32;
 pub const TRAILER_LEN: u64 = 88;

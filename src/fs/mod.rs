@@ -1,4 +1,4 @@
-//! The FUSE view of a container (DESIGN section 6).
+//! The FUSE view of a container.
 //!
 //! Per volume NAME: `NAME.raw` (f32 little-endian, x fastest), `NAME.mhd`
 //! (MetaImage), `NAME.nhdr` (detached NRRD) and `NAME.vti` (VTK XML, appended
