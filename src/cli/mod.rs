@@ -52,11 +52,6 @@ pub enum Command {
     Sample(sample::Args),
 }
 
-/// A subcommand whose issue has not landed yet: exit 2, never fake output.
-#[derive(Debug, thiserror::Error)]
-#[error("not implemented yet")]
-pub struct NotImplemented;
-
 /// Outcome of a subcommand: `Ok(code)` for a normal exit (e.g. verify's 1 on corruption).
 pub type CmdResult = anyhow::Result<ExitCode>;
 
@@ -100,10 +95,6 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         // Rank 0 of an MPI job prints what all ranks agreed failed.
         Err(e) if e.downcast_ref::<crate::dist::Agreed>().is_some_and(|a| a.quiet) => ExitCode::from(2),
-        Err(e) if e.is::<NotImplemented>() => {
-            eprintln!("idlat: not implemented yet");
-            ExitCode::from(2)
-        }
         Err(e) => {
             // An error one rank met alone names the rank (the others may not have met it).
             match crate::dist::launched_rank().filter(|_| crate::dist::launched_ranks().is_some() && !e.is::<crate::dist::Agreed>()) {

@@ -9,7 +9,6 @@ use super::grid::BlockGrid;
 use super::layout::*;
 use super::meta::{ContainerMeta, ModelRef, VolumeMeta};
 use super::{BlockId, VolumeId};
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -106,11 +105,6 @@ impl ContainerWriter {
         Ok(VolumeId(self.meta.volumes.len() as u32 - 1))
     }
 
-    /// Mutable access to a registered volume's metadata (e.g. to record rate-control results).
-    pub fn volume_meta_mut(&mut self, v: VolumeId) -> Option<&mut VolumeMeta> {
-        self.meta.volumes.get_mut(v.0 as usize)
-    }
-
     pub fn set_model(&mut self, model: ModelRef, embedded_bytes: Option<&[u8]>) {
         self.meta.model = ModelRef { embedded: embedded_bytes.is_some(), ..model };
         self.model_bytes = embedded_bytes.map(|b| b.to_vec());
@@ -120,10 +114,6 @@ impl ContainerWriter {
     pub fn require_minor(&mut self, minor: u16) {
         debug_assert!(minor <= MINOR);
         self.minor = self.minor.max(minor);
-    }
-
-    pub fn set_attributes(&mut self, attrs: BTreeMap<String, String>) {
-        self.meta.attributes = attrs;
     }
 
     fn io(&self) -> impl Fn(std::io::Error) -> FormatError + '_ {

@@ -23,7 +23,6 @@ pub struct Stats {
     pub misses: AtomicU64,
     pub blocks_decoded: AtomicU64,
     pub decode_errors: AtomicU64,
-    pub bytes_served: AtomicU64,
     pub decode_nanos: AtomicU64,
     pub prefetched: AtomicU64,
 }

@@ -91,14 +91,12 @@ fn cluster_labels_volume_dendrogram_and_purity_report() {
     }
     assert_eq!(std::fs::read(a.join("labels.csv")).unwrap(), std::fs::read(b.join("labels.csv")).unwrap());
     assert_eq!(sidecar["units"], serde_json::json!("step"));
-    // Purity of 8³ cells against the true intersection mask, iso:8 vs uniform
-    // latents, reported (blocks are asserted in the test below).
-    for m in ["ward", "average"] {
-        let (pi, ai, base) = score(d.path(), &iso, &data, 64, "cell", m);
-        let (pu, au, _) = score(d.path(), &uni, &data, 64, "cell", m);
-        eprintln!("{m}: purity iso:8 {pi:.3} (ARI {ai:.3}) vs uniform {pu:.3} (ARI {au:.3}); majority class {base:.3}");
-        assert!(pi >= base - 1e-12 && pu >= base - 1e-12, "purity is at least the majority fraction");
-    }
+    // Purity of 8³ cells against the true intersection mask under average linkage,
+    // iso:8 vs uniform latents: reported only (it is near the majority class for
+    // both, 0.85 vs 0.84); Ward's, which separates them, is asserted in the test below.
+    let (pi, ai, base) = score(d.path(), &iso, &data, 64, "cell", "average");
+    let (pu, au, _) = score(d.path(), &uni, &data, 64, "cell", "average");
+    eprintln!("average: purity iso:8 {pi:.3} (ARI {ai:.3}) vs uniform {pu:.3} (ARI {au:.3}); majority class {base:.3}");
 }
 
 /// The paper's claim (section 6.4.1, and issue 9's test): importance-driven
