@@ -16,6 +16,7 @@ use super::bits::{bytes_to_words, words_to_bytes, Ctx, Reader, Writer};
 use super::lift::{band_gain, forward, inverse, levels_for, low_len, Layout};
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering::Relaxed};
+use std::sync::Arc;
 
 /// Most decomposition levels a stream may declare (format 1.4).
 pub const MAX_LEVELS: usize = 6;
@@ -955,6 +956,17 @@ pub struct Transformed {
     pub layout: Layout,
     pub coeffs: Vec<f32>,
     pub cells: Vec<u8>,
+    /// The symbols and segment bits of the last base step quantised (`quantised_bits`
+    /// is a pure function of the tile and the step): rate control probes a step, then
+    /// the layout choice, the next search and the encoder ask for the same one again,
+    /// and the rate-distortion pass is most of a probe's time.
+    memo: std::sync::Mutex<Option<Memo>>,
+}
+
+struct Memo {
+    step0: f32,
+    q: Arc<Vec<i32>>,
+    bits: Arc<Vec<f64>>,
 }
 
 /// Forward transform of a tile of normalised values `x` (size `sz`, x fastest).
@@ -962,7 +974,7 @@ pub fn transform(x: &[f32], sz: [usize; 3], cells: Vec<u8>, layout: Layout) -> T
     let levels = levels_for(sz, CODED_LEVELS);
     let mut coeffs = x.to_vec();
     forward(&mut coeffs, sz, levels, layout);
-    Transformed { size: sz, levels, layout, coeffs, cells }
+    Transformed { size: sz, levels, layout, coeffs, cells, memo: Default::default() }
 }
 
 fn quantise_all(t: &Transformed, bands: &[Band], steps: &Steps) -> Vec<i32> {
@@ -990,7 +1002,7 @@ fn dequantise_all(q: Vec<i32>, sz: [usize; 3], bands: &[Band], steps: &Steps) ->
 
 /// The clamped base step, bands, steps and quantised symbols of `t` at `step0`:
 /// what encoding, estimates and reconstruction all start from.
-fn quantised(t: &Transformed, step0: f32) -> (Vec<Band>, Steps, Vec<i32>) {
+fn quantised(t: &Transformed, step0: f32) -> (Vec<Band>, Steps, Arc<Vec<i32>>) {
     let (bands, steps, q, _) = quantised_bits(t, step0);
     (bands, steps, q)
 }
@@ -998,30 +1010,55 @@ fn quantised(t: &Transformed, step0: f32) -> (Vec<Band>, Steps, Vec<i32>) {
 /// `quantised`, with the bits of each ANS segment but the cell levels (from the
 /// rate-distortion pass: the coder sees the same symbols and contexts, but for a band
 /// whose prediction flag the lowered symbols turn, so an estimate, not the size).
-fn quantised_bits(t: &Transformed, step0: f32) -> (Vec<Band>, Steps, Vec<i32>, Vec<f64>) {
+fn quantised_bits(t: &Transformed, step0: f32) -> (Vec<Band>, Steps, Arc<Vec<i32>>, Arc<Vec<f64>>) {
     let bands = bands(t.size, t.levels, t.layout);
-    let steps = Steps::new(&t.cells, t.size, step0.clamp(MIN_STEP, MAX_STEP));
+    let step0 = step0.clamp(MIN_STEP, MAX_STEP);
+    let steps = Steps::new(&t.cells, t.size, step0);
+    // A poisoned lock only means another thread panicked mid-probe: recompute.
+    if let Ok(m) = t.memo.lock() {
+        if let Some(m) = m.as_ref().filter(|m| m.step0.to_bits() == step0.to_bits()) {
+            return (bands, steps, Arc::clone(&m.q), Arc::clone(&m.bits));
+        }
+    }
     let q = quantise_all(t, &bands, &steps);
     let lambda = if steps.uniform.is_some() { LAMBDA_UNIFORM } else { LAMBDA_STEERED };
     let (q, bits) = rdo(t, &bands, &steps, q, lambda);
+    let (q, bits) = (Arc::new(q), Arc::new(bits));
+    if let Ok(mut m) = t.memo.lock() {
+        *m = Some(Memo { step0, q: Arc::clone(&q), bits: Arc::clone(&bits) });
+    }
     (bands, steps, q, bits)
 }
 
 /// The symbols `q` after the rate-distortion pass (`Rdo`) at slope `lambda`, segment by
-/// segment as `code_segments` codes them: the coarse part first, since every slice reads
-/// parents in it, then the slices in parallel (each reads and lowers only its own).
+/// segment as `code_segments` codes them. The coarse part and the slices run at once
+/// (the coarse part of a thin tile can take as long as all its slices): the slices see
+/// the coarse symbols before the pass, in a copy of their own, so their choices and
+/// bits do not depend on timing; the coder sees the lowered parents, so a slice's
+/// counted bits are an estimate. Each part lowers only its own symbols, and a lowered
+/// symbol is one of smaller magnitude than the other copy's (which is unchanged there).
 fn rdo(t: &Transformed, bands: &[Band], steps: &Steps, q: Vec<i32>, lambda: f32) -> (Vec<i32>, Vec<f64>) {
-    let aq: Vec<AtomicI32> = q.into_iter().map(AtomicI32::new).collect();
     let ss = slices(t.size);
     let mk = || Rdo { coeffs: &t.coeffs, lambda, bits: 0.0 };
-    let whole = if ss.len() == 1 { Part::All } else { Part::Coarse };
-    let mut first = mk();
-    code_coefficients(&mut first, &mut Models::new(), &aq[..], t.size, bands, steps, false, whole);
-    let mut bits = vec![first.bits];
-    if ss.len() > 1 {
-        bits.extend(code_slices(ss.iter().map(|_| mk()).collect(), &aq[..], t.size, bands, steps, &ss).iter().map(|c| c.bits));
+    let atomics = |q: Vec<i32>| q.into_iter().map(AtomicI32::new).collect::<Vec<_>>();
+    let plain = |q: Vec<AtomicI32>| q.into_iter().map(AtomicI32::into_inner).collect::<Vec<_>>();
+    if ss.len() == 1 {
+        let aq = atomics(q);
+        let mut first = mk();
+        code_coefficients(&mut first, &mut Models::new(), &aq[..], t.size, bands, steps, false, Part::All);
+        return (plain(aq), vec![first.bits]);
     }
-    (aq.into_iter().map(AtomicI32::into_inner).collect(), bits)
+    let (coarse, fine) = (atomics(q.clone()), atomics(q));
+    let (first, rest) = rayon::join(
+        || {
+            let mut first = mk();
+            code_coefficients(&mut first, &mut Models::new(), &coarse[..], t.size, bands, steps, false, Part::Coarse);
+            first
+        },
+        || code_slices(ss.iter().map(|_| mk()).collect(), &fine[..], t.size, bands, steps, &ss),
+    );
+    let q = plain(coarse).into_iter().zip(plain(fine)).map(|(c, f)| if c.unsigned_abs() < f.unsigned_abs() { c } else { f }).collect();
+    (q, std::iter::once(first.bits).chain(rest.iter().map(|c| c.bits)).collect())
 }
 
 /// Codes the fine bands of the slices `ss` of a tile in parallel, slice i into
@@ -1126,7 +1163,8 @@ pub fn l1_cost(t: &Transformed) -> f64 {
 
 /// About how many bytes `encode(t, step0)` returns, without building the stream.
 pub fn estimate(t: &Transformed, step0: f32) -> u64 {
-    let (_, _, _, mut segs) = quantised_bits(t, step0);
+    let (_, _, _, segs) = quantised_bits(t, step0);
+    let mut segs = segs.to_vec();
     let mut cells = Cost { bits: 0.0 };
     code_cells(&mut cells, &mut Models::new(), &mut t.cells.clone());
     segs[0] += cells.bits;
@@ -1210,7 +1248,7 @@ pub fn proxy_bits(u: f32) -> f64 {
 /// What the decoder will output for `t` at `step0`, without entropy coding (rate control).
 pub fn reconstruct(t: &Transformed, step0: f32) -> Vec<f32> {
     let (bands, steps, q) = quantised(t, step0);
-    let mut out = dequantise_all(q, t.size, &bands, &steps);
+    let mut out = dequantise_all(Arc::unwrap_or_clone(q), t.size, &bands, &steps);
     inverse(&mut out, t.size, t.levels, t.layout);
     out
 }
