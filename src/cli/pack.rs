@@ -284,7 +284,7 @@ fn run_torch(args: Args) -> CmdResult {
         let grid = crate::format::BlockGrid::cubic(dims, core);
         let bound = bound_for(&args, lo, hi)?;
         if bound.is_some() {
-            writer.require_minor(1);
+            writer.require(crate::format::Feature::ErrorBoundResidual);
         }
         let eopts = EncodeOptions { batch: args.batch, lossless: false, steer: args.steer };
         let mut scale = 1.0f32;
@@ -323,17 +323,10 @@ fn run_torch(args: Args) -> CmdResult {
                 BlockData::Constant(v) => (BlockKind::Constant, v.to_le_bytes().to_vec()),
                 BlockData::Lossless(v) => (BlockKind::Lossless, block::lossless_payload(&v)),
                 BlockData::Neural { z, y, levels, residual } => {
-                    if levels.len() > 1 {
-                        writer.require_minor(3); // per-cell quantisation levels (spec §6)
-                    }
+                    // write_block requires the features the payload uses.
                     match residual {
                         None => (BlockKind::Neural, NeuralPayload::encode(&[&z, &y, &levels])),
-                        Some(r) => {
-                            if crate::codec::bound::needs_minor_2(&r) {
-                                writer.require_minor(2); // interpolation residual mode (spec §6.2)
-                            }
-                            (BlockKind::Neural, NeuralPayload::encode(&[&z, &y, &levels, &r]))
-                        }
+                        Some(r) => (BlockKind::Neural, NeuralPayload::encode(&[&z, &y, &levels, &r])),
                     }
                 }
             };

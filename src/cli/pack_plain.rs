@@ -9,6 +9,7 @@ use crate::codec::blocks::Norm;
 use crate::codec::bound::{BlockStats, BoundSpec};
 use crate::codec::wavelet::{self, Target};
 use crate::dist::Reduce;
+use crate::format::version::{block_features, Feature};
 use crate::format::{BlockGrid, BlockId, BlockKind, ContainerWriter, ModelRef, VolumeMeta};
 use crate::volume::Region;
 use std::ops::Range;
@@ -51,9 +52,6 @@ fn single(args: Args) -> CmdResult {
         let part = wavelet::Part { data: &vol.data, imp: &imp, region: Region::whole(vol.info.dims), ids: 0..plan.grid.len() };
         let bar = super::common::progress(plan.grid.len() as u64, args.quiet, &format!("pack {}", vol.info.name));
         let out = plan.code(&args, &part, &crate::dist::Local, !args.quiet).map_err(anyhow::Error::msg)?;
-        if out.minor > 0 {
-            writer.require_minor(out.minor);
-        }
         let vid = writer.add_volume(out.meta.clone())?;
         for (id, c) in out.coded.iter().enumerate() {
             writer.write_block(vid, BlockId(id as u64), c.kind, &c.payload)?;
@@ -122,9 +120,11 @@ impl Plan {
             meta.codec.insert("step".into(), serde_json::json!(step));
             wavelet::code_all(&prepared, step, norm)?
         };
-        let minor = coded.iter().zip(part.ids.clone()).map(|(c, id)| wavelet::required_minor(c, grid.extent(BlockId(id as u64)).1)).max().unwrap_or(0);
+        let mut features: Vec<Feature> = coded.iter().zip(part.ids.clone()).flat_map(|(c, id)| block_features(c.kind, &c.payload, grid.extent(BlockId(id as u64)).1)).collect();
+        features.sort();
+        features.dedup();
         let stats = coded.iter().fold(BlockStats::default(), |s, c| s + c.stats);
-        Ok(Coded { meta, coded, minor, stats })
+        Ok(Coded { meta, coded, features, stats })
     }
 
     /// The base step: `--step` (or the default), or what rate control finds for the
@@ -185,8 +185,8 @@ struct Coded {
     /// Complete (the step included) on every rank that codes a share.
     meta: VolumeMeta,
     coded: Vec<wavelet::Coded>,
-    /// The format minor version these tiles need (0: none beyond 1.0).
-    minor: u16,
+    /// The format features these tiles use (for a process that places them unseen).
+    features: Vec<Feature>,
     stats: BlockStats,
 }
 
@@ -205,7 +205,7 @@ struct Shard {
     first: u64,
     /// (kind, payload bytes, CRC-32) per tile from `first` on.
     blocks: Vec<(u8, u64, u32)>,
-    minor: u16,
+    features: Vec<Feature>,
     bounded: usize,
     corrected: usize,
 }
@@ -289,7 +289,7 @@ fn ranks(args: Args) -> CmdResult {
             meta: (team.rank() == 0).then(|| c.meta.clone()),
             first: ids.start as u64,
             blocks: c.coded.iter().map(|b| (b.kind as u8, b.payload.len() as u64, crc32fast::hash(&b.payload))).collect(),
-            minor: c.minor,
+            features: c.features.clone(),
             bounded: c.stats.bounded,
             corrected: c.stats.corrected,
         })
@@ -316,7 +316,7 @@ fn ranks(args: Args) -> CmdResult {
             for v in 0..n {
                 let parts: Vec<&Shard> = std::iter::from_fn(|| at.next_if(|o| o.0 == v)).map(|&(_, _, r, k)| &all[r][k]).collect();
                 let meta = parts.iter().find_map(|s| s.meta.clone()).ok_or_else(|| anyhow::anyhow!("no rank reported volume {v}"))?;
-                w.require_minor(parts.iter().map(|s| s.minor).max().unwrap_or(0));
+                parts.iter().flat_map(|s| &s.features).for_each(|&f| w.require(f));
                 let vid = w.add_volume(meta.clone())?;
                 let mut stats = BlockStats::default();
                 let mut stored = 0;

@@ -74,9 +74,8 @@ pub(super) fn volume(args: &Args, ins: &Inputs, i: usize, writer: &mut Container
         Some((s, step))
     };
     let vid = writer.add_volume(meta.clone())?;
-    let (mut stored, mut stats, mut minor) = (0u64, BlockStats::default(), 0u16);
+    let (mut stored, mut stats) = (0u64, BlockStats::default());
     let mut put = |id: usize, c: wavelet::Coded| -> Result<(), String> {
-        minor = minor.max(wavelet::required_minor(&c, g.extent(BlockId(id as u64)).1));
         stats = stats + c.stats;
         stored += c.payload.len() as u64 + crate::format::layout::ENTRY_LEN;
         writer.write_block(vid, BlockId(id as u64), c.kind, &c.payload).map_err(|e| e.to_string())?;
@@ -88,7 +87,6 @@ pub(super) fn volume(args: &Args, ins: &Inputs, i: usize, writer: &mut Container
         None => (0..g.len()).try_for_each(|id| put(id, wavelet::Coded { kind: BlockKind::Lossless, payload: block::lossless_payload(&load(id)?.0), stats: BlockStats::default() })),
     }
     .map_err(anyhow::Error::msg)?;
-    writer.require_minor(minor);
     bar.finish_and_clear();
     if !args.quiet {
         note(&bar, volume_line(&meta.info, stored, plan.bound.as_ref(), &stats));

@@ -528,8 +528,8 @@ pub fn step_of(stream: &[u8]) -> Result<f32, String> {
     header(stream).map(|(_, step, ..)| step)
 }
 
-/// Whether a stream uses the interpolation mode, a format 1.2 feature (writers stamp the minor).
-pub fn needs_minor_2(stream: &[u8]) -> bool {
+/// Whether a stream uses the interpolation mode (which sets every voxel itself).
+pub fn interpolates(stream: &[u8]) -> bool {
     matches!(header(stream), Ok((Mode::Interp, ..)))
 }
 
@@ -638,7 +638,7 @@ mod tests {
         let bounds = vec![0.05f32; n];
         let (s, st) = encode(&x, &p, &bounds, sz).unwrap();
         let s = s.unwrap();
-        assert!(needs_minor_2(&s), "interpolation mode chosen for a smooth block");
+        assert!(interpolates(&s), "interpolation mode chosen for a smooth block");
         assert_eq!(st.corrected, n);
         let neural = choose(&x, |i| p[i], &bounds, sz, step_of(&s).unwrap(), Mode::Neural).unwrap();
         assert!(s.len() < serialise(&neural, step_of(&s).unwrap(), Mode::Neural, 0.0).unwrap().len());
@@ -652,7 +652,7 @@ mod tests {
         let mut partial = bounds.clone();
         partial[7] = f32::INFINITY;
         let (s2, _) = encode(&x, &p, &partial, sz).unwrap();
-        assert!(!needs_minor_2(&s2.unwrap()));
+        assert!(!interpolates(&s2.unwrap()));
     }
 
     #[test]
@@ -678,7 +678,7 @@ mod tests {
         let x: Vec<f32> = (0..512).map(|i| (i as f32 * 0.01).sin()).collect();
         let (s, _) = encode(&x, &vec![5.0; 512], &vec![0.01; 512], sz).unwrap();
         let s = s.unwrap();
-        assert!(needs_minor_2(&s));
+        assert!(interpolates(&s));
         let mut bad = s.clone();
         bad[HEADER..HEADER + 4].copy_from_slice(&f32::INFINITY.to_le_bytes());
         assert!(apply(&bad, &mut vec![0.0; 512], sz).is_err());

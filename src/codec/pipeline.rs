@@ -331,7 +331,7 @@ impl Codec {
         for (k, &id) in blocks.iter().enumerate() {
             match lat.get(&id) {
                 // An interpolation-mode residual sets every voxel itself: no synthesis needed.
-                Some(Ok(Some((_, Some(r))))) if super::bound::needs_minor_2(r) => {
+                Some(Ok(Some((_, Some(r))))) if super::bound::interpolates(r) => {
                     let (_, s) = block_extent(dims, core, coords(id));
                     let mut v = vec![0f32; s[0] * s[1] * s[2]];
                     let applied = super::bound::apply(r, &mut v, s).map_err(|e| format!("block {id}: residual stream: {e}"));

@@ -11,6 +11,7 @@ pub mod grid;
 pub mod layout;
 pub mod meta;
 pub mod reader;
+pub mod version;
 pub mod writer;
 
 pub use block::{BlockKind, NeuralPayload, StreamTable};
@@ -18,6 +19,7 @@ pub use error::FormatError;
 pub use grid::BlockGrid;
 pub use meta::{ContainerMeta, ModelRef, Normalisation, VolumeMeta};
 pub use reader::{BlockRef, Container};
+pub use version::Feature;
 pub use writer::{ContainerWriter, FinishStats};
 
 /// Index of a volume in a container.

@@ -8,6 +8,7 @@ use super::error::{FormatError, Result};
 use super::grid::BlockGrid;
 use super::layout::*;
 use super::meta::{ContainerMeta, ModelRef, VolumeMeta};
+use super::version::{block_features, minor_for, Feature};
 use super::{BlockId, VolumeId};
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -110,10 +111,11 @@ impl ContainerWriter {
         self.model_bytes = embedded_bytes.map(|b| b.to_vec());
     }
 
-    /// Declares that the file uses a feature of format 1.`minor` (stamped at finish).
-    pub fn require_minor(&mut self, minor: u16) {
-        debug_assert!(minor <= MINOR);
-        self.minor = self.minor.max(minor);
+    /// Declares that the file uses `f` (the header gets its minor version at finish).
+    /// Blocks given to `write_block` declare their own; this is for features besides
+    /// them (a configured error bound) and for blocks another process writes.
+    pub fn require(&mut self, f: Feature) {
+        self.minor = self.minor.max(f.minor());
     }
 
     fn io(&self) -> impl Fn(std::io::Error) -> FormatError + '_ {
@@ -145,9 +147,13 @@ impl ContainerWriter {
         Ok(())
     }
 
-    /// Appends one block's payload. Blocks may arrive in any order, each once.
+    /// Appends one block's payload and requires the features it uses. Blocks may
+    /// arrive in any order, each once.
     pub fn write_block(&mut self, vol: VolumeId, block: BlockId, kind: BlockKind, payload: &[u8]) -> Result<()> {
         self.check_slot(vol, block, payload.len() as u64)?;
+        let meta = &self.meta.volumes[vol.0 as usize];
+        let sz = BlockGrid::new(meta.info.dims, meta.block).extent(block).1;
+        self.minor = self.minor.max(minor_for(block_features(kind, payload, sz)));
         let entry = Entry { offset: self.pos, len: payload.len() as u32, crc: crc32fast::hash(payload), kind: kind as u8 };
         self.write(payload)?;
         self.entries[vol.0 as usize][block.0 as usize] = Some(entry);
@@ -156,7 +162,8 @@ impl ContainerWriter {
 
     /// Records a block whose payload (`len` bytes with CRC-32 `crc`) another process
     /// writes into the temporary at the returned offset (MPI packs): the writer skips
-    /// over it. Same rules as `write_block`.
+    /// over it. Same rules as `write_block`; that process tells the features its
+    /// payload uses (`require`).
     pub fn place_block(&mut self, vol: VolumeId, block: BlockId, kind: BlockKind, len: u64, crc: u32) -> Result<u64> {
         self.check_slot(vol, block, len)?;
         let offset = self.pos;

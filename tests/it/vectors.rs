@@ -5,6 +5,7 @@
 //! after an intended format or encoder change.
 
 use super::common::*;
+use idlat::format::version::{block_features, minor_for};
 use idlat::format::{block, BlockId, BlockKind, Container, ContainerWriter, NeuralPayload, VolumeId};
 use std::path::{Path, PathBuf};
 
@@ -47,7 +48,6 @@ fn vectors() -> Vec<(&'static str, fn(&Path))> {
             meta.norm = idlat::format::Normalisation { offset: norm.offset, scale: norm.scale };
             meta.value_range = (lo, hi);
             let mut w = ContainerWriter::create(p, true).unwrap();
-            w.require_minor(4);
             let v = w.add_volume(meta).unwrap();
             for (b, c) in coded.iter().enumerate() {
                 assert_eq!(c.kind, BlockKind::Wavelet);
@@ -72,10 +72,9 @@ fn vectors() -> Vec<(&'static str, fn(&Path))> {
             meta.norm = idlat::format::Normalisation { offset: norm.offset, scale: norm.scale };
             meta.value_range = (lo, hi);
             let mut w = ContainerWriter::create(p, true).unwrap();
-            w.require_minor(5);
             let v = w.add_volume(meta).unwrap();
             for (b, c) in [&packet[0], &tensor[1]].into_iter().enumerate() {
-                assert_eq!((c.kind, wavelet::required_minor(c, [16, 16, 12])), (BlockKind::Wavelet, 5));
+                assert_eq!((c.kind, minor_for(block_features(c.kind, &c.payload, [16, 16, 12]))), (BlockKind::Wavelet, 5));
                 w.write_block(v, BlockId(b as u64), c.kind, &c.payload).unwrap();
             }
             w.finish().unwrap();
@@ -112,11 +111,12 @@ fn one_tile(p: &Path, name: &str, dims: [usize; 3], data: &[f32], imp: &[f32], a
     meta.norm = idlat::format::Normalisation { offset: norm.offset, scale: norm.scale };
     meta.value_range = (lo, hi);
     let mut w = ContainerWriter::create(p, true).unwrap();
-    assert_eq!(wavelet::required_minor(&coded[0], dims), minor);
-    w.require_minor(minor);
+    assert_eq!(minor_for(block_features(coded[0].kind, &coded[0].payload, dims)), minor);
     let v = w.add_volume(meta).unwrap();
     w.write_block(v, BlockId(0), coded[0].kind, &coded[0].payload).unwrap();
     w.finish().unwrap();
+    // The writer stamps what its blocks use.
+    assert_eq!(Container::open(p).unwrap().minor_version(), minor);
 }
 
 fn dir() -> PathBuf {
@@ -164,6 +164,53 @@ fn as_f32(v: &serde_json::Value) -> serde_json::Value {
     }
 }
 
+/// Whole `idlat pack` runs on `idlat sample` volumes (the benchmark's samples, smaller):
+/// (name, sample kind, dims, pack flags). Together they reach rate control, importance
+/// maps, layout choice, sliced tiles, error bounds and the neural profile, so a
+/// refactor that changes one output byte of any of them shows here.
+const PACKS: &[(&str, &str, &str, &[&str])] = &[
+    ("vortex-iso", "vortex", "64x64x64", &["--importance", "iso:7", "--target-ratio", "100"]),
+    ("nyx-value", "nyx", "64x64x64", &["--importance", "value:>10.2", "--target-ratio", "200"]),
+    ("isabel-box", "isabel", "96x96x24", &["--importance", "box:30,30,0:60,60,24", "--target-ratio", "200"]),
+    ("vortex-sliced", "vortex", "48x32x160", &["--importance", "uniform:1", "--target-ratio", "100"]),
+    ("nyx-bound", "nyx", "40x40x40", &["--importance", "value:>10.2", "--error-bound-rel", "0.002", "--step", "0.01"]),
+    ("vortex-fast", "vortex", "32x32x32", &["--profile", "fast", "--importance", "iso:7", "--step", "1"]),
+];
+
+/// Where the packs' digests are committed.
+fn packs_file() -> PathBuf {
+    dir().join("packs.txt")
+}
+
+/// One line per pack: name, CRC-32 of the sample it packed, CRC-32 and length of the
+/// container (the sample's digest too: a generator change is a failure of its own).
+fn pack_digests() -> String {
+    let t = tmp();
+    let mut out = String::from("# name sample-crc32 container-crc32 container-bytes (tests/it/vectors.rs: PACKS)\n");
+    for (name, kind, dims, flags) in PACKS {
+        let d = t.path().join(name);
+        std::fs::create_dir(&d).unwrap();
+        let raw = sample(&d, kind, dims, 1);
+        let idl = d.join("out.idl");
+        let mut args = vec!["pack", s(&raw), "--dims", dims, "-o", s(&idl), "--quiet"];
+        args.extend_from_slice(flags);
+        ok(&args);
+        let (input, file) = (std::fs::read(&raw).unwrap(), std::fs::read(&idl).unwrap());
+        out += &format!("{name} {:08x} {:08x} {}\n", crc32fast::hash(&input), crc32fast::hash(&file), file.len());
+    }
+    out
+}
+
+#[test]
+fn packs_of_the_samples_are_byte_identical_to_the_committed_digests() {
+    let want = std::fs::read_to_string(packs_file()).unwrap();
+    let got = pack_digests();
+    for (w, g) in want.lines().zip(got.lines()) {
+        assert_eq!(g, w, "a pack differs from its committed digest (a changed sample-crc32 means the sample generator changed; after an intended encoder change: cargo test --release --test tests -- --ignored write_vectors)");
+    }
+    assert_eq!(want.lines().count(), got.lines().count(), "packs.txt lists other packs than PACKS");
+}
+
 #[test]
 fn vectors_decode_and_writer_reproduces_them() {
     let t = tmp();
@@ -196,4 +243,5 @@ fn write_vectors() {
         let hex = std::process::Command::new("xxd").arg(&committed).output().map(|o| String::from_utf8_lossy(&o.stdout).to_string()).unwrap_or_default();
         std::fs::write(committed.with_extension("dump.txt"), format!("{dump}\n{hex}")).unwrap();
     }
+    std::fs::write(packs_file(), pack_digests()).unwrap();
 }

@@ -86,21 +86,8 @@ pub fn inverse_line(x: &mut [f32], scratch: &mut Vec<f32>) {
     step(x, -ALPHA, true);
 }
 
-/// Size of the low band after `levels` halvings of `n` (each level: ceil(n/2)).
-pub fn low_len(n: usize, levels: usize) -> usize {
-    (0..levels).fold(n, |m, _| if m >= 2 { m.div_ceil(2) } else { m })
-}
-
-/// Levels a tile of size `sz` gets: halve while the largest edge's low band is at least 8,
-/// at most `max` (an axis shorter than 2 is simply not split further).
-pub fn levels_for(sz: [usize; 3], max: usize) -> usize {
-    let e = *sz.iter().max().unwrap_or(&1);
-    let mut l = 0;
-    while l < max && low_len(e, l + 1) >= 4 && low_len(e, l) >= 8 {
-        l += 1;
-    }
-    l
-}
+// The tile geometry the format defines (spec §6.3).
+pub use crate::format::version::{low_len, wavelet_levels as levels_for};
 
 /// One lifting step over rows: row[i] += c (row[i-1] + row[i+1]) for odd (or even) i,
 /// mirrored at the ends. Whole rows at a time, so the inner loop is contiguous and

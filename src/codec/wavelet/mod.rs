@@ -249,23 +249,6 @@ impl Tiles for [Prepared] {
     }
 }
 
-/// The format minor version a coded tile of size `sz` needs (spec §9): 4 for a
-/// wavelet block, 5 with a packet or tensor layout, 6 with fewer levels than a 1.5
-/// reader expects, 7 when coded in slices; 2 for an interpolation-mode residual
-/// stream; 0 for other kinds.
-pub fn required_minor(c: &Coded, sz: [usize; 3]) -> u16 {
-    if c.kind != BlockKind::Wavelet {
-        return 0;
-    }
-    let Ok(t) = StreamTable::parse(&c.payload, 1, 2) else { return 4 };
-    let s = t.streams[0];
-    let layout = if s.get(1).is_some_and(|&b| b != 0) { 5 } else { 4 };
-    let levels = if s.first().is_some_and(|&l| (l as usize) < lift::levels_for(sz, tile::MAX_LEVELS)) { 6 } else { 0 };
-    let sliced = if s.get(2).is_some_and(|&b| b != 0) { 7 } else { 0 };
-    let residual = if t.streams.len() == 2 && bound::needs_minor_2(t.streams[1]) { 2 } else { 0 };
-    layout.max(levels).max(sliced).max(residual)
-}
-
 /// Codes every tile (parallel); results in tile order.
 pub fn code_all(ps: &[Prepared], step0: f32, norm: Norm) -> Result<Vec<Coded>, String> {
     ps.par_iter().map(|p| code(p, step0, norm)).collect()

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicI32, AtomicU32, Ordering::Relaxed};
 use std::sync::Arc;
 
 /// Most decomposition levels a stream may declare (format 1.4).
-pub const MAX_LEVELS: usize = 6;
+pub const MAX_LEVELS: usize = crate::format::version::WAVELET_MAX_LEVELS;
 /// Levels the encoder uses at most (format 1.6): measured on the sample volumes with
 /// 128³ tiles, 4 levels beat 5 by 0 to 0.9 dB at 200x (a fifth level's few coarse
 /// detail coefficients code worse than the low band's DPCM), and a low-band
