@@ -59,7 +59,7 @@ fn three() -> usize {
 
 impl Profile {
     /// A profile small enough for unit tests of the networks (one shared fixture).
-    #[cfg(test)]
+    #[cfg(all(test, feature = "torch"))]
     pub(crate) fn tiny() -> Profile {
         Profile {
             name: "tiny".into(),
