@@ -158,9 +158,13 @@ fn paraview_contours_the_mounted_volume() {
     )
     .unwrap();
     // Xvfb can lose the start-up race on a loaded machine ("bad X server
-    // connection"): retry that specific failure, nothing else.
+    // connection", seen three times in a row while the other tests ran): retry
+    // that specific failure, nothing else, with a growing pause.
     let mut out = None;
-    for _ in 0..3 {
+    for attempt in 0..6 {
+        if attempt > 0 {
+            std::thread::sleep(std::time::Duration::from_secs(2 * attempt));
+        }
         let o = Command::new("xvfb-run").args(["-a", "-s", "-screen 0 1024x768x24", "pvbatch", s(&script)]).output().expect("xvfb-run pvbatch (tools/setup.sh installs paraview and xvfb)");
         let x_race = String::from_utf8_lossy(&o.stderr).contains("bad X server connection");
         out = Some(o);
