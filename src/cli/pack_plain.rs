@@ -9,9 +9,11 @@ use crate::codec::blocks::Norm;
 use crate::codec::bound::{BlockStats, BoundSpec};
 use crate::codec::wavelet::{self, Target};
 use crate::dist::Reduce;
+#[cfg(feature = "mpi")]
 use crate::format::version::{block_features, Feature};
 use crate::format::{BlockGrid, BlockId, BlockKind, ContainerWriter, ModelRef, VolumeMeta};
 use crate::volume::Region;
+#[cfg(feature = "mpi")]
 use std::ops::Range;
 
 pub fn run(args: Args) -> CmdResult {
@@ -120,11 +122,8 @@ impl Plan {
             meta.codec.insert("step".into(), serde_json::json!(step));
             wavelet::code_all(&prepared, step, norm)?
         };
-        let mut features: Vec<Feature> = coded.iter().zip(part.ids.clone()).flat_map(|(c, id)| block_features(c.kind, &c.payload, grid.extent(BlockId(id as u64)).1)).collect();
-        features.sort();
-        features.dedup();
         let stats = coded.iter().fold(BlockStats::default(), |s, c| s + c.stats);
-        Ok(Coded { meta, coded, features, stats })
+        Ok(Coded { meta, coded, stats })
     }
 
     /// The base step: `--step` (or the default), or what rate control finds for the
@@ -185,8 +184,6 @@ struct Coded {
     /// Complete (the step included) on every rank that codes a share.
     meta: VolumeMeta,
     coded: Vec<wavelet::Coded>,
-    /// The format features these tiles use (for a process that places them unseen).
-    features: Vec<Feature>,
     stats: BlockStats,
 }
 
@@ -205,6 +202,7 @@ struct Shard {
     first: u64,
     /// (kind, payload bytes, CRC-32) per tile from `first` on.
     blocks: Vec<(u8, u64, u32)>,
+    /// The format features those tiles use (rank 0 places them unseen).
     features: Vec<Feature>,
     bounded: usize,
     corrected: usize,
@@ -284,14 +282,20 @@ fn ranks(args: Args) -> CmdResult {
     // Every rank learns every tile's size, so all compute the same offsets.
     let shards: Vec<Shard> = coded
         .iter()
-        .map(|(i, c, ids)| Shard {
-            volume: *i,
-            meta: (team.rank() == 0).then(|| c.meta.clone()),
-            first: ids.start as u64,
-            blocks: c.coded.iter().map(|b| (b.kind as u8, b.payload.len() as u64, crc32fast::hash(&b.payload))).collect(),
-            features: c.features.clone(),
-            bounded: c.stats.bounded,
-            corrected: c.stats.corrected,
+        .map(|(i, c, ids)| {
+            let grid = BlockGrid::new(c.meta.info.dims, c.meta.block);
+            let mut features: Vec<Feature> = c.coded.iter().zip(ids.clone()).flat_map(|(b, id)| block_features(b.kind, &b.payload, grid.extent(BlockId(id as u64)).1)).collect();
+            features.sort_unstable();
+            features.dedup();
+            Shard {
+                volume: *i,
+                meta: (team.rank() == 0).then(|| c.meta.clone()),
+                first: ids.start as u64,
+                blocks: c.coded.iter().map(|b| (b.kind as u8, b.payload.len() as u64, crc32fast::hash(&b.payload))).collect(),
+                features,
+                bounded: c.stats.bounded,
+                corrected: c.stats.corrected,
+            }
         })
         .collect();
     let all: Vec<Vec<Shard>> = world.all_gather_bytes(&serde_json::to_vec(&shards)?).iter().map(|b| serde_json::from_slice(b)).collect::<Result<_, _>>()?;

@@ -502,7 +502,7 @@ pub fn encode(x: &[f32], p: &[f32], bound: &[f32], sz: [usize; 3]) -> Result<(Op
 fn header(stream: &[u8]) -> Result<(Mode, f32, &[u8], f32, &[u8]), String> {
     let h = stream.get(..HEADER).ok_or_else(|| format!("residual stream shorter than its {HEADER}-byte header"))?;
     let signed = f32::from_le_bytes([h[0], h[1], h[2], h[3]]);
-    let (mode, step) = if signed.is_sign_negative() { (Mode::Interp, -signed) } else { (Mode::Neural, signed) };
+    let (mode, step) = if crate::format::version::residual_interpolates(h) { (Mode::Interp, -signed) } else { (Mode::Neural, signed) };
     if !(step.is_finite() && step > 0.0) {
         return Err(format!("residual step {signed} is not a finite nonzero number"));
     }
