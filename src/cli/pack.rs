@@ -63,8 +63,8 @@ pub struct Args {
     /// Tile edge of the wavelet profile (voxels; each tile decodes on its own).
     #[arg(long, default_value_t = crate::codec::wavelet::DEFAULT_TILE as u16, value_parser = clap::value_parser!(u16).range(8..=256))]
     pub tile: u16,
-    /// Wavelet decomposition of each tile: `auto` picks per tile the cheapest (in
-    /// rate and importance-weighted error) of `mallat` (dyadic), `packet` (z first,
+    /// Wavelet decomposition of each tile: `auto` picks per tile the sparsest (L1 of
+    /// the detail coefficients in units of their importance-driven steps) of `mallat` (dyadic), `packet` (z first,
     /// then x-y on every z band) and `tensor` (each axis fully on its own; best on
     /// anisotropic or layered fields).
     #[arg(long, value_enum, default_value_t = LayoutArg::Auto)]

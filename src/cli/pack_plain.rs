@@ -112,13 +112,8 @@ impl Plan {
                 .collect()
         } else {
             let bound = self.bound.as_ref().map(|b| (b, part.imp));
-            let mut prepared = wavelet::prepare_part(part, grid, norm, bound, args.layout.layout());
-            let changed = |prepared: &mut [wavelet::Prepared], step| {
-                let mut n = [wavelet::relayout(prepared, step, norm) as u64];
-                red.sum_u64(&mut n);
-                Ok(n[0] > 0)
-            };
-            let step = self.step(args, prepared.as_mut_slice(), (part.data, part.imp), red, speak, changed)?;
+            let prepared = wavelet::prepare_part(part, grid, norm, bound, args.layout.layout());
+            let step = self.step(args, prepared.as_slice(), (part.data, part.imp), red, speak)?;
             meta.codec.insert("step".into(), serde_json::json!(step));
             wavelet::code_all(&prepared, step, norm)?
         };
@@ -127,32 +122,12 @@ impl Plan {
     }
 
     /// The base step: `--step` (or the default), or what rate control finds for the
-    /// target over `ps` (`data`, `imp`: the volume, for a quality target); with
-    /// `--layout auto`, the tiles' layouts re-chosen at that step too (`changed`:
-    /// `relayout`, true when a tile changed).
-    pub(super) fn step<T: wavelet::Tiles + ?Sized>(
-        &self,
-        args: &Args,
-        ps: &mut T,
-        (data, imp): (&[f32], &[f32]),
-        red: &dyn Reduce,
-        speak: bool,
-        mut changed: impl FnMut(&mut T, f32) -> Result<bool, String>,
-    ) -> Result<f32, String> {
-        let auto = args.layout == super::pack::LayoutArg::Auto;
+    /// target over `ps` (`data`, `imp`: the volume, for a quality target).
+    pub(super) fn step<T: wavelet::Tiles + ?Sized>(&self, args: &Args, ps: &T, (data, imp): (&[f32], &[f32]), red: &dyn Reduce, speak: bool) -> Result<f32, String> {
         let Some(t) = self.target else {
-            let step = args.step.unwrap_or(wavelet::DEFAULT_STEP);
-            if auto {
-                changed(ps, step)?;
-            }
-            return Ok(step);
+            return Ok(args.step.unwrap_or(wavelet::DEFAULT_STEP));
         };
-        let search = |ps: &T, near| wavelet::search(ps, &self.grid, self.norm, data, imp, None, t, self.overhead, near, red);
-        let mut c = search(ps, None)?;
-        // The layouts chosen at the step the target needs, then the step again for them.
-        if auto && changed(ps, c.step)? {
-            c = search(ps, Some(c.step))?;
-        }
+        let c = wavelet::search(ps, &self.grid, self.norm, data, imp, None, t, self.overhead, red)?;
         if speak {
             target_line(&self.meta.info.name, t, &c);
         }

@@ -67,9 +67,9 @@ pub(super) fn volume(args: &Args, ins: &Inputs, i: usize, writer: &mut Container
         None
     } else {
         // The first pass shows on the bar; rate control's passes (each reads every tile again) do not.
-        let mut s = Stream::new(g, plan.norm, plan.bound, args.layout.layout(), &load, |n| bar.inc(n as u64)).map_err(anyhow::Error::msg)?;
+        let s = Stream::new(g, plan.norm, plan.bound, args.layout.layout(), &load, |n| bar.inc(n as u64)).map_err(anyhow::Error::msg)?;
         bar.set_position(0);
-        let step = plan.step(args, &mut s, (&[], &[]), &crate::dist::Local, !args.quiet, |s, step| Ok(s.relayout(step)? > 0)).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+        let step = plan.step(args, &s, (&[], &[]), &crate::dist::Local, !args.quiet).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
         meta.codec.insert("step".into(), serde_json::json!(step));
         Some((s, step))
     };

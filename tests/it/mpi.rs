@@ -67,7 +67,7 @@ fn one_volume_packs_byte_identically_split_by_tiles() {
     let v = sample(d.path(), "nyx", "96x80x72", 1);
     let dims = ["--dims", "96x80x72"];
     for opts in [
-        // Shared rate search (proxy, estimates, relayout), tiles of unequal sizes.
+        // Shared rate search (proxy, estimates), tiles of unequal sizes.
         &["--target-ratio", "120", "--tile", "32", "--importance", "value:>10"][..],
         // Error bounds: the search codes for real, residual streams, graded bounds.
         &["--target-ratio", "40", "--tile", "40", "--error-bound-rel", "0.005", "--bound-graded"][..],

@@ -1,5 +1,5 @@
 //! `pack --stream`: a volume packed tile by tile from its input must give the bytes
-//! an in-memory pack gives (raw and HDF5 inputs; ratio targets with their relayout,
+//! an in-memory pack gives (raw and HDF5 inputs; ratio targets,
 //! error bounds, fixed steps, lossless), and refuse clearly what it cannot stream.
 
 use super::common::*;

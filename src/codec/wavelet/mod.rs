@@ -5,7 +5,7 @@
 //! Every tile (block of the container grid) is transformed and coded on its
 //! own, so the mount decodes only what a read touches. Each tile keeps the
 //! cheapest of three decompositions (`lift::Layout`: Mallat, packet, tensor;
-//! `prepare`, `relayout`). Rate control picks one base step for the whole
+//! `prepare`). Rate control picks one base step for the whole
 //! volume: with every coefficient's step set to `Δ0 / sqrt(importance)`, a
 //! common `Δ0` puts every tile at the same slope of its rate-distortion curve
 //! (the Lagrangian optimum for importance-weighted MSE at high rate), so
@@ -38,15 +38,8 @@ pub enum Prepared {
     Constant(f32),
     /// Non-finite values: stored exactly.
     Exact(Vec<f32>),
-    /// `rivals`: the other layouts whose step-free cost came within `RIVAL_MARGIN` of
-    /// the chosen one's (only these are worth an exact comparison in `relayout`).
-    Coded { t: tile::Transformed, orig: Vec<f32>, bound: Option<Vec<f32>>, rivals: Vec<Layout> },
+    Coded { t: tile::Transformed, orig: Vec<f32>, bound: Option<Vec<f32>> },
 }
-
-/// How close (relative L1 cost) another layout must come to be re-checked by
-/// `relayout`. Measured on the benchmark samples: layouts further apart never swapped,
-/// and the exact check costs two transforms and three cost passes per tile.
-const RIVAL_MARGIN: f64 = 0.03;
 
 /// Transforms every tile of a volume (parallel over tiles), in `layout` or (None)
 /// the best of the three per tile.
@@ -93,11 +86,15 @@ pub fn prepare_part(part: &Part, g: &BlockGrid, norm: Norm, bound: Option<(&Boun
             let bound = bound.map(|(b, bimp)| part.tile(g, id, bimp).iter().map(|&i| b.at(i)).collect());
             let xn: Vec<f32> = x.iter().map(|&v| norm.forward(v)).collect();
             let cells = tile::cell_levels(&w, sz);
-            let (t, rivals) = match layout {
-                Some(l) => (tile::transform(&xn, sz, cells, l), Vec::new()),
+            let t = match layout {
+                Some(l) => tile::transform(&xn, sz, cells, l),
                 // Best basis per tile: the layout whose detail coefficients are sparsest
                 // in units of their steps (step-free, so rate control can come after).
-                // In parallel too: a volume may have fewer tiles than cores.
+                // In parallel too: a volume may have fewer tiles than cores. Re-checking
+                // close rivals by their exact rate-distortion cost at the target's step
+                // (as earlier versions did) changed no tile of the benchmark samples at the default
+                // tile and moved 64³ and 128³ tiles by -0.17 to +0.15 dB (mean about 0),
+                // for a quarter of the pack time of a volume with rivals.
                 None => {
                     let all: Vec<(f64, tile::Transformed)> = Layout::ALL
                         .par_iter()
@@ -106,58 +103,14 @@ pub fn prepare_part(part: &Part, g: &BlockGrid, norm: Norm, bound: Option<(&Boun
                             (tile::l1_cost(&t), t)
                         })
                         .collect();
+                    // The first of equal costs: the same choice on any thread count.
                     let best = all.iter().map(|a| a.0).fold(f64::INFINITY, f64::min);
-                    let mut pick = None;
-                    let mut rivals = Vec::new();
-                    for (c, t) in all {
-                        if pick.is_none() && c == best {
-                            pick = Some(t);
-                        } else if c <= best * (1.0 + RIVAL_MARGIN) {
-                            rivals.push(t.layout);
-                        }
-                    }
-                    (pick.expect("three layouts"), rivals)
+                    all.into_iter().find(|a| a.0 == best).map(|a| a.1).expect("three layouts")
                 }
             };
-            Prepared::Coded { t, orig: x, bound, rivals }
+            Prepared::Coded { t, orig: x, bound }
         })
         .collect()
-}
-
-/// Re-chooses each tile's layout (when `prepare` chose it and a rival came close) by
-/// its exact rate-distortion cost at base step `step0`: the L1 choice is step-free but
-/// misses where the step changes the ranking. Returns how many tiles changed.
-pub fn relayout(ps: &mut [Prepared], step0: f32, norm: Norm) -> usize {
-    ps.par_iter_mut()
-        .map(|p| {
-            let Prepared::Coded { t, orig, rivals, .. } = p else { return 0 };
-            if rivals.is_empty() {
-                return 0;
-            }
-            let xn: Vec<f32> = orig.iter().map(|&v| norm.forward(v)).collect();
-            let others: Vec<(f64, tile::Transformed)> = rivals
-                .par_iter()
-                .map(|&l| {
-                    let c = tile::transform(&xn, t.size, t.cells.clone(), l);
-                    (tile::rd_cost(&c, step0), c)
-                })
-                .collect();
-            // Ties keep the current layout, then the earlier one: the same choice on any thread count.
-            let mut best = (tile::rd_cost(t, step0), None);
-            for (j, c) in others {
-                if j < best.0 {
-                    best = (j, Some(c));
-                }
-            }
-            match best.1 {
-                Some(c) => {
-                    *t = c;
-                    1
-                }
-                None => 0,
-            }
-        })
-        .sum()
 }
 
 /// A coded tile: its block kind and payload, plus error-bound statistics.
@@ -424,8 +377,6 @@ impl Proxy {
 /// volumes, where the size moves in steps); quality targets meet the target with the
 /// largest step found. `overhead`: container bytes besides the blocks (header,
 /// metadata, trailer), so a ratio target is met by the file, not just its blocks.
-/// `near`: a step known to be close (a previous search's): the search starts there,
-/// with jumps of at most one octave, instead of at the default step with up to four.
 ///
 /// `ps` may be one rank's share of the tiles (`prepare_part`): sizes are then summed
 /// across ranks by `red` (integers: every rank takes the same steps, and the same
@@ -441,7 +392,6 @@ pub fn search<T: Tiles + ?Sized>(
     valid: Option<&[bool]>,
     target: Target,
     overhead: u64,
-    near: Option<f32>,
     red: &dyn crate::dist::Reduce,
 ) -> Result<Choice, String> {
     let f32_bytes = (g.dims.iter().product::<usize>() * 4) as f64;
@@ -487,12 +437,12 @@ pub fn search<T: Tiles + ?Sized>(
     };
     let (min, max) = ((tile::MIN_STEP as f64).log2(), (tile::MAX_STEP as f64).log2());
 
-    // Bracket the root from the proxy's guess, the near step or the default step. Each
+    // Bracket the root from the proxy's guess or the default step. Each
     // probe codes every tile, so jump by the expected distance (the proxy's, or g's
     // slope: about 0.9 per octave for log ratio, 6 dB for quality, then the secant of the
-    // last two probes), at most 4 octaves (1 from a near step) at a time.
+    // last two probes), at most 4 octaves at a time.
     let typical = if ratio { 0.9 } else { 6.0 };
-    let max_jump = if near.is_some() { 1.0 } else { 4.0 };
+    let max_jump = 4.0;
     // A size target without residual streams: a proxy predicts the root from the
     // coefficients' magnitudes, so the first probe starts near it and each probe
     // recalibrates the proxy (two or three probes instead of four to six).
@@ -500,14 +450,15 @@ pub fn search<T: Tiles + ?Sized>(
         Target::Ratio(r) if !bounded => Some(Proxy::new(ps, f32_bytes / r - overhead as f64, red)?),
         _ => None,
     };
-    let x0 = match (&proxy, near) {
-        (_, Some(n)) => (n.clamp(tile::MIN_STEP, tile::MAX_STEP) as f64).log2(),
-        (Some(p), None) => p.root(1.0).clamp(min, max),
-        (None, None) => (DEFAULT_STEP as f64).log2(),
+    let x0 = match &proxy {
+        Some(p) => p.root(1.0).clamp(min, max),
+        None => (DEFAULT_STEP as f64).log2(),
     };
     let (v0, g0) = val(x0)?;
-    // Ratio: within 0.5%. Quality: met, and by less than 0.03 dB too much.
-    let close = |g: f64| if ratio { g.abs() < 0.005 } else { g < 0.0 && -g < 0.03 };
+    // Ratio: within 1% (measured on the benchmark samples: the file lands within 1.2% of
+    // the target, the estimate being a few tenths of a percent off; a tolerance of 0.5%
+    // cost a third probe on most of them). Quality: met, and by less than 0.03 dB too much.
+    let close = |g: f64| if ratio { g.abs() < 0.01 } else { g < 0.0 && -g < 0.03 };
     if close(g0) {
         return Ok(Choice { step: 2f64.powf(x0) as f32, achieved: v0, met: true });
     }
@@ -627,7 +578,7 @@ mod tests {
         let g = BlockGrid::cubic(dims, 32);
         let norm = Norm::from_range(-3.0, 3.0);
         let ps = prepare(&data, &imp, &g, norm, None, None);
-        let c = search(&ps[..], &g, norm, &data, &imp, None, Target::Ratio(60.0), 0, None, &crate::dist::Local).unwrap();
+        let c = search(&ps[..], &g, norm, &data, &imp, None, Target::Ratio(60.0), 0, &crate::dist::Local).unwrap();
         assert!(c.met);
         let got = (n * 4) as f64 / stored_bytes(&code_all(&ps, c.step, norm).unwrap()) as f64;
         assert!((got / 60.0 - 1.0).abs() < 0.02, "ratio {got}");

@@ -1,11 +1,11 @@
 //! Tiles prepared again from their input for every pass (`Stream`): rate control
 //! and coding of a volume that does not fit in memory. Only one group of tiles is
 //! in memory at a time; what the passes need of the others stays small: each
-//! tile's layout and rivals, and the size proxy's histogram. Every pass prepares a
+//! tile's layout and the size proxy's histogram. Every pass prepares a
 //! tile exactly as `prepare` does over the whole volume (the same samples, map and
 //! layout), so the container is byte-identical to an in-memory pack.
 
-use super::{code, prepare_part, relayout, tile, tile_magnitudes, Coded, Layout, Part, Prepared, Tiles};
+use super::{code, prepare_part, tile, Coded, Layout, Part, Prepared, Tiles};
 use crate::codec::blocks::Norm;
 use crate::codec::bound::BoundSpec;
 use crate::format::{BlockGrid, BlockId};
@@ -25,10 +25,9 @@ pub struct Stream<'a> {
     norm: Norm,
     bound: Option<BoundSpec>,
     load: &'a Load<'a>,
-    /// Per tile: the layout it is transformed in now, and the rivals `relayout` re-checks.
+    /// Per tile: the layout the first pass chose.
     layouts: Vec<Layout>,
-    rivals: Vec<Vec<Layout>>,
-    /// The size proxy's counts over every tile, as their layouts are now.
+    /// The size proxy's counts over every tile.
     hist: Vec<u64>,
     bounded: bool,
     /// Tiles prepared at once (in parallel).
@@ -42,14 +41,13 @@ impl<'a> Stream<'a> {
         let voxels = grid.block.iter().product::<usize>().max(1);
         let group = (BUDGET / (BYTES_PER_VOXEL * voxels)).clamp(1, rayon::current_num_threads());
         let n = grid.len();
-        let mut s = Stream { grid, norm, bound, load, layouts: vec![Layout::ALL[0]; n], rivals: vec![Vec::new(); n], hist: vec![0; tile::MAGNITUDE_BINS], bounded: false, group };
+        let mut s = Stream { grid, norm, bound, load, layouts: vec![Layout::ALL[0]; n], hist: vec![0; tile::MAGNITUDE_BINS], bounded: false, group };
         let ids: Vec<usize> = (0..n).collect();
         for ch in ids.chunks(group) {
             let got: Vec<Prepared> = ch.par_iter().map(|&id| s.prepare(id, layout)).collect::<Result<_, _>>()?;
             for (&id, p) in ch.iter().zip(got) {
-                if let Prepared::Coded { t, rivals, bound, .. } = &p {
+                if let Prepared::Coded { t, bound, .. } = &p {
                     s.layouts[id] = t.layout;
-                    s.rivals[id] = rivals.clone();
                     s.bounded |= bound.is_some();
                     s.hist = tile::add_counts(std::mem::take(&mut s.hist), tile::magnitudes(t));
                 }
@@ -70,13 +68,9 @@ impl<'a> Stream<'a> {
         Ok(prepare_part(&part, &self.grid, self.norm, bound, layout).pop().expect("one tile"))
     }
 
-    /// Tile `id` as the passes so far left it.
+    /// Tile `id` as the first pass prepared it.
     fn get(&self, id: usize) -> Result<Prepared, String> {
-        let mut p = self.prepare(id, Some(self.layouts[id]))?;
-        if let Prepared::Coded { rivals, .. } = &mut p {
-            rivals.clone_from(&self.rivals[id]);
-        }
-        Ok(p)
+        self.prepare(id, Some(self.layouts[id]))
     }
 
     /// `f` on tiles `ids`, one group at a time, handing the results to `sink` in order.
@@ -88,37 +82,6 @@ impl<'a> Stream<'a> {
             }
         }
         Ok(())
-    }
-
-    /// `relayout` at base step `step0` over the tiles that have rivals; how many changed.
-    pub fn relayout(&mut self, step0: f32) -> Result<usize, String> {
-        let ids: Vec<usize> = (0..self.grid.len()).filter(|&id| !self.rivals[id].is_empty()).collect();
-        let norm = self.norm;
-        let mut changed = Vec::new();
-        self.each(
-            &ids,
-            |_, p| {
-                let before = tile_magnitudes(&p);
-                let mut ps = [p];
-                Ok((relayout(&mut ps, step0, norm) > 0).then(|| {
-                    let Prepared::Coded { t, .. } = &ps[0] else { unreachable!("only transformed tiles have rivals") };
-                    (t.layout, before, tile::magnitudes(t))
-                }))
-            },
-            |id, r| {
-                if let Some(r) = r {
-                    changed.push((id, r));
-                }
-                Ok(())
-            },
-        )?;
-        for (id, (layout, before, after)) in &changed {
-            self.layouts[*id] = *layout;
-            for (h, (b, a)) in self.hist.iter_mut().zip(before.iter().zip(after)) {
-                *h = *h - b + a;
-            }
-        }
-        Ok(changed.len())
     }
 
     /// The last pass: codes every tile at base step `step0`, handing each to `sink` in id order.
@@ -159,11 +122,11 @@ impl Tiles for Stream<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{code_all, prepare, relayout as relayout_all, search, Target};
+    use super::super::{code_all, prepare, search, Target};
     use super::*;
 
-    /// Streaming gives what the in-memory path gives: the same layouts after
-    /// `relayout`, the same step from a ratio search (its proxy included), the same bytes.
+    /// Streaming gives what the in-memory path gives: the same step from a ratio search
+    /// (its proxy included), the same bytes.
     #[test]
     fn a_stream_codes_what_memory_codes() {
         let dims = [40, 36, 30];
@@ -174,7 +137,7 @@ mod tests {
         let (lo, hi) = crate::volume::value_range(&data);
         let norm = Norm::from_range(lo, hi);
         for bound in [None, Some(BoundSpec { abs: 0.05, min_importance: 0.5, graded: false, max: None })] {
-            let mut ps = prepare(&data, &imp, &g, norm, bound.as_ref().map(|b| (b, imp.as_slice())), None);
+            let ps = prepare(&data, &imp, &g, norm, bound.as_ref().map(|b| (b, imp.as_slice())), None);
             let load = |id: usize| {
                 let (o, sz) = g.extent(BlockId(id as u64));
                 let mut d = vec![0f32; sz.iter().product()];
@@ -183,21 +146,14 @@ mod tests {
                 crate::format::grid::gather(&imp, dims, o, sz, &mut w);
                 Ok((d, w))
             };
-            let mut s = Stream::new(g, norm, bound, None, &load, |_| {}).unwrap();
+            let s = Stream::new(g, norm, bound, None, &load, |_| {}).unwrap();
             let find = |t: &dyn Fn() -> Result<super::super::Choice, String>| t().unwrap().step;
-            let a = find(&|| search(&ps[..], &g, norm, &data, &imp, None, Target::Ratio(40.0), 0, None, &crate::dist::Local));
-            let b = find(&|| search(&s, &g, norm, &[], &[], None, Target::Ratio(40.0), 0, None, &crate::dist::Local));
+            let a = find(&|| search(&ps[..], &g, norm, &data, &imp, None, Target::Ratio(40.0), 0, &crate::dist::Local));
+            let b = find(&|| search(&s, &g, norm, &[], &[], None, Target::Ratio(40.0), 0, &crate::dist::Local));
             assert_eq!(a.to_bits(), b.to_bits(), "bound {bound:?}");
-            let moved = relayout_all(&mut ps, a, norm);
-            // Tiles must change layout here, or the histogram's update goes untested.
-            assert!(moved > 0, "no tile changed layout: the test needs data where one does");
-            assert_eq!(moved, s.relayout(a).unwrap());
-            let a2 = find(&|| search(&ps[..], &g, norm, &data, &imp, None, Target::Ratio(40.0), 0, Some(a), &crate::dist::Local));
-            let b2 = find(&|| search(&s, &g, norm, &[], &[], None, Target::Ratio(40.0), 0, Some(b), &crate::dist::Local));
-            assert_eq!(a2.to_bits(), b2.to_bits());
-            let want: Vec<Vec<u8>> = code_all(&ps, a2, norm).unwrap().into_iter().map(|c| c.payload).collect();
+            let want: Vec<Vec<u8>> = code_all(&ps, a, norm).unwrap().into_iter().map(|c| c.payload).collect();
             let mut got = Vec::new();
-            s.code(b2, |id, c| {
+            s.code(b, |id, c| {
                 assert_eq!(id, got.len());
                 got.push(c.payload);
                 Ok(())

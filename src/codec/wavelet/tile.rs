@@ -1127,26 +1127,6 @@ pub fn encode(t: &Transformed, step0: f32) -> Vec<u8> {
     out
 }
 
-/// Rate-distortion cost of coding `t` at `step0`: squared error in units of each
-/// coefficient's step, times its band's synthesis gain (the error it leaves in the
-/// voxels), plus LAMBDA per bit (the high-rate slope of a uniform
-/// quantiser, dD/dR = 2 ln 2 / 12 per coefficient).
-pub fn rd_cost(t: &Transformed, step0: f32) -> f64 {
-    const LAMBDA: f64 = 2.0 * std::f64::consts::LN_2 / 12.0;
-    let (bands, steps, q, bits) = quantised_bits(t, step0);
-    let mut d = 0f64;
-    for b in &bands {
-        let mut db = 0f64;
-        for_band(b, t.size, &steps, |_, idx, s| {
-            let e = (t.coeffs[idx] - dequantise(q[idx], s)) / s;
-            db += (e * e) as f64;
-        });
-        d += db * band_gain(b.lv, b.orient);
-    }
-    // The cell levels cost the same in every layout.
-    d + LAMBDA * bits.iter().sum::<f64>()
-}
-
 /// Step-free sparsity of `t`: the L1 norm of its detail coefficients in units of
 /// their importance-driven steps (a best-basis cost).
 pub fn l1_cost(t: &Transformed) -> f64 {
