@@ -142,7 +142,8 @@ impl Region {
 }
 
 /// Physical placement and provenance of a volume, re-emitted by mount headers.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// (Stored in containers through `format::meta`'s own record, not a derive.)
+#[derive(Clone, Debug, PartialEq)]
 pub struct VolumeInfo {
     pub name: String,
     pub dims: Dims,

@@ -23,7 +23,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 /// Clustering method.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
     Ward,
@@ -34,7 +34,7 @@ pub enum Method {
 }
 
 /// Affinity of spectral clustering.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Affinity {
     /// exp(-d²/(σ_i σ_j)), σ_i = distance to the 7th nearest neighbour.
@@ -43,6 +43,37 @@ pub enum Affinity {
     /// max(0, cosine similarity).
     Cosine,
 }
+
+impl crate::choice::Choice for Method {
+    const ALL: &'static [Method] = &[Method::Ward, Method::Average, Method::Complete, Method::Single, Method::Spectral];
+    fn name(self) -> &'static str {
+        match self {
+            Method::Ward => "ward",
+            Method::Average => "average",
+            Method::Complete => "complete",
+            Method::Single => "single",
+            Method::Spectral => "spectral",
+        }
+    }
+}
+crate::choice::by_name!(Method);
+
+impl crate::choice::Choice for Affinity {
+    const ALL: &'static [Affinity] = &[Affinity::Gauss, Affinity::Cosine];
+    fn name(self) -> &'static str {
+        match self {
+            Affinity::Gauss => "gauss",
+            Affinity::Cosine => "cosine",
+        }
+    }
+    fn help(self) -> &'static str {
+        match self {
+            Affinity::Gauss => "exp(-d²/(σ_i σ_j)), σ_i = distance to the 7th nearest neighbour",
+            Affinity::Cosine => "max(0, cosine similarity)",
+        }
+    }
+}
+crate::choice::by_name!(Affinity);
 
 /// One merge of a dendrogram.
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -72,7 +72,7 @@ impl LatentsMeta {
 }
 
 /// Which rows to analyse.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Unit {
     /// One vector per block (all of its latents), as in the paper.
     #[default]
@@ -80,6 +80,23 @@ pub enum Unit {
     /// One vector per latent position (M channels), `stride³` voxels each.
     Cell,
 }
+
+impl crate::choice::Choice for Unit {
+    const ALL: &'static [Unit] = &[Unit::Block, Unit::Cell];
+    fn name(self) -> &'static str {
+        match self {
+            Unit::Block => "block",
+            Unit::Cell => "cell",
+        }
+    }
+    fn help(self) -> &'static str {
+        match self {
+            Unit::Block => "one vector per block (all of its latents), as in the paper",
+            Unit::Cell => "one vector per latent position (M channels), stride³ voxels each",
+        }
+    }
+}
+crate::choice::by_name!(Unit);
 
 /// Rows of latent vectors with their integer grid coordinates.
 #[derive(Clone, Debug, PartialEq)]

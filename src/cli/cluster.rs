@@ -33,16 +33,16 @@ pub struct Args {
     #[arg(short, long)]
     pub output: PathBuf,
     /// Clustering method: hierarchical linkage (kodama) or spectral.
-    #[arg(long, value_enum, default_value_t = Method::Ward)]
+    #[arg(long, value_parser = super::common::choice::<Method>(), default_value_t = Method::Ward)]
     pub method: Method,
     /// Number of clusters.
     #[arg(long, default_value_t = 4)]
     pub k: usize,
     /// Vectors to cluster: whole blocks (the paper) or latent cells (stride³ voxels each).
-    #[arg(long, value_enum, default_value_t = Unit::Block)]
+    #[arg(long, value_parser = super::common::choice::<Unit>(), default_value_t = Unit::Block)]
     pub unit: Unit,
     /// Affinity of spectral clustering.
-    #[arg(long, value_enum, default_value_t = Affinity::Gauss)]
+    #[arg(long, value_parser = super::common::choice::<Affinity>(), default_value_t = Affinity::Gauss)]
     pub affinity: Affinity,
     /// Seed of spectral clustering's k-means.
     #[arg(long, default_value_t = 0)]
@@ -94,7 +94,7 @@ pub fn run(args: Args) -> CmdResult {
     let t0 = std::time::Instant::now();
     let (meta, units) = load(&args.input, args.meta.as_deref(), args.unit)?;
     let n = units.len();
-    anyhow::ensure!(args.k >= 1 && args.k <= n, "--k {} must be between 1 and the number of vectors ({n} {}s)", args.k, unit_name(args.unit));
+    anyhow::ensure!(args.k >= 1 && args.k <= n, "--k {} must be between 1 and the number of vectors ({n} {}s)", args.k, args.unit);
     if let Some(c) = args.select {
         anyhow::ensure!(c < args.k, "--select {c}: clusters are numbered 0 to {}", args.k - 1);
     }
@@ -134,30 +134,23 @@ pub fn run(args: Args) -> CmdResult {
         sizes[l] += 1;
     }
     if let Some(den) = &den {
-        let j = serde_json::json!({ "method": args.method, "unit": unit_name(args.unit), "n": den.n, "merges": den.merges });
+        let j = serde_json::json!({ "method": args.method, "unit": args.unit.to_string(), "n": den.n, "merges": den.merges });
         std::fs::write(out("dendrogram.json"), serde_json::to_string(&j)?)?;
-        crate::analysis::plot::dendrogram(&out("dendrogram.png"), &format!("{:?} linkage, {} {}s, k = {}", args.method, n, unit_name(args.unit), args.k), den, &labels, 30.min(n - 1))?;
+        crate::analysis::plot::dendrogram(&out("dendrogram.png"), &format!("{:?} linkage, {} {}s, k = {}", args.method, n, args.unit, args.k), den, &labels, 30.min(n - 1))?;
     }
     let summary = serde_json::json!({
         "input": args.input, "volume": meta.volume, "method": args.method, "k": args.k,
-        "unit": unit_name(args.unit), "vectors": n, "dim": units.dim, "sizes": sizes, "seconds": elapsed,
+        "unit": args.unit.to_string(), "vectors": n, "dim": units.dim, "sizes": sizes, "seconds": elapsed,
     });
     std::fs::write(out("summary.json"), serde_json::to_string_pretty(&summary)?)?;
-    println!("{n} {}s of {} latents, {:?}: {} clusters of sizes {sizes:?} in {elapsed:.3} s → {}", unit_name(args.unit), units.dim, args.method, args.k, args.output.display());
+    println!("{n} {}s of {} latents, {:?}: {} clusters of sizes {sizes:?} in {elapsed:.3} s → {}", args.unit, units.dim, args.method, args.k, args.output.display());
     if let Some(c) = args.select {
         let path = out(&format!("cluster-{c}.vti"));
         let members: Vec<[u32; 3]> = units.coords.iter().zip(&labels).filter(|(_, &l)| l == c).map(|(p, _)| *p).collect();
         write_selection(&args, &meta, &members, &path)?;
-        println!("cluster {c}: {} {}s → {}", members.len(), unit_name(args.unit), path.display());
+        println!("cluster {c}: {} {}s → {}", members.len(), args.unit, path.display());
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn unit_name(u: Unit) -> &'static str {
-    match u {
-        Unit::Block => "block",
-        Unit::Cell => "cell",
-    }
 }
 
 /// Decodes the blocks holding `members` and writes their voxels (the volume

@@ -113,13 +113,28 @@ pub fn note(bar: &indicatif::ProgressBar, line: String) {
 
 #[cfg(feature = "torch")]
 pub fn device(d: DeviceArg) -> anyhow::Result<tch::Device> {
-    use crate::codec::engine::{select_device, DeviceChoice};
-    select_device(match d {
-        DeviceArg::Auto => DeviceChoice::Auto,
-        DeviceArg::Cpu => DeviceChoice::Cpu,
-        DeviceArg::Cuda => DeviceChoice::Cuda,
-    })
-    .map_err(anyhow::Error::msg)
+    crate::codec::engine::select_device(d.into()).map_err(anyhow::Error::msg)
+}
+
+impl From<DeviceArg> for crate::codec::DeviceChoice {
+    fn from(d: DeviceArg) -> Self {
+        match d {
+            DeviceArg::Auto => crate::codec::DeviceChoice::Auto,
+            DeviceArg::Cpu => crate::codec::DeviceChoice::Cpu,
+            DeviceArg::Cuda => crate::codec::DeviceChoice::Cuda,
+        }
+    }
+}
+
+/// A flag parser for a library enum (`crate::choice::Choice`): its names, with
+/// their help, are the flag's possible values.
+pub fn choice<T: crate::choice::Choice>() -> impl clap::builder::TypedValueParser<Value = T> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+    let value = |v: &T| match v.help() {
+        "" => PossibleValue::new(v.name()),
+        h => PossibleValue::new(v.name()).help(h),
+    };
+    PossibleValuesParser::new(T::ALL.iter().map(value)).try_map(|s| T::from_name(&s))
 }
 
 /// Parses `a-b` or `a,b,c` or `a` into a list of integers.
@@ -204,6 +219,14 @@ pub fn codec_for(c: &crate::format::Container, model: Option<&std::path::Path>, 
         let _ = (c, model, dev);
         Ok(None)
     }
+}
+
+/// The library reader over an opened container, with the decoder its blocks
+/// need (model resolved, device chosen). Whole-volume reads bypass the cache,
+/// so commands that only read whole volumes give it none.
+pub fn reader(c: &std::sync::Arc<crate::format::Container>, model: Option<&std::path::Path>, device: DeviceArg, batch: usize) -> anyhow::Result<crate::reader::Container> {
+    let opts = crate::reader::Options { model: model.map(Into::into), device: device.into(), batch, cache_bytes: 0 };
+    Ok(crate::reader::Container::with_source(c.clone(), crate::reader::decoder(c, &opts)?, 0))
 }
 
 /// Synthesis batch of whole-volume decodes (memory, not results, depends on it).

@@ -67,7 +67,7 @@ fn bound_report(meta: &crate::format::VolumeMeta, orig: &crate::volume::Volume, 
 }
 
 pub fn run(args: Args) -> CmdResult {
-    let c = crate::format::Container::open(&args.input)?;
+    let c = std::sync::Arc::new(crate::format::Container::open(&args.input)?);
     #[cfg(feature = "torch")]
     super::common::passive_openmp_for(&c);
     let refs = crate::io::expand_inputs(&args.reference)?;
@@ -75,7 +75,7 @@ pub fn run(args: Args) -> CmdResult {
     anyhow::ensure!(refs.len() == vols.len(), "{} reference files for {} stored volumes", refs.len(), vols.len());
     let spec = crate::importance::parse(&args.importance).map_err(|e| anyhow::anyhow!("{e}"))?;
     let opts = args.read.read_options()?;
-    let codec = super::common::codec_for(&c, args.model.as_deref(), args.device)?;
+    let reader = super::common::reader(&c, args.model.as_deref(), args.device, super::common::DECODE_BATCH)?;
     let one = |i: usize| -> anyhow::Result<(Row, crate::metrics::Sums)> {
         let (v, path) = (vols[i], &refs[i]);
         let meta = c.volume(v)?;
@@ -88,7 +88,7 @@ pub fn run(args: Args) -> CmdResult {
         let ctx = crate::importance::Context { volume: &orig, others: &[], time_index: i, time_count: vols.len(), origin: [0; 3], whole: None };
         let imp = crate::importance::compute(&spec, &ctx)?;
         let t = std::time::Instant::now();
-        let rec = super::common::decode(codec.as_ref(), &c, v, super::common::DECODE_BATCH, |_, _| {})?;
+        let rec = reader.volume_by_id(v)?.read_all(|_, _| {})?.data;
         let decode_seconds = t.elapsed().as_secs_f64();
         let stored = c.volume_stored_bytes(v)?;
         let original = (orig.data.len() * meta.info.dtype.size()) as u64;

@@ -145,24 +145,8 @@ pub fn run(args: Args) -> CmdResult {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 10);
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
-    let simple = || crate::fs::SimpleSource::new(container.clone()).map_err(anyhow::Error::msg);
-    let source: Arc<dyn crate::fs::BlockSource> = {
-        #[cfg(feature = "torch")]
-        {
-            if neural {
-                let mf = crate::codec::store::resolve_model(&container, args.model.as_deref()).map_err(anyhow::Error::msg)?;
-                let codec = crate::codec::pipeline::Codec::load(mf, super::common::device(args.device)?).map_err(anyhow::Error::msg)?;
-                let reader = Arc::new(container.payload_reader()?);
-                Arc::new(crate::fs::source::CodecSource { container: container.clone(), reader, codec, batch: 16 })
-            } else {
-                Arc::new(simple()?)
-            }
-        }
-        #[cfg(not(feature = "torch"))]
-        {
-            Arc::new(simple()?)
-        }
-    };
+    let ropts = crate::reader::Options { model: args.model.clone(), device: args.device.into(), ..Default::default() };
+    let source = crate::reader::decoder(&container, &ropts)?;
     let opts =
         crate::fs::MountOptions { cache_bytes: args.cache_mb.max(1) << 20, threads: args.threads, allow_other: args.allow_other, readahead_bytes: args.readahead_mb << 20, direct_io: args.direct_io };
     let log_fd = match (log, ready_fd) {

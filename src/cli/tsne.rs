@@ -33,13 +33,13 @@ pub struct Args {
     #[arg(long)]
     pub png: Option<PathBuf>,
     /// Vectors to project: whole blocks (the paper) or latent cells.
-    #[arg(long, value_enum, default_value_t = Unit::Block)]
+    #[arg(long, value_parser = super::common::choice::<Unit>(), default_value_t = Unit::Block)]
     pub unit: Unit,
     /// Cluster labels: labels.csv of `idlat cluster`, or its output directory.
     #[arg(long)]
     pub labels: Option<PathBuf>,
     /// Without --labels: clustering method for the colours.
-    #[arg(long, value_enum, default_value_t = Method::Ward)]
+    #[arg(long, value_parser = super::common::choice::<Method>(), default_value_t = Method::Ward)]
     pub method: Method,
     /// Without --labels: number of clusters.
     #[arg(long, default_value_t = 4)]
@@ -116,13 +116,7 @@ pub fn run(args: Args) -> CmdResult {
     }
     std::fs::write(&args.output, csv).with_context(|| format!("writing {}", args.output.display()))?;
     if let Some(png) = &args.png {
-        let title = format!(
-            "t-SNE of {n} {} latent vectors",
-            match args.unit {
-                Unit::Block => "block",
-                Unit::Cell => "cell",
-            }
-        );
+        let title = format!("t-SNE of {n} {} latent vectors", args.unit);
         crate::analysis::plot::scatter(png, &title, &emb, &labels)?;
     }
     println!("{}: {n} vectors projected in {:.2} s{}", args.output.display(), t0.elapsed().as_secs_f64(), args.png.as_ref().map_or(String::new(), |p| format!(", plot {}", p.display())));

@@ -54,16 +54,17 @@ pub fn run(args: Args) -> CmdResult {
         return ranks(args);
     }
     let t0 = std::time::Instant::now();
-    let c = crate::format::Container::open(&args.input)?;
+    let c = std::sync::Arc::new(crate::format::Container::open(&args.input)?);
     let plan = plan(&args, &c)?;
-    let codec = super::common::codec_for(&c, args.model.as_deref(), args.device)?;
+    // Built after `plan`, so a bad -o fails before a model loads.
+    let reader = super::common::reader(&c, args.model.as_deref(), args.device, args.batch)?;
     let single = is_single(&args, &plan);
     // A directory this command creates is removed again if it fails (when still empty).
     let created_dir = !single && !args.output.exists();
     if !single {
         std::fs::create_dir_all(&args.output).with_context(|| format!("creating {}", args.output.display()))?;
     }
-    let result = decode_all(&args, &c, codec.as_ref(), plan).and_then(|(staged, bytes, lines)| {
+    let result = decode_all(&args, &reader, plan).and_then(|(staged, bytes, lines)| {
         staged.commit()?;
         Ok((bytes, lines))
     });
@@ -142,7 +143,7 @@ type Plan<'a> = Vec<(crate::format::VolumeId, &'a crate::format::VolumeMeta, Pat
 /// caller to rename them all into place (`Staged::commit`): a failure (a corrupt
 /// block, a full disk) leaves no output at all. Returns them, the decoded f32
 /// bytes and a line per volume.
-fn decode_all(args: &Args, c: &crate::format::Container, codec: Option<&super::common::MaybeCodecInner>, plan: Plan<'_>) -> anyhow::Result<(crate::io::atomic::Staged, u64, Vec<String>)> {
+fn decode_all(args: &Args, reader: &crate::reader::Container, plan: Plan<'_>) -> anyhow::Result<(crate::io::atomic::Staged, u64, Vec<String>)> {
     let mut staged = crate::io::atomic::Staged::new();
     let mut bytes = 0u64;
     let mut lines = Vec::new();
@@ -153,9 +154,8 @@ fn decode_all(args: &Args, c: &crate::format::Container, codec: Option<&super::c
     };
     for (v, meta, out, dtype) in plan {
         let bar = super::common::progress(meta.block_count, args.quiet, &format!("unpack {}", meta.info.name));
-        let data = super::common::decode(codec, c, v, args.batch, |d, _| bar.set_position(d as u64)).with_context(|| format!("volume '{}'", meta.info.name))?;
+        let vol = reader.volume_by_id(v)?.read_all(|d, _| bar.set_position(d as u64))?;
         bar.finish_and_clear();
-        let vol = crate::volume::Volume::new(meta.info.clone(), data);
         let files = match h5.as_mut() {
             Some(w) => {
                 w.add(&vol, dtype)?;
@@ -188,7 +188,7 @@ fn ranks(args: Args) -> CmdResult {
     let world = crate::dist::World::init().map_err(anyhow::Error::msg)?;
     let (rank, size) = (world.rank(), world.size());
     let everyone = |e: anyhow::Error| crate::dist::everyone(format!("{e:#}"));
-    let c = crate::format::Container::open(&args.input).map_err(|e| everyone(e.into()))?;
+    let c = std::sync::Arc::new(crate::format::Container::open(&args.input).map_err(|e| everyone(e.into()))?);
     let plan = plan(&args, &c).map_err(everyone)?;
     if is_h5(&args.output) {
         return Err(
@@ -202,7 +202,7 @@ fn ranks(args: Args) -> CmdResult {
     let n = plan.len();
     let (staged, bytes, lines) = if n >= size {
         let mine: Plan<'_> = plan.into_iter().enumerate().filter(|(k, _)| crate::dist::share(n, rank, size).contains(k)).map(|(_, p)| p).collect();
-        let done = super::common::codec_for(&c, args.model.as_deref(), args.device).and_then(|codec| decode_all(&args, &c, codec.as_ref(), mine));
+        let done = super::common::reader(&c, args.model.as_deref(), args.device, args.batch).and_then(|reader| decode_all(&args, &reader, mine));
         world.agree(done.map_err(fail))?
     } else {
         if crate::codec::needs_neural(&c) {

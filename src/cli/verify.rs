@@ -27,7 +27,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> CmdResult {
     let c = match Container::open(&args.input) {
-        Ok(c) => c,
+        Ok(c) => std::sync::Arc::new(c),
         // A file that cannot be read at all is a usage error (exit 2), not corruption.
         Err(e @ crate::format::FormatError::Io { .. }) => return Err(e.into()),
         Err(e) => {
@@ -55,14 +55,14 @@ pub fn run(args: Args) -> CmdResult {
         }
     }
     if args.decode && bad == 0 {
-        let codec = super::common::codec_for(&c, args.model.as_deref(), args.device)?;
+        let reader = super::common::reader(&c, args.model.as_deref(), args.device, super::common::DECODE_BATCH)?;
         // Too large to hold in memory is not corruption: a usage error (exit 2)
         // before any decoding, never an allocation abort.
         for (_, m) in c.volumes() {
             super::common::check_decodable(m)?;
         }
         for (v, m) in c.volumes() {
-            if let Err(e) = super::common::decode(codec.as_ref(), &c, v, super::common::DECODE_BATCH, |_, _| {}) {
+            if let Err(e) = reader.volume_by_id(v).and_then(|r| r.read_all(|_, _| {})) {
                 println!("volume {} ({}): decode failed: {e}", v.0, m.info.name);
                 bad += 1;
             }

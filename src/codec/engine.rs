@@ -6,25 +6,7 @@ use super::net::{self, Nets};
 use super::profile::Profile;
 use tch::{nn, Device, Kind, Tensor};
 
-/// Where the networks run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DeviceChoice {
-    Auto,
-    Cpu,
-    Cuda,
-}
-
-impl std::str::FromStr for DeviceChoice {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(DeviceChoice::Auto),
-            "cpu" => Ok(DeviceChoice::Cpu),
-            "cuda" | "gpu" => Ok(DeviceChoice::Cuda),
-            _ => Err(format!("unknown device '{s}' (expected auto, cpu or cuda)")),
-        }
-    }
-}
+pub use super::DeviceChoice;
 
 /// Resolves a choice to a tch device; `cuda` without a GPU is an error, not a fallback.
 pub fn select_device(choice: DeviceChoice) -> Result<Device, String> {

@@ -30,6 +30,27 @@ pub mod pipeline;
 #[cfg(feature = "torch")]
 pub mod train;
 
+/// Where the networks run (a choice; `engine::select_device` resolves it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DeviceChoice {
+    #[default]
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+impl std::str::FromStr for DeviceChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(DeviceChoice::Auto),
+            "cpu" => Ok(DeviceChoice::Cpu),
+            "cuda" | "gpu" => Ok(DeviceChoice::Cuda),
+            _ => Err(format!("unknown device '{s}' (expected auto, cpu or cuda)")),
+        }
+    }
+}
+
 /// A volume's normalisation as the codecs use it.
 pub fn store_norm(c: &crate::format::Container, v: crate::format::VolumeId) -> Result<blocks::Norm, String> {
     let m = c.volume(v).map_err(|e| e.to_string())?;
@@ -38,8 +59,13 @@ pub fn store_norm(c: &crate::format::Container, v: crate::format::VolumeId) -> R
 
 /// Does any block of the container need the neural codec (libtorch)?
 pub fn needs_neural(c: &crate::format::Container) -> bool {
+    c.volumes().any(|(v, _)| volume_needs_neural(c, v))
+}
+
+/// Does any block of this volume need the neural codec?
+pub fn volume_needs_neural(c: &crate::format::Container, v: crate::format::VolumeId) -> bool {
     use crate::format::{BlockId, BlockKind};
-    c.volumes().any(|(v, m)| (0..m.block_count).any(|b| c.entry(v, BlockId(b)).is_ok_and(|e| e.kind == BlockKind::Neural as u8)))
+    c.volume(v).is_ok_and(|m| (0..m.block_count).any(|b| c.entry(v, BlockId(b)).is_ok_and(|e| e.kind == BlockKind::Neural as u8)))
 }
 
 /// Which device decoding would use, for `idlat info --device`.

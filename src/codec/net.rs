@@ -264,7 +264,10 @@ impl Nets {
             hs2: nn::conv3d(&hs / "2", nh, nh, 1, Default::default()),
             hs4: nn::conv3d(&hs / "4", nh, 2 * m, 1, Default::default()),
         };
-        let body = if p.arch == "paper" { Body::Paper(PaperNets::new(vs, p)) } else { Body::Fast(FastNets::new(vs, p)) };
+        let body = match p.arch {
+            super::profile::Arch::Paper => Body::Paper(PaperNets::new(vs, p)),
+            super::profile::Arch::Fast => Body::Fast(FastNets::new(vs, p)),
+        };
         Nets { profile: p.clone(), hyper, body }
     }
 

@@ -16,9 +16,8 @@ use serde::{Deserialize, Serialize};
 pub struct Profile {
     /// Profile name: `fast` (default) or `paper`.
     pub name: String,
-    /// Network family: `fast` (cropped latent-halo decoder) or `paper`
-    /// (the reference architecture: GDN, SFT at every stage, self-contained blocks).
-    pub arch: String,
+    /// Network family.
+    pub arch: Arch,
     /// Block core edge in voxels.
     pub core: usize,
     /// Voxels of real neighbouring data the analysis sees on each side.
@@ -53,6 +52,17 @@ pub struct Profile {
     pub out_kernel: usize,
 }
 
+/// The network family of a profile (stored by name in model files: an unknown
+/// one is an error, not a silent fallback).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    /// Cropped latent-halo decoder.
+    Fast,
+    /// The reference architecture: GDN, SFT at every stage, self-contained blocks.
+    Paper,
+}
+
 fn three() -> usize {
     3
 }
@@ -63,7 +73,7 @@ impl Profile {
     pub(crate) fn tiny() -> Profile {
         Profile {
             name: "tiny".into(),
-            arch: "fast".into(),
+            arch: Arch::Fast,
             core: 16,
             halo_vox: 8,
             stride: 8,
@@ -83,7 +93,7 @@ impl Profile {
     pub fn fast() -> Profile {
         Profile {
             name: "fast".into(),
-            arch: "fast".into(),
+            arch: Arch::Fast,
             core: 32,
             halo_vox: 8,
             stride: 8,
@@ -106,7 +116,7 @@ impl Profile {
     pub fn paper() -> Profile {
         Profile {
             name: "paper".into(),
-            arch: "paper".into(),
+            arch: Arch::Paper,
             core: 16,
             halo_vox: 4,
             stride: 8,
@@ -152,7 +162,7 @@ impl Profile {
             && self.window() % 8 == 0
             && self.latent_window() > 2 * self.latent_halo
             && self.out_kernel % 2 == 1
-            && (self.arch == "paper" || (self.arch == "fast" && self.halo_vox == self.latent_halo * self.stride));
+            && (self.arch == Arch::Paper || (self.arch == Arch::Fast && self.halo_vox == self.latent_halo * self.stride));
         if ok {
             Ok(())
         } else {

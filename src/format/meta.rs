@@ -24,6 +24,7 @@ pub struct ModelRef {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VolumeMeta {
+    #[serde(with = "info_record")]
     pub info: VolumeInfo,
     /// (min, max) of the original finite values.
     pub value_range: (f32, f32),
@@ -60,6 +61,51 @@ pub struct ContainerMeta {
     /// Writer identification, e.g. "idlat 0.1.0".
     #[serde(default)]
     pub writer: String,
+}
+
+/// The on-disk form of a volume's placement (spec §4, `info`). The in-memory
+/// `VolumeInfo` has no serde of its own: the file format is this record, and
+/// a field added to `VolumeInfo` fails to compile here until the spec says
+/// how it is stored.
+mod info_record {
+    use crate::volume::{DType, Endian, VolumeInfo};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    // Unknown fields are ignored, as readers of a later minor version's files must.
+    #[derive(Serialize, Deserialize)]
+    struct Record {
+        name: String,
+        dims: [usize; 3],
+        spacing: [f64; 3],
+        origin: [f64; 3],
+        /// f32 f64 u8 i8 u16 i16 u32 i32
+        dtype: String,
+        /// little or big
+        endian: String,
+        missing: Option<f64>,
+    }
+
+    pub fn serialize<S: Serializer>(info: &VolumeInfo, s: S) -> Result<S::Ok, S::Error> {
+        let VolumeInfo { name, dims, spacing, origin, dtype, endian, missing } = info.clone();
+        let endian = match endian {
+            Endian::Little => "little",
+            Endian::Big => "big",
+        };
+        Record { name, dims, spacing, origin, dtype: dtype.name().into(), endian: endian.into(), missing }.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<VolumeInfo, D::Error> {
+        use serde::de::Error;
+        let Record { name, dims, spacing, origin, dtype, endian, missing } = Record::deserialize(d)?;
+        // Exact names only: the readers' aliases (float, uint8, le, ...) are not the format.
+        let dtype = DType::ALL.into_iter().find(|t| t.name() == dtype).ok_or_else(|| D::Error::custom(format!("unknown dtype {dtype:?} (expected f32 f64 u8 i8 u16 i16 u32 i32)")))?;
+        let endian = match endian.as_str() {
+            "little" => Endian::Little,
+            "big" => Endian::Big,
+            _ => return Err(D::Error::custom(format!("unknown endian {endian:?} (expected little or big)"))),
+        };
+        Ok(VolumeInfo { name, dims, spacing, origin, dtype, endian, missing })
+    }
 }
 
 /// The volume name rule (spec §4): 1..=`MAX_NAME_LEN` bytes of `[A-Za-z0-9._-]`,

@@ -9,11 +9,9 @@
 //! background thread. A block that fails to decode makes reads of its bytes
 //! fail with EIO; everything else keeps working. Read-only always.
 
-pub mod cache;
-pub mod source;
-
-use crate::format::{BlockGrid, BlockId, Container, VolumeId};
-use cache::BlockCache;
+use crate::format::{BlockGrid, Container, VolumeId};
+use crate::reader::cache::BlockCache;
+use crate::reader::PIECE_BLOCKS;
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, INodeNo, LockOwner, OpenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, Request,
 };
@@ -24,7 +22,7 @@ use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-pub use source::{BlockSource, SimpleSource};
+pub use crate::reader::source::{BlockSource, SimpleSource};
 
 const TTL: Duration = Duration::from_secs(3600);
 const STATS_NAME: &str = ".idlat-stats";
@@ -62,14 +60,11 @@ pub struct MountOptions {
     pub direct_io: bool,
 }
 
-/// Most blocks one decode call and one piece of a read hold at once: a read
-/// or a decode-ahead job that touches more proceeds in pieces of this many,
-/// so its buffers are bounded whatever the request size (issue 22, item 8).
-pub const PIECE_BLOCKS: usize = 16;
-
 /// The filesystem state shared by all worker threads.
 pub struct IdlatFs {
     container: Arc<Container>,
+    /// Reads go through the library reader; its cache is this mount's.
+    reader: crate::reader::Container,
     cache: Arc<BlockCache>,
     nodes: Vec<Node>, // inode = index + 3
     by_name: HashMap<String, u64>,
@@ -119,7 +114,8 @@ impl IdlatFs {
                 capacity >> 10
             );
         }
-        let cache = Arc::new(BlockCache::new(source, capacity));
+        let reader = crate::reader::Container::with_source(container.clone(), source, capacity);
+        let cache = reader.cache().clone();
         // Decode-ahead worker: a bounded queue, so a fast reader cannot pile up work.
         let (tx, rx) = sync_channel::<(VolumeId, Vec<crate::format::BlockId>)>(4);
         let c2 = cache.clone();
@@ -143,6 +139,7 @@ impl IdlatFs {
             .expect("spawn prefetch thread");
         IdlatFs {
             container,
+            reader,
             cache,
             nodes,
             by_name,
@@ -216,51 +213,13 @@ impl IdlatFs {
             + "\n"
     }
 
-    /// Bytes [off, off+len) of a volume's raw f32 stream. The range is cut
-    /// into x-runs (one block's part of one row); runs are served in pieces
-    /// touching at most `PIECE_BLOCKS` blocks, so a large read holds at most
-    /// that many decoded blocks at a time.
+    /// Bytes [off, off+len) of a volume's raw f32 stream (the reader bounds
+    /// the blocks held at once to `PIECE_BLOCKS`); a block that fails is EIO.
     fn raw_bytes(&self, vol: VolumeId, off: u64, len: u64) -> Result<Vec<u8>, Errno> {
-        let g = self.grids[vol.0 as usize];
-        let [nx, ny, _] = g.dims;
         let (v0, v1) = (off / 4, (off + len).div_ceil(4));
-        // (block, offset in the block, voxels) per run, in file order.
-        let mut runs: Vec<(BlockId, usize, usize)> = Vec::new();
-        let mut v = v0;
-        while v < v1 {
-            let (x, y, z) = ((v % nx as u64) as usize, ((v / nx as u64) % ny as u64) as usize, (v / (nx * ny) as u64) as usize);
-            let id = g.id([x / g.block[0], y / g.block[1], z / g.block[2]]);
-            let (o, s) = g.extent(id);
-            // Run along x to the end of this block's row or of the request.
-            let run = ((o[0] + s[0] - x) as u64).min(v1 - v) as usize;
-            runs.push((id, ((z - o[2]) * s[1] + (y - o[1])) * s[0] + (x - o[0]), run));
-            v += run as u64;
-        }
-        let mut out = Vec::with_capacity(((v1 - v0) * 4) as usize);
-        let mut at = 0;
-        while at < runs.len() {
-            let mut ids: Vec<BlockId> = Vec::new();
-            let mut end = at;
-            while end < runs.len() {
-                let id = runs[end].0;
-                if !ids.contains(&id) {
-                    if ids.len() == PIECE_BLOCKS {
-                        break;
-                    }
-                    ids.push(id);
-                }
-                end += 1;
-            }
-            let blocks = self.cache.get(vol, &ids, false);
-            let mut map = HashMap::with_capacity(ids.len());
-            for (id, b) in ids.iter().zip(blocks) {
-                map.insert(id.0, b.map_err(|_| Errno::EIO)?);
-            }
-            for &(id, o, n) in &runs[at..end] {
-                extend_le(&mut out, &map[&id.0][o..o + n]);
-            }
-            at = end;
-        }
+        let voxels = self.reader.volume_by_id(vol).and_then(|v| v.read_span(v0, v1)).map_err(|_| Errno::EIO)?;
+        let mut out = Vec::with_capacity(voxels.len() * 4);
+        extend_le(&mut out, &voxels);
         let skip = (off - v0 * 4) as usize;
         if skip > 0 {
             out.drain(..skip);

@@ -1,4 +1,5 @@
-//! Byte-bounded LRU of decoded blocks, shared by all FUSE worker threads.
+//! Byte-bounded LRU of decoded blocks, shared by every reader of a container
+//! (all FUSE worker threads of a mount).
 //!
 //! The cache lock is held only for lookups and inserts, never during a
 //! decode, so reads of cached data never wait for someone else's decode.
@@ -48,6 +49,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl BlockCache {
     pub fn new(source: Arc<dyn BlockSource>, capacity_bytes: usize) -> BlockCache {
         BlockCache { lru: Mutex::new(Lru { map: LruCache::unbounded(), bytes: 0 }), inflight: Mutex::new(HashMap::new()), capacity: capacity_bytes, stats: Stats::default(), source }
+    }
+
+    /// The decoder behind the cache (whole-volume reads go to it directly).
+    pub fn source(&self) -> &Arc<dyn BlockSource> {
+        &self.source
     }
 
     pub fn device(&self) -> String {
@@ -121,7 +127,7 @@ impl BlockCache {
                     }
                     Err(e) => {
                         self.stats.decode_errors.fetch_add(1, Ordering::Relaxed);
-                        eprintln!("idlat mount: volume {} block {}: {e}", vol.0, blocks[*i].0);
+                        eprintln!("idlat: volume {} block {}: {e}", vol.0, blocks[*i].0);
                     }
                 }
                 *lock(&slot.0) = Some(r.clone());

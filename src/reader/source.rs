@@ -1,6 +1,6 @@
-//! Where decoded blocks come from. The FUSE layer only needs "decode these
-//! blocks of this volume as one batch"; the neural codec or the plain block
-//! kinds answer it. Both read payloads through a `PayloadReader` (pread, never
+//! Where decoded blocks come from. The cache only needs "decode these blocks
+//! of this volume as one batch", and a whole-volume read "decode it all, slab
+//! by slab"; the neural codec or the plain block kinds answer both. Both read payloads through a `PayloadReader` (pread, never
 //! the mapping), so a container truncated or rewritten under the mount gives
 //! errors for the blocks read after the change, not a SIGBUS.
 
@@ -8,9 +8,16 @@ use crate::format::reader::PayloadReader;
 use crate::format::{BlockId, Container, VolumeId};
 use std::sync::Arc;
 
+/// Why a build without libtorch cannot decode a container.
+pub const NEEDS_TORCH: &str = "this container holds neural blocks, which need the full build (the `torch` feature); this build decodes constant, raw, lossless and wavelet blocks";
+
 pub trait BlockSource: Send + Sync {
     /// Decodes one batch; each output is that block's clipped extent (f32, x fastest).
     fn decode_blocks(&self, vol: VolumeId, blocks: &[BlockId]) -> Vec<Result<Vec<f32>, String>>;
+    /// Decodes a whole volume (f32, x fastest), a slab of blocks at a time;
+    /// `progress(done, total)` in blocks. Bypasses the cache: a whole-volume read
+    /// would only evict what other readers use.
+    fn decode_volume(&self, vol: VolumeId, progress: &mut dyn FnMut(usize, usize)) -> Result<Vec<f32>, String>;
     /// Device description for the stats file.
     fn device(&self) -> String;
 }
@@ -45,6 +52,13 @@ impl BlockSource for SimpleSource {
             .collect()
     }
 
+    fn decode_volume(&self, vol: VolumeId, progress: &mut dyn FnMut(usize, usize)) -> Result<Vec<f32>, String> {
+        if crate::codec::volume_needs_neural(&self.container, vol) {
+            return Err(NEEDS_TORCH.into());
+        }
+        crate::codec::wavelet::decode_volume(&self.container, vol, progress)
+    }
+
     fn device(&self) -> String {
         "cpu (pure Rust: no neural blocks)".into()
     }
@@ -77,6 +91,10 @@ impl BlockSource for CodecSource {
             }
             Err(e) => blocks.iter().map(|_| Err(e.clone())).collect(),
         }
+    }
+
+    fn decode_volume(&self, vol: VolumeId, progress: &mut dyn FnMut(usize, usize)) -> Result<Vec<f32>, String> {
+        crate::codec::store::decode_volume(Some(&self.codec), &self.container, vol, self.batch.max(1), progress)
     }
 
     fn device(&self) -> String {
