@@ -4,30 +4,8 @@
 
 use crate::volume::Dims;
 
-/// Maps data values into the model's working range [0, 1]: x_n = (x - offset) * scale.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Norm {
-    pub offset: f64,
-    pub scale: f64,
-}
-
-impl Norm {
-    /// Min-max normalisation; a constant volume gets scale 1.
-    pub fn from_range(lo: f32, hi: f32) -> Norm {
-        let span = hi as f64 - lo as f64;
-        Norm { offset: lo as f64, scale: if span > 0.0 && span.is_finite() { 1.0 / span } else { 1.0 } }
-    }
-
-    #[inline]
-    pub fn forward(&self, x: f32) -> f32 {
-        ((x as f64 - self.offset) * self.scale) as f32
-    }
-
-    #[inline]
-    pub fn inverse(&self, x: f32) -> f32 {
-        (x as f64 / self.scale + self.offset) as f32
-    }
-}
+/// The codecs' value normalisation is the one the container stores.
+pub use crate::format::Normalisation as Norm;
 
 pub use crate::format::grid::{gather, scatter};
 use crate::format::BlockGrid;

@@ -54,7 +54,7 @@ impl std::str::FromStr for DeviceChoice {
 /// A volume's normalisation as the codecs use it.
 pub fn store_norm(c: &crate::format::Container, v: crate::format::VolumeId) -> Result<blocks::Norm, String> {
     let m = c.volume(v).map_err(|e| e.to_string())?;
-    Ok(blocks::Norm { offset: m.norm.offset, scale: m.norm.scale })
+    Ok(m.norm)
 }
 
 /// Does any block of the container need the neural codec (libtorch)?

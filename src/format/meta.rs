@@ -4,11 +4,30 @@ use crate::volume::VolumeInfo;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Value normalisation: x_n = (x - offset) * scale; the codec works on x_n.
+/// Value normalisation: x_n = (x - offset) * scale; the codecs work on x_n
+/// (the neural model's working range is [0, 1]).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Normalisation {
     pub offset: f64,
     pub scale: f64,
+}
+
+impl Normalisation {
+    /// Min-max normalisation; a constant volume gets scale 1.
+    pub fn from_range(lo: f32, hi: f32) -> Normalisation {
+        let span = hi as f64 - lo as f64;
+        Normalisation { offset: lo as f64, scale: if span > 0.0 && span.is_finite() { 1.0 / span } else { 1.0 } }
+    }
+
+    #[inline]
+    pub fn forward(&self, x: f32) -> f32 {
+        ((x as f64 - self.offset) * self.scale) as f32
+    }
+
+    #[inline]
+    pub fn inverse(&self, x: f32) -> f32 {
+        (x as f64 / self.scale + self.offset) as f32
+    }
 }
 
 /// Identity of the model that coded the neural blocks.
