@@ -4,6 +4,7 @@
 //! `cli` → `fs` (FUSE view, block cache) → `codec` (pure-Rust entropy coding,
 //! tch models) → `format` (the `.idl` container, no libtorch).
 //! `importance`, `sample` and `io` are leaf utilities used by `cli` (`codec` uses none of them).
+//! `pack` is packing as a library (`idlat pack` is a thin layer over it), above `codec` and `format`.
 
 pub mod analysis;
 pub mod cli;
@@ -15,5 +16,6 @@ pub mod hugepages;
 pub mod importance;
 pub mod io;
 pub mod metrics;
+pub mod pack;
 pub mod sample;
 pub mod volume;

@@ -38,7 +38,11 @@ pub enum Prepared {
     Constant(f32),
     /// Non-finite values: stored exactly.
     Exact(Vec<f32>),
-    Coded { t: tile::Transformed, orig: Vec<f32>, bound: Option<Vec<f32>> },
+    Coded {
+        t: tile::Transformed,
+        orig: Vec<f32>,
+        bound: Option<Vec<f32>>,
+    },
 }
 
 /// Transforms every tile of a volume (parallel over tiles), in `layout` or (None)
