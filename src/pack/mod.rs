@@ -1,25 +1,7 @@
 //! Packing as a library: checked settings ([`Plan`]), volumes in ([`Inputs`]),
 //! one `.idl` container out ([`Sink`]), figures back ([`Report`]). `idlat pack`
 //! is a thin layer over this; the library prints nothing, it tells a
-//! [`Progress`] what happens.
-//!
-//! ```
-//! use idlat::pack::{Inputs, Plan, Settings, Sink, Target};
-//! use idlat::sample::{generate, Kind};
-//!
-//! let mut vol = generate(Kind::Vortex, [32, 32, 32], 1, 0);
-//! vol.info.name = "vortex".into();
-//! let plan = Plan::new(Settings { importance: "iso:7".into(), target: Some(Target::Ratio(50.0)), eval: true, ..Settings::default() })?;
-//! let dir = tempfile::tempdir()?;
-//! let out = dir.path().join("vortex.idl");
-//! let report = plan.pack(Inputs::from(vec![vol]), Sink::from(out.as_path()))?;
-//! assert_eq!(report.volumes[0].name, "vortex");
-//! assert_eq!(report.volumes[0].dims, [32, 32, 32]);
-//! assert_eq!(report.file_bytes, std::fs::metadata(&out)?.len());
-//! assert!(report.ratio() > 10.0);
-//! assert!(report.quality.unwrap().psnr > 20.0);
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+//! [`Progress`] what happens. [`Plan`] has an example.
 
 mod eval;
 mod inputs;
@@ -381,12 +363,33 @@ impl Report {
         self.volumes.iter().map(|v| v.f32_bytes).sum::<u64>() as f64 / self.file_bytes.max(1) as f64
     }
 
+    #[cfg(feature = "mpi")]
     fn follower() -> Report {
         Report { volumes: Vec::new(), file_bytes: 0, model_bytes: 0, time: Duration::ZERO, quality: None, leader: false }
     }
 }
 
 /// Checked settings, ready to pack any number of times.
+///
+/// A volume in memory packed into a file, evaluated:
+///
+/// ```
+/// use idlat::pack::{Inputs, Plan, Settings, Sink, Target};
+/// use idlat::sample::{generate, Kind};
+///
+/// let mut vol = generate(Kind::Vortex, [32, 32, 32], 1, 0);
+/// vol.info.name = "vortex".into();
+/// let plan = Plan::new(Settings { importance: "iso:7".into(), target: Some(Target::Ratio(50.0)), eval: true, ..Settings::default() })?;
+/// let dir = tempfile::tempdir()?;
+/// let out = dir.path().join("vortex.idl");
+/// let report = plan.pack(Inputs::from(vec![vol]), Sink::from(out.as_path()))?;
+/// assert_eq!(report.volumes[0].name, "vortex");
+/// assert_eq!(report.volumes[0].dims, [32, 32, 32]);
+/// assert_eq!(report.file_bytes, std::fs::metadata(&out)?.len());
+/// assert!(report.ratio() > 10.0);
+/// assert!(report.quality.unwrap().psnr > 20.0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct Plan {
     settings: Settings,

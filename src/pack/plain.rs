@@ -4,7 +4,9 @@
 //! byte-identical to a single process's.
 
 use super::inputs::Resolved;
-use super::{chain, volume_meta, Event, Job, PackError, Progress, Report, Settings, Stream, VolumeReport};
+#[cfg(feature = "mpi")]
+use super::{chain, Stream};
+use super::{volume_meta, Event, Job, PackError, Progress, Report, Settings, VolumeReport};
 use crate::codec::blocks::Norm;
 use crate::codec::bound::{BlockStats, BoundSpec};
 use crate::codec::wavelet::{self, Target};
