@@ -11,6 +11,7 @@ mod it {
     pub mod lean;
     pub mod mount;
     pub mod mpi;
+    pub mod pack_api;
     pub mod reader;
     pub mod roundtrip;
     pub mod sci;

@@ -30,6 +30,8 @@ else
 fi
 # Release mode: reuses set-up's build and keeps the numeric tests fast.
 cargo test --release --all-targets --no-fail-fast 2>&1 | tee "$log" || status=$?
+# --all-targets leaves out the doc tests (the rustdoc examples, e.g. pack::Plan's).
+cargo test --release --doc --no-fail-fast 2>&1 | tee -a "$log" || status=$?
 if [ -x tools/fuzz_smoke.sh ] && { [ "${CI:-}" = true ] || [ "${IDLAT_FUZZ:-0}" = 1 ]; }; then
   tools/fuzz_smoke.sh "${IDLAT_FUZZ_SECONDS:-20}" || status=1
 fi

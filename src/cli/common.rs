@@ -70,25 +70,6 @@ impl InputArgs {
             nonfinite: Default::default(),
         })
     }
-
-    /// Read options of `pack`: a lossless pack keeps NaN/±Inf bit-exactly, a
-    /// lossy one refuses them unless --missing marks them as missing voxels.
-    pub fn pack_read_options(&self, lossless: bool) -> anyhow::Result<crate::io::ReadOptions> {
-        let nonfinite = if lossless { crate::io::NonFinite::Keep } else { crate::io::NonFinite::Refuse };
-        Ok(crate::io::ReadOptions { nonfinite, ..self.read_options()? })
-    }
-}
-
-/// Inputs less the data files of headers also given (see
-/// `io::skip_header_data_files`), with a note for each one skipped.
-pub fn skip_header_data_files(paths: Vec<std::path::PathBuf>, quiet: bool) -> Vec<std::path::PathBuf> {
-    let (kept, skipped) = crate::io::skip_header_data_files(paths);
-    if !quiet {
-        for (data, header) in skipped {
-            eprintln!("note: skipping {}: it is the data file of {}, which is also an input", data.display(), header.display());
-        }
-    }
-    kept
 }
 
 /// A progress bar on stderr, hidden with --quiet or when stderr is not a terminal.

@@ -24,7 +24,7 @@ pub const TORCH_BIN_NAME: &str = "idlat-torch";
 pub fn needs_torch(cli: &Cli) -> Option<String> {
     let neural = |p: &Path, what: &str| holds_neural(p).then(|| format!("`{what}` of {} (it holds neural blocks)", p.display()));
     match &cli.command {
-        // pack.rs runs every pack but these through pack_plain (no libtorch).
+        // `pack::Plan::neural`: every pack but these runs through pack/plain.rs (no libtorch).
         Command::Pack(a) if !(a.lossless || (a.profile == Profile::Wavelet && a.model.is_none())) => Some(match (a.profile, &a.model) {
             (Profile::Wavelet, Some(_)) => "`pack --model`".to_string(),
             (p, _) => format!("`pack --profile {}`", clap::ValueEnum::to_possible_value(&p).map_or_else(String::new, |v| v.get_name().to_string())),

@@ -15,8 +15,6 @@ pub mod latents;
 pub mod lean;
 pub mod mount;
 pub mod pack;
-pub mod pack_plain;
-pub mod pack_stream;
 pub mod sample;
 pub mod train;
 pub mod tsne;

@@ -269,7 +269,7 @@ pub fn quant_step(level: i8) -> f32 {
 /// How importance sets a latent cell's quantisation level (`pack --steer`).
 /// Both map importance 1 to step 1/4 (level -8) and spend step 4 (level 8)
 /// where nothing matters; decoding never needs to know which one packed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Steer {
     /// Level linear in importance, level = round(4 (2 - 4 I)): middling
     /// importance already coarsens, so important voxels end up far sharper
@@ -282,6 +282,23 @@ pub enum Steer {
     /// as log2(step). A distance ramp keeps finer steps than under `strict`.
     Wpsnr,
 }
+
+impl crate::choice::Choice for Steer {
+    const ALL: &'static [Steer] = &[Steer::Strict, Steer::Wpsnr];
+    fn name(self) -> &'static str {
+        match self {
+            Steer::Strict => "strict",
+            Steer::Wpsnr => "wpsnr",
+        }
+    }
+    fn help(self) -> &'static str {
+        match self {
+            Steer::Strict => "level linear in importance (as training codes cells): important voxels far sharper than the rest",
+            Steer::Wpsnr => "step ∝ importance^-1/2: the best importance-weighted PSNR for the size",
+        }
+    }
+}
+crate::choice::by_name!(Steer);
 
 impl Steer {
     /// The level of a cell whose importance summary (in [0, 1]) is `imp`.

@@ -138,7 +138,7 @@ impl Codec {
     }
 
     /// Encodes the listed blocks only (rate control probes a subsample this way).
-    #[allow(clippy::too_many_arguments, reason = "the settings of one encode pass; a Plan type is issue 20's library API, not yet done")]
+    #[allow(clippy::too_many_arguments, reason = "the settings of one encode pass, which `pack::Plan` checks above the codec")]
     pub fn encode_blocks<E>(&self, data: &[f32], dims: Dims, imp: &[f32], norm: Norm, opts: EncodeOptions, ids: &[usize], mut sink: impl FnMut(usize, BlockData) -> Result<(), E>) -> Result<(), E> {
         let p = &self.model.profile;
         let core = p.core;
@@ -208,8 +208,8 @@ impl Codec {
     /// own output, so a block is finished once the blocks of its latent ring are
     /// coded: blocks are held for `latent_halo + 1` slabs, then emitted in order.
     /// `stats` accumulates bounded and corrected voxel counts.
-    #[allow(clippy::too_many_arguments, reason = "the settings of one encode pass; a Plan type is issue 20's library API, not yet done")]
-    pub fn encode_volume_bounded(
+    #[allow(clippy::too_many_arguments, reason = "the settings of one encode pass, which `pack::Plan` checks above the codec")]
+    pub fn encode_volume_bounded<E: From<String>>(
         &self,
         data: &[f32],
         dims: Dims,
@@ -218,8 +218,8 @@ impl Codec {
         opts: EncodeOptions,
         bound: &BoundSpec,
         stats: &mut BlockStats,
-        mut sink: impl FnMut(usize, BlockData) -> anyhow::Result<()>,
-    ) -> anyhow::Result<()> {
+        mut sink: impl FnMut(usize, BlockData) -> Result<(), E>,
+    ) -> Result<(), E> {
         let core = self.core();
         let counts = block_counts(dims, core);
         let per_slab = counts[0] * counts[1];
@@ -227,7 +227,7 @@ impl Codec {
         let coords = |id: usize| [id % counts[0], (id / counts[0]) % counts[1], id / per_slab];
         let mut held: HashMap<usize, BlockData> = HashMap::new();
         let mut next = 0usize; // first slab not yet emitted
-        let mut finish_slab = |held: &mut HashMap<usize, BlockData>, slab: usize, sink: &mut dyn FnMut(usize, BlockData) -> anyhow::Result<()>| -> anyhow::Result<()> {
+        let mut finish_slab = |held: &mut HashMap<usize, BlockData>, slab: usize, sink: &mut dyn FnMut(usize, BlockData) -> Result<(), E>| -> Result<(), E> {
             let ids: Vec<usize> = (slab * per_slab..(slab + 1) * per_slab).collect();
             let extent = |id: usize, src: &[f32]| {
                 let (o, sz) = block_extent(dims, core, coords(id));
@@ -255,7 +255,7 @@ impl Codec {
                 })
                 .collect();
             for c in coded {
-                let (id, r, st) = c.map_err(anyhow::Error::msg)?;
+                let (id, r, st) = c.map_err(E::from)?;
                 *stats = *stats + st;
                 if let Some(BlockData::Neural { residual, .. }) = held.get_mut(&id) {
                     *residual = r;
@@ -273,7 +273,7 @@ impl Codec {
             }
             Ok(())
         };
-        self.encode_volume(data, dims, imp, norm, opts, |id, d| -> anyhow::Result<()> {
+        self.encode_volume(data, dims, imp, norm, opts, |id, d| -> Result<(), E> {
             held.insert(id, d);
             // Slab s is final once slab s + ring is complete.
             if (id + 1) % per_slab == 0 {

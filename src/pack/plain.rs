@@ -1,10 +1,12 @@
-//! `idlat pack` with the wavelet profile or `--lossless`: pure Rust, no model,
-//! no libtorch (the torch-free build packs this way too). Under `mpirun` the
-//! volumes, or the tiles of each volume, are shared among the ranks (`ranks`),
-//! and the container is byte-identical to a single process's.
+//! The wavelet profile and lossless packs: pure Rust, no model, no libtorch (the
+//! torch-free build packs this way too). Under `mpirun` the volumes, or the tiles
+//! of each volume, are shared among the ranks (`ranks`), and the container is
+//! byte-identical to a single process's.
 
-use super::pack::{bound_for, report, volume_line, volume_meta, Args, Inputs, Packed};
-use super::CmdResult;
+use super::inputs::Resolved;
+#[cfg(feature = "mpi")]
+use super::{chain, Stream};
+use super::{volume_meta, Event, Job, PackError, Progress, Report, Settings, VolumeReport};
 use crate::codec::blocks::Norm;
 use crate::codec::bound::{BlockStats, BoundSpec};
 use crate::codec::wavelet::{self, Target};
@@ -16,62 +18,67 @@ use crate::volume::Region;
 #[cfg(feature = "mpi")]
 use std::ops::Range;
 
-pub fn run(args: Args) -> CmdResult {
-    if let Some(s) = args.step {
-        anyhow::ensure!(s.is_finite() && s > 0.0, "--step {s} must be a positive number");
-    }
+pub(super) fn run(job: &Job, progress: &mut dyn Progress) -> Result<Report, PackError> {
     match crate::dist::launched_ranks() {
-        Some(_) => ranks(args),
-        None => single(args),
+        Some(_) => ranks(job, progress),
+        None => single(job, progress),
     }
 }
 
-fn tile_edge(args: &Args) -> usize {
-    if args.lossless {
-        super::pack::LOSSLESS_BLOCK
+fn tile_edge(s: &Settings) -> usize {
+    if s.lossless {
+        super::LOSSLESS_BLOCK
     } else {
-        args.tile as usize
+        s.tile
     }
 }
 
-fn model_ref(args: &Args) -> ModelRef {
-    ModelRef { hash: String::new(), profile: if args.lossless { "lossless" } else { "wavelet" }.into(), embedded: false }
+fn model_ref(s: &Settings) -> ModelRef {
+    ModelRef { hash: String::new(), profile: if s.lossless { "lossless" } else { "wavelet" }.into(), embedded: false }
 }
 
-fn single(args: Args) -> CmdResult {
+/// A volume's report from its metadata and what its blocks took.
+fn volume_report(meta: &VolumeMeta, stored: u64, bound: Option<BoundSpec>, stats: BlockStats) -> VolumeReport {
+    VolumeReport { bound, bounded: stats.bounded, corrected: stats.corrected, ..VolumeReport::new(&meta.info, stored) }
+}
+
+fn single(job: &Job, progress: &mut dyn Progress) -> Result<Report, PackError> {
     let t0 = std::time::Instant::now();
-    let ins = Inputs::resolve(&args)?;
-    let mut writer = ContainerWriter::create(&args.output, args.force)?;
-    writer.set_model(model_ref(&args), None);
+    let s = job.settings();
+    let ins = Resolved::resolve(job, progress)?;
+    let mut writer = ContainerWriter::create(job.out, job.overwrite)?;
+    writer.set_model(model_ref(s), None);
     let mut done = Vec::new();
-    for i in 0..ins.paths.len() {
-        if let Some(p) = super::pack_stream::volume(&args, &ins, i, &mut writer)? {
-            done.push(p);
+    for i in 0..ins.len() {
+        let t = std::time::Instant::now();
+        if let Some(mut v) = super::stream::volume(job, &ins, i, &mut writer, progress)? {
+            v.time = Some(t.elapsed());
+            done.push(v);
             continue;
         }
         let (vol, imp) = ins.load(i)?;
-        let plan = Plan::new(&args, &ins, i, &vol.info, vol.range())?;
+        let plan = VolumePlan::new(job, &ins, i, &vol.info, vol.range())?;
         let part = wavelet::Part { data: &vol.data, imp: &imp, region: Region::whole(vol.info.dims), ids: 0..plan.grid.len() };
-        let bar = super::common::progress(plan.grid.len() as u64, args.quiet, &format!("pack {}", vol.info.name));
-        let out = plan.code(&args, &part, &crate::dist::Local, !args.quiet).map_err(anyhow::Error::msg)?;
+        progress.begin(&vol.info.name, plan.grid.len() as u64);
+        let out = plan.code(s, &part, &crate::dist::Local, Some(&mut *progress))?;
         let vid = writer.add_volume(out.meta.clone())?;
         for (id, c) in out.coded.iter().enumerate() {
             writer.write_block(vid, BlockId(id as u64), c.kind, &c.payload)?;
-            bar.inc(1);
+            progress.advance(1);
         }
-        bar.finish_and_clear();
-        if !args.quiet {
-            super::common::note(&bar, volume_line(&out.meta.info, wavelet::stored_bytes(&out.coded), plan.bound.as_ref(), &out.stats));
-        }
-        done.push(Packed::of(&out.meta));
+        progress.end();
+        let mut v = volume_report(&out.meta, wavelet::stored_bytes(&out.coded), plan.bound, out.stats);
+        v.time = Some(t.elapsed());
+        progress.event(Event::Volume(&v));
+        done.push(v);
     }
     let stats = writer.finish()?;
-    report(&args, &ins, &done, stats, t0, None)
+    super::eval::report(job, &ins, done, stats, t0, None)
 }
 
 /// What a volume is packed with, decided before any tile is coded (no collectives:
 /// every rank decides the same, and an error here is every rank's).
-pub(super) struct Plan {
+pub(super) struct VolumePlan {
     pub grid: BlockGrid,
     pub norm: Norm,
     pub bound: Option<BoundSpec>,
@@ -81,39 +88,39 @@ pub(super) struct Plan {
     overhead: u64,
 }
 
-impl Plan {
+impl VolumePlan {
     /// `info`, `range`: the whole volume's (every rank of a shared volume plans alike).
-    pub(super) fn new(args: &Args, ins: &Inputs, i: usize, info: &crate::volume::VolumeInfo, (lo, hi): (f32, f32)) -> anyhow::Result<Plan> {
+    pub(super) fn new(job: &Job, ins: &Resolved, i: usize, info: &crate::volume::VolumeInfo, (lo, hi): (f32, f32)) -> Result<VolumePlan, PackError> {
+        let s = job.settings();
         let norm = Norm::from_range(lo, hi);
-        let tile = tile_edge(args);
+        let tile = tile_edge(s);
         let grid = BlockGrid::cubic(info.dims, tile);
-        let bound = if args.lossless { None } else { bound_for(args, lo, hi)? };
+        let bound = if s.lossless { None } else { job.bound(lo, hi)? };
         let mut meta = volume_meta(info, (lo, hi), i, norm, [tile; 3], 0, &ins.spec);
-        meta.codec.insert("profile".into(), serde_json::json!(model_ref(args).profile));
+        meta.codec.insert("profile".into(), serde_json::json!(model_ref(s).profile));
         if let Some(b) = &bound {
             meta.codec.insert("error_bound".into(), serde_json::to_value(b)?);
         }
-        let target = args.target_ratio.map(Target::Ratio).or(args.target_psnr.map(Target::Psnr)).or(args.target_wpsnr.map(Target::WPsnr));
         let meta_bytes = zstd::bulk::compress(&serde_json::to_vec(&meta)?, 19).map_or(1024, |z| z.len() as u64);
-        let overhead = (120 + 200) / ins.paths.len() as u64 + meta_bytes;
-        Ok(Plan { grid, norm, bound, meta, target, overhead })
+        let overhead = (120 + 200) / ins.len() as u64 + meta_bytes;
+        Ok(VolumePlan { grid, norm, bound, meta, target: s.target, overhead })
     }
 
     /// Codes the tiles of `part` (all of them in one process; a rank's share under
-    /// MPI, whose sizes `red` sums across ranks). `speak`: print the rate-control line.
-    fn code(&self, args: &Args, part: &wavelet::Part, red: &dyn Reduce, speak: bool) -> Result<Coded, String> {
-        let Plan { grid, norm, .. } = self;
+    /// MPI, whose sizes `red` sums across ranks). `speak`: where rate control's outcome goes.
+    fn code(&self, s: &Settings, part: &wavelet::Part, red: &dyn Reduce, speak: Option<&mut dyn Progress>) -> Result<Coded, String> {
+        let VolumePlan { grid, norm, .. } = self;
         let norm = *norm;
         let mut meta = self.meta.clone();
-        let coded: Vec<wavelet::Coded> = if args.lossless {
+        let coded: Vec<wavelet::Coded> = if s.lossless {
             part.ids
                 .clone()
                 .map(|id| wavelet::Coded { kind: BlockKind::Lossless, payload: crate::format::block::lossless_payload(&part.tile(grid, id, part.data)), stats: Default::default() })
                 .collect()
         } else {
             let bound = self.bound.as_ref().map(|b| (b, part.imp));
-            let prepared = wavelet::prepare_part(part, grid, norm, bound, args.layout.layout());
-            let step = self.step(args, prepared.as_slice(), (part.data, part.imp), red, speak)?;
+            let prepared = wavelet::prepare_part(part, grid, norm, bound, s.layout);
+            let step = self.step(s, prepared.as_slice(), (part.data, part.imp), red, speak)?;
             meta.codec.insert("step".into(), serde_json::json!(step));
             wavelet::code_all(&prepared, step, norm)?
         };
@@ -121,36 +128,17 @@ impl Plan {
         Ok(Coded { meta, coded, stats })
     }
 
-    /// The base step: `--step` (or the default), or what rate control finds for the
-    /// target over `ps` (`data`, `imp`: the volume, for a quality target).
-    pub(super) fn step<T: wavelet::Tiles + ?Sized>(&self, args: &Args, ps: &T, (data, imp): (&[f32], &[f32]), red: &dyn Reduce, speak: bool) -> Result<f32, String> {
-        let Some(t) = self.target else {
-            return Ok(args.step.unwrap_or(wavelet::DEFAULT_STEP));
+    /// The base step: the settings' (or the default), or what rate control finds for
+    /// the target over `ps` (`data`, `imp`: the volume, for a quality target).
+    pub(super) fn step<T: wavelet::Tiles + ?Sized>(&self, s: &Settings, ps: &T, (data, imp): (&[f32], &[f32]), red: &dyn Reduce, speak: Option<&mut dyn Progress>) -> Result<f32, String> {
+        let Some(target) = self.target else {
+            return Ok(s.step.unwrap_or(wavelet::DEFAULT_STEP));
         };
-        let c = wavelet::search(ps, &self.grid, self.norm, data, imp, None, t, self.overhead, red)?;
-        if speak {
-            target_line(&self.meta.info.name, t, &c);
+        let c = wavelet::search(ps, &self.grid, self.norm, data, imp, None, target, self.overhead, red)?;
+        if let Some(p) = speak {
+            p.event(Event::Target { volume: &self.meta.info.name, target, step: c.step, achieved: c.achieved, met: c.met });
         }
         Ok(c.step)
-    }
-}
-
-/// What rate control reached, or why the target is out of reach.
-fn target_line(name: &str, t: Target, c: &wavelet::Choice) {
-    let what = match t {
-        Target::Ratio(r) => format!("ratio {r}: estimated {:.1}", c.achieved),
-        Target::Psnr(p) => format!("PSNR {p} dB: reached {:.2} dB (before error-bound corrections)", c.achieved),
-        Target::WPsnr(p) => format!("wPSNR {p} dB: reached {:.2} dB (before error-bound corrections)", c.achieved),
-    };
-    if !c.met {
-        let why = match t {
-            Target::Ratio(_) if c.step >= wavelet::tile::MAX_STEP => "the coarsest step cannot compress further",
-            Target::Ratio(_) => "even the finest step compresses more than asked",
-            _ => "the finest step cannot reach it",
-        };
-        eprintln!("{name}: target {what} — not reachable: {why}; using the closest setting");
-    } else {
-        eprintln!("{name}: target {what} with base step {:.3e}", c.step);
     }
 }
 
@@ -163,7 +151,7 @@ struct Coded {
 }
 
 #[cfg(not(feature = "mpi"))]
-fn ranks(_: Args) -> CmdResult {
+fn ranks(_: &Job, _: &mut dyn Progress) -> Result<Report, PackError> {
     Err(crate::dist::no_mpi().into())
 }
 
@@ -183,7 +171,7 @@ struct Shard {
     corrected: usize,
 }
 
-/// The pack under MPI. Ranks form teams (`--ranks-per-volume`, by default one rank
+/// The pack under MPI. Ranks form teams (`ranks_per_volume`, by default one rank
 /// each with at least as many volumes as ranks, else one team of all); each team
 /// packs a contiguous run of volumes, its ranks sharing every volume's tiles
 /// (contiguous id ranges), with rate control summing their sizes. Payloads go
@@ -194,27 +182,28 @@ struct Shard {
 /// inside a shared rate search aborts the job (the temporary of a killed rank 0
 /// is removed by the next pack, as any stale temporary).
 #[cfg(feature = "mpi")]
-fn ranks(args: Args) -> CmdResult {
+fn ranks(job: &Job, progress: &mut dyn Progress) -> Result<Report, PackError> {
     let t0 = std::time::Instant::now();
-    let world = crate::dist::World::init().map_err(anyhow::Error::msg)?;
+    let s = job.settings();
+    let world = crate::dist::World::init()?;
     let (rank, size) = (world.rank(), world.size());
-    let fail = |e: anyhow::Error| format!("{e:#}");
-    let ins = world.agree(Inputs::resolve(&args).map_err(fail))?;
-    let n = ins.paths.len();
-    if args.stream == super::pack::StreamArg::Always {
+    let fail = |e: PackError| chain(&e);
+    let ins = world.agree(Resolved::resolve(job, progress).map_err(fail))?;
+    let n = ins.len();
+    if s.stream == Stream::Always {
         let why = "--stream always packs in one process; under mpirun, ranks share a large volume's tiles instead, each reading only its slab (--ranks-per-volume)".to_string();
         return Err(crate::dist::everyone(why).into());
     }
     // Teams of `per` ranks; team t packs its share of the volumes, its ranks sharing each one's tiles.
-    let per = team_size(args.ranks_per_volume, n, size)?;
-    if per > 1 && args.target_psnr.or(args.target_wpsnr).is_some() {
+    let per = team_size(s.ranks_per_volume, n, size)?;
+    if per > 1 && matches!(s.target, Some(Target::Psnr(_) | Target::WPsnr(_))) {
         let why = "a quality target (--target-psnr/--target-wpsnr) needs every tile of a volume in one process, and here ranks share each volume's tiles: use --target-ratio or --step, or --ranks-per-volume 1 (whole volumes per rank)".to_string();
         return Err(crate::dist::everyone(why).into());
     }
-    let writer = (rank == 0).then(|| ContainerWriter::create(&args.output, args.force).map_err(|e| e.to_string())).transpose();
+    let writer = (rank == 0).then(|| ContainerWriter::create(job.out, job.overwrite).map_err(|e| e.to_string())).transpose();
     let mut writer = world.agree(writer)?;
     if let Some(w) = writer.as_mut() {
-        w.set_model(model_ref(&args), None);
+        w.set_model(model_ref(s), None);
     }
     let tmp = world.path_of_rank0(writer.as_ref().map(|w| w.temp_path()));
 
@@ -226,15 +215,15 @@ fn ranks(args: Args) -> CmdResult {
             if per == 1 {
                 // A whole volume: no other rank is involved until the exchange below.
                 let (vol, imp) = ins.load(i).map_err(fail)?;
-                let plan = Plan::new(&args, &ins, i, &vol.info, vol.range()).map_err(fail)?;
+                let plan = VolumePlan::new(job, &ins, i, &vol.info, vol.range()).map_err(fail)?;
                 let ids = 0..plan.grid.len();
                 let part = wavelet::Part { data: &vol.data, imp: &imp, region: Region::whole(vol.info.dims), ids: ids.clone() };
-                let out = plan.code(&args, &part, &crate::dist::Local, !args.quiet).map_err(|e| format!("{}: {e}", vol.info.name))?;
+                let out = plan.code(s, &part, &crate::dist::Local, Some(&mut *progress)).map_err(|e| format!("{}: {e}", vol.info.name))?;
                 all.push((i, out, ids));
                 continue;
             }
             // The team goes through its volumes together, so each step is agreed on in it.
-            let (info, range, data, imp, region) = match slab(&team, &args, &ins, i)? {
+            let (info, range, data, imp, region) = match slab(&team, s, &ins, i)? {
                 Some(s) => s,
                 None => {
                     let (vol, imp) = team.agree(ins.load(i).map_err(fail))?;
@@ -243,11 +232,12 @@ fn ranks(args: Args) -> CmdResult {
                     (vol.info, range, vol.data, imp, region)
                 }
             };
-            let plan = team.agree(Plan::new(&args, &ins, i, &info, range).map_err(fail))?;
+            let plan = team.agree(VolumePlan::new(job, &ins, i, &info, range).map_err(fail))?;
             let ids = crate::dist::share(plan.grid.len(), team.rank(), per);
             let part = wavelet::Part { data: &data, imp: &imp, region, ids: ids.clone() };
             // The search's collectives cannot be left half-way by one rank: abort the job.
-            let out = plan.code(&args, &part, &team, team.rank() == 0 && !args.quiet).unwrap_or_else(|e| team.abort(&format!("{}: {e}", info.name)));
+            let speak = (team.rank() == 0).then_some(&mut *progress as &mut dyn Progress);
+            let out = plan.code(s, &part, &team, speak).unwrap_or_else(|e| team.abort(&format!("{}: {e}", info.name)));
             all.push((i, out, ids));
         }
         Ok(all)
@@ -290,28 +280,27 @@ fn ranks(args: Args) -> CmdResult {
     let mut done = Vec::new();
     let placed = match writer.as_mut() {
         None => Ok(()),
-        Some(w) => (|| -> anyhow::Result<()> {
+        Some(w) => (|| -> Result<(), PackError> {
             let mut at = order.iter().peekable();
             for v in 0..n {
                 let parts: Vec<&Shard> = std::iter::from_fn(|| at.next_if(|o| o.0 == v)).map(|&(_, _, r, k)| &all[r][k]).collect();
-                let meta = parts.iter().find_map(|s| s.meta.clone()).ok_or_else(|| anyhow::anyhow!("no rank reported volume {v}"))?;
+                let meta = parts.iter().find_map(|s| s.meta.clone()).ok_or_else(|| PackError::Invalid(format!("no rank reported volume {v}")))?;
                 parts.iter().flat_map(|s| &s.features).for_each(|&f| w.require(f));
                 let vid = w.add_volume(meta.clone())?;
                 let mut stats = BlockStats::default();
                 let mut stored = 0;
                 for s in &parts {
                     for (j, &(kind, len, crc)) in s.blocks.iter().enumerate() {
-                        let kind = BlockKind::from_u8(kind).ok_or_else(|| anyhow::anyhow!("block kind {kind}"))?;
+                        let kind = BlockKind::from_u8(kind).ok_or_else(|| PackError::Invalid(format!("block kind {kind}")))?;
                         w.place_block(vid, BlockId(s.first + j as u64), kind, len, crc)?;
                         stored += len + crate::format::layout::ENTRY_LEN;
                     }
                     stats = stats + BlockStats { bounded: s.bounded, corrected: s.corrected };
                 }
-                if !args.quiet {
-                    let bound: Option<BoundSpec> = meta.codec.get("error_bound").and_then(|b| serde_json::from_value(b.clone()).ok());
-                    eprintln!("{}", volume_line(&meta.info, stored, bound.as_ref(), &stats));
-                }
-                done.push(Packed::of(&meta));
+                let bound: Option<BoundSpec> = meta.codec.get("error_bound").and_then(|b| serde_json::from_value(b.clone()).ok());
+                let v = volume_report(&meta, stored, bound, stats);
+                progress.event(Event::Volume(&v));
+                done.push(v);
             }
             Ok(())
         })()
@@ -323,8 +312,8 @@ fn ranks(args: Args) -> CmdResult {
     let finished = writer.map(|w| w.finish().map_err(|e| e.to_string())).transpose();
     let stats = world.agree(finished)?;
     match stats {
-        Some(stats) => report(&args, &ins, &done, stats, t0, None),
-        None => Ok(std::process::ExitCode::SUCCESS),
+        Some(stats) => super::eval::report(job, &ins, done, stats, t0, None),
+        None => Ok(Report::follower()),
     }
 }
 
@@ -335,14 +324,14 @@ type Slab = (crate::volume::VolumeInfo, (f32, f32), Vec<f32>, Vec<f32>, Region);
 /// A volume's whole info and value range, this rank's slab of it (the planes of its
 /// share of the tiles) with their importance and where the slab starts: read
 /// without the rest of the volume (but the planes around it the map needs) where
-/// the input and the map allow it on every rank (`Inputs::read_part`), else `None`
+/// the input and the map allow it on every rank (`Resolved::read_part`), else `None`
 /// (every rank then reads it whole).
 #[cfg(feature = "mpi")]
-fn slab(world: &crate::dist::Comm, args: &Args, ins: &Inputs, i: usize) -> Result<Option<Slab>, crate::dist::Agreed> {
-    let fail = |e: anyhow::Error| format!("{e:#}");
-    // The planes of this rank's share of the tiles (the same share `Plan` gives it).
+fn slab(world: &crate::dist::Comm, s: &Settings, ins: &Resolved, i: usize) -> Result<Option<Slab>, crate::dist::Agreed> {
+    let fail = |e: PackError| chain(&e);
+    // The planes of this rank's share of the tiles (the same share `VolumePlan` gives it).
     let planes = |dims| {
-        let g = BlockGrid::cubic(dims, tile_edge(args));
+        let g = BlockGrid::cubic(dims, tile_edge(s));
         Region::planes(dims, g.planes(crate::dist::share(g.len(), world.rank(), world.size())))
     };
     let got = world.agree(ins.read_part(i, planes).map_err(fail))?;
@@ -365,10 +354,10 @@ fn slab(world: &crate::dist::Comm, args: &Args, ins: &Inputs, i: usize) -> Resul
     Ok(Some((info, range, slab.data, imp, region)))
 }
 
-/// Ranks per team (`--ranks-per-volume`, else 1 with at least as many volumes as
+/// Ranks per team (`ranks_per_volume`, else 1 with at least as many volumes as
 /// ranks, else all of them); it must divide the ranks.
 #[cfg(feature = "mpi")]
-fn team_size(asked: Option<usize>, volumes: usize, ranks: usize) -> anyhow::Result<usize> {
+fn team_size(asked: Option<usize>, volumes: usize, ranks: usize) -> Result<usize, PackError> {
     let per = asked.unwrap_or(if volumes >= ranks { 1 } else { ranks });
     if per == 0 || per > ranks || ranks % per != 0 {
         return Err(crate::dist::everyone(format!("--ranks-per-volume {per} must divide the {ranks} ranks")).into());
