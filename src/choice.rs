@@ -18,9 +18,23 @@ pub trait Choice: Copy + PartialEq + Send + Sync + 'static {
     }
 }
 
-/// `FromStr` and `Display` through the value names.
-macro_rules! by_name {
-    ($t:ty) => {
+/// Implements `Choice`, `FromStr` and `Display` for an enum from one table:
+/// `named!(Unit { Block => "block": "help line", Cell => "cell" })`.
+macro_rules! named {
+    ($t:ident { $($v:ident => $name:literal $(: $help:literal)?),+ $(,)? }) => {
+        impl $crate::choice::Choice for $t {
+            const ALL: &'static [$t] = &[$($t::$v),+];
+            fn name(self) -> &'static str {
+                match self {
+                    $($t::$v => $name),+
+                }
+            }
+            fn help(self) -> &'static str {
+                match self {
+                    $($t::$v => $crate::choice::named!(@help $($help)?)),+
+                }
+            }
+        }
         impl std::str::FromStr for $t {
             type Err = String;
             fn from_str(s: &str) -> Result<Self, String> {
@@ -33,5 +47,11 @@ macro_rules! by_name {
             }
         }
     };
+    (@help) => {
+        ""
+    };
+    (@help $h:literal) => {
+        $h
+    };
 }
-pub(crate) use by_name;
+pub(crate) use named;

@@ -44,36 +44,12 @@ pub enum Affinity {
     Cosine,
 }
 
-impl crate::choice::Choice for Method {
-    const ALL: &'static [Method] = &[Method::Ward, Method::Average, Method::Complete, Method::Single, Method::Spectral];
-    fn name(self) -> &'static str {
-        match self {
-            Method::Ward => "ward",
-            Method::Average => "average",
-            Method::Complete => "complete",
-            Method::Single => "single",
-            Method::Spectral => "spectral",
-        }
-    }
-}
-crate::choice::by_name!(Method);
+crate::choice::named!(Method { Ward => "ward", Average => "average", Complete => "complete", Single => "single", Spectral => "spectral" });
 
-impl crate::choice::Choice for Affinity {
-    const ALL: &'static [Affinity] = &[Affinity::Gauss, Affinity::Cosine];
-    fn name(self) -> &'static str {
-        match self {
-            Affinity::Gauss => "gauss",
-            Affinity::Cosine => "cosine",
-        }
-    }
-    fn help(self) -> &'static str {
-        match self {
-            Affinity::Gauss => "exp(-d²/(σ_i σ_j)), σ_i = distance to the 7th nearest neighbour",
-            Affinity::Cosine => "max(0, cosine similarity)",
-        }
-    }
-}
-crate::choice::by_name!(Affinity);
+crate::choice::named!(Affinity {
+    Gauss => "gauss": "exp(-d²/(σ_i σ_j)), σ_i = distance to the 7th nearest neighbour",
+    Cosine => "cosine": "max(0, cosine similarity)",
+});
 
 /// One merge of a dendrogram.
 #[derive(Clone, Debug, PartialEq, Serialize)]

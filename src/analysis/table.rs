@@ -81,22 +81,10 @@ pub enum Unit {
     Cell,
 }
 
-impl crate::choice::Choice for Unit {
-    const ALL: &'static [Unit] = &[Unit::Block, Unit::Cell];
-    fn name(self) -> &'static str {
-        match self {
-            Unit::Block => "block",
-            Unit::Cell => "cell",
-        }
-    }
-    fn help(self) -> &'static str {
-        match self {
-            Unit::Block => "one vector per block (all of its latents), as in the paper",
-            Unit::Cell => "one vector per latent position (M channels), stride³ voxels each",
-        }
-    }
-}
-crate::choice::by_name!(Unit);
+crate::choice::named!(Unit {
+    Block => "block": "one vector per block (all of its latents), as in the paper",
+    Cell => "cell": "one vector per latent position (M channels), stride³ voxels each",
+});
 
 /// Rows of latent vectors with their integer grid coordinates.
 #[derive(Clone, Debug, PartialEq)]

@@ -9,9 +9,10 @@
 //!
 //! Usage: idlat-bench-baseline MODEL.safetensors VOLUME.raw XxYxZ [MAP.raw]
 
-use idlat::codec::blocks::{block_counts, block_extent, crop_core, extract_window, latent_window, scatter, Norm};
+use idlat::codec::blocks::{crop_core, extract_window, latent_window, scatter, Norm};
 use idlat::codec::engine::{select_device, DeviceChoice, Engine};
 use idlat::codec::modelfile::ModelFile;
+use idlat::format::{BlockGrid, BlockId};
 use idlat::io::{read_volume, ReadOptions};
 use idlat::metrics::quality;
 use idlat::volume::{parse_dims, value_range};
@@ -40,9 +41,9 @@ fn run(args: &[String]) -> Result<String, String> {
     let (lo, hi) = value_range(&data);
     let norm = Norm::from_range(lo, hi);
     let xn: Vec<f32> = data.iter().map(|&v| norm.forward(v)).collect();
-    let counts = block_counts(dims, p.core);
-    let nb = counts[0] * counts[1] * counts[2];
-    let coords = |id: usize| [id % counts[0], (id / counts[0]) % counts[1], id / (counts[0] * counts[1])];
+    let g = BlockGrid::cubic(dims, p.core);
+    let (counts, nb) = (g.counts(), g.len());
+    let coords = |id: usize| g.coords(BlockId(id as u64));
     let (w, l, h, lw) = (p.window(), p.latent_core(), p.latent_halo, p.latent_window());
     let zero_imp = vec![0f32; w * w * w];
     // Analysis: unquantised latent cores, the only thing the baseline stores.
@@ -58,9 +59,9 @@ fn run(args: &[String]) -> Result<String, String> {
     let mut lwin = vec![0f32; p.m * lw * lw * lw];
     for id in 0..nb {
         let b = coords(id);
-        latent_window(b, counts, p.m, l, h, |c| cores.get(c[0] + counts[0] * (c[1] + counts[1] * c[2])).map(Vec::as_slice), &mut lwin);
+        latent_window(b, counts, p.m, l, h, |c| cores.get(g.id(c).0 as usize).map(Vec::as_slice), &mut lwin);
         let out = engine.synthesise(&lwin, 1);
-        let (o, s) = block_extent(dims, p.core, b);
+        let (o, s) = g.extent(BlockId(id as u64));
         let block: Vec<f32> = crop_core(&out, p.core, s).into_iter().map(|v| norm.inverse(v)).collect();
         scatter(&mut rec, dims, o, s, &block);
     }

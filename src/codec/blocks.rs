@@ -8,12 +8,6 @@ use crate::volume::Dims;
 pub use crate::format::Normalisation as Norm;
 
 pub use crate::format::grid::{gather, scatter};
-use crate::format::BlockGrid;
-
-/// Number of blocks per axis for cubic blocks of edge `core`.
-pub fn block_counts(dims: Dims, core: usize) -> [usize; 3] {
-    BlockGrid::cubic(dims, core).counts()
-}
 
 /// Copies the `w`^3 window whose first voxel is `start` (may be negative or
 /// run past the end) into `out`, replicating edge voxels outside the volume.
@@ -32,12 +26,6 @@ pub fn extract_window(data: &[f32], dims: Dims, start: [isize; 3], w: usize, out
             }
         }
     }
-}
-
-/// Clipped extent of block `b` (block coords): (voxel origin, size).
-pub fn block_extent(dims: Dims, core: usize, b: [usize; 3]) -> ([usize; 3], [usize; 3]) {
-    let g = BlockGrid::cubic(dims, core);
-    g.extent(g.id(b))
 }
 
 /// Copies the clipped part of a decoded `core`^3 block into a clipped-extent buffer (x fastest).

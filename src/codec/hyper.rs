@@ -283,22 +283,10 @@ pub enum Steer {
     Wpsnr,
 }
 
-impl crate::choice::Choice for Steer {
-    const ALL: &'static [Steer] = &[Steer::Strict, Steer::Wpsnr];
-    fn name(self) -> &'static str {
-        match self {
-            Steer::Strict => "strict",
-            Steer::Wpsnr => "wpsnr",
-        }
-    }
-    fn help(self) -> &'static str {
-        match self {
-            Steer::Strict => "level linear in importance (as training codes cells): important voxels far sharper than the rest",
-            Steer::Wpsnr => "step ∝ importance^-1/2: the best importance-weighted PSNR for the size",
-        }
-    }
-}
-crate::choice::by_name!(Steer);
+crate::choice::named!(Steer {
+    Strict => "strict": "level linear in importance (as training codes cells): important voxels far sharper than the rest",
+    Wpsnr => "wpsnr": "step ∝ importance^-1/2: the best importance-weighted PSNR for the size",
+});
 
 impl Steer {
     /// The level of a cell whose importance summary (in [0, 1]) is `imp`.

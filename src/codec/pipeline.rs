@@ -10,11 +10,12 @@
 //! windows, and runs the synthesis transform in batches. A block's output
 //! depends only on stored bits, never on which other blocks share its batch.
 
-use super::blocks::{block_counts, block_extent, crop_core, extract_window, latent_window, Norm};
+use super::blocks::{crop_core, extract_window, latent_window, Norm};
 use super::bound::{BlockStats, BoundSpec};
 use super::engine::Engine;
 use super::hyper::{EntropyCodec, Latents};
 use super::modelfile::ModelFile;
+use crate::format::{BlockGrid, BlockId};
 use crate::volume::Dims;
 use rayon::prelude::*;
 use std::collections::HashMap;
@@ -132,8 +133,7 @@ impl Codec {
     /// Encodes a volume (data units) with importance `imp` (same length, [0,1]).
     /// `sink(block_id, data)` is called in block order.
     pub fn encode_volume<E>(&self, data: &[f32], dims: Dims, imp: &[f32], norm: Norm, opts: EncodeOptions, sink: impl FnMut(usize, BlockData) -> Result<(), E>) -> Result<(), E> {
-        let counts = block_counts(dims, self.core());
-        let all: Vec<usize> = (0..counts[0] * counts[1] * counts[2]).collect();
+        let all: Vec<usize> = (0..BlockGrid::cubic(dims, self.core()).len()).collect();
         self.encode_blocks(data, dims, imp, norm, opts, &all, sink)
     }
 
@@ -142,13 +142,12 @@ impl Codec {
     pub fn encode_blocks<E>(&self, data: &[f32], dims: Dims, imp: &[f32], norm: Norm, opts: EncodeOptions, ids: &[usize], mut sink: impl FnMut(usize, BlockData) -> Result<(), E>) -> Result<(), E> {
         let p = &self.model.profile;
         let core = p.core;
-        let counts = block_counts(dims, core);
+        let g = BlockGrid::cubic(dims, core);
         let (lo, hi) = crate::volume::value_range(data);
         let tol = (hi - lo).abs() * 1e-6;
         let xn: Vec<f32> = data.iter().map(|&v| norm.forward(v)).collect();
         let w = p.window();
         let hv = p.halo_vox as isize;
-        let coords = |id: usize| [id % counts[0], (id / counts[0]) % counts[1], id / (counts[0] * counts[1])];
         let mut pending: Vec<(usize, Option<BlockData>)> = Vec::new();
         let flush = |pending: &mut Vec<(usize, Option<BlockData>)>, sink: &mut dyn FnMut(usize, BlockData) -> Result<(), E>| -> Result<(), E> {
             let neural: Vec<usize> = pending.iter().filter(|(_, d)| d.is_none()).map(|(id, _)| *id).collect();
@@ -157,7 +156,7 @@ impl Codec {
                 let mut xs = vec![0f32; neural.len() * w * w * w];
                 let mut is = vec![0f32; neural.len() * w * w * w];
                 for (k, &id) in neural.iter().enumerate() {
-                    let b = coords(id);
+                    let b = g.coords(BlockId(id as u64));
                     let start = [0, 1, 2].map(|a| (b[a] * core) as isize - hv);
                     extract_window(&xn, dims, start, w, &mut xs[k * w * w * w..(k + 1) * w * w * w]);
                     extract_window(imp, dims, start, w, &mut is[k * w * w * w..(k + 1) * w * w * w]);
@@ -182,7 +181,7 @@ impl Codec {
             Ok(())
         };
         for &id in ids {
-            let (o, s) = block_extent(dims, core, coords(id));
+            let (o, s) = g.extent(BlockId(id as u64));
             let mut block = vec![0f32; s[0] * s[1] * s[2]];
             super::blocks::gather(data, dims, o, s, &mut block);
             let (blo, bhi) = crate::volume::value_range(&block);
@@ -221,16 +220,16 @@ impl Codec {
         mut sink: impl FnMut(usize, BlockData) -> Result<(), E>,
     ) -> Result<(), E> {
         let core = self.core();
-        let counts = block_counts(dims, core);
+        let g = BlockGrid::cubic(dims, core);
+        let counts = g.counts();
         let per_slab = counts[0] * counts[1];
         let ring = self.model.profile.latent_halo;
-        let coords = |id: usize| [id % counts[0], (id / counts[0]) % counts[1], id / per_slab];
         let mut held: HashMap<usize, BlockData> = HashMap::new();
         let mut next = 0usize; // first slab not yet emitted
         let mut finish_slab = |held: &mut HashMap<usize, BlockData>, slab: usize, sink: &mut dyn FnMut(usize, BlockData) -> Result<(), E>| -> Result<(), E> {
             let ids: Vec<usize> = (slab * per_slab..(slab + 1) * per_slab).collect();
             let extent = |id: usize, src: &[f32]| {
-                let (o, sz) = block_extent(dims, core, coords(id));
+                let (o, sz) = g.extent(BlockId(id as u64));
                 let mut v = vec![0f32; sz[0] * sz[1] * sz[2]];
                 super::blocks::gather(src, dims, o, sz, &mut v);
                 (v, sz)
@@ -294,9 +293,8 @@ impl Codec {
     /// The blocks whose stored latents decoding `blocks` reads: each block and
     /// the neighbours within its latent ring (sorted, deduplicated).
     pub fn blocks_needed(&self, dims: Dims, blocks: &[usize]) -> Vec<usize> {
-        let counts = block_counts(dims, self.core());
-        let coords = |id: usize| [id % counts[0], (id / counts[0]) % counts[1], id / (counts[0] * counts[1])];
-        let mut need: Vec<usize> = blocks.iter().flat_map(|&id| ring(coords(id), counts, self.model.profile.latent_halo)).collect();
+        let g = BlockGrid::cubic(dims, self.core());
+        let mut need: Vec<usize> = blocks.iter().flat_map(|&id| ring(g, id, self.model.profile.latent_halo)).collect();
         need.sort_unstable();
         need.dedup();
         need
@@ -311,9 +309,8 @@ impl Codec {
     pub fn decode_blocks(&self, store: &dyn BlockStore, dims: Dims, norm: Norm, blocks: &[usize], batch: usize) -> Vec<Result<Vec<f32>, String>> {
         let p = &self.model.profile;
         let core = p.core;
-        let counts = block_counts(dims, core);
-        let coords = |id: usize| [id % counts[0], (id / counts[0]) % counts[1], id / (counts[0] * counts[1])];
-        let id_of = |b: [usize; 3]| (b[2] * counts[1] + b[1]) * counts[0] + b[0];
+        let g = BlockGrid::cubic(dims, core);
+        let counts = g.counts();
         let need = self.blocks_needed(dims, blocks);
         let entropy = &self.entropy;
         let lat: HashMap<usize, Result<Option<(Latents, Option<&[u8]>)>, String>> = need
@@ -332,7 +329,7 @@ impl Codec {
             match lat.get(&id) {
                 // An interpolation-mode residual sets every voxel itself: no synthesis needed.
                 Some(Ok(Some((_, Some(r))))) if super::bound::interpolates(r) => {
-                    let (_, s) = block_extent(dims, core, coords(id));
+                    let (_, s) = g.extent(BlockId(id as u64));
                     let mut v = vec![0f32; s[0] * s[1] * s[2]];
                     let applied = super::bound::apply(r, &mut v, s).map_err(|e| format!("block {id}: residual stream: {e}"));
                     results[k] = Some(applied.map(|_| v));
@@ -340,7 +337,7 @@ impl Codec {
                 Some(Ok(Some(_))) => {
                     // A missing neighbour would silently change this block's bytes
                     // (latent_window would replicate the block's own edge instead).
-                    let bad = ring(coords(id), counts, p.latent_halo).find_map(|n| match lat.get(&n) {
+                    let bad = ring(g, id, p.latent_halo).find_map(|n| match lat.get(&n) {
                         Some(Err(e)) => Some((n, e)),
                         _ => None,
                     });
@@ -359,8 +356,8 @@ impl Codec {
         for chunk in neural.chunks(batch.max(1)) {
             let mut win = vec![0f32; chunk.len() * wlen];
             for (j, &k) in chunk.iter().enumerate() {
-                let b = coords(blocks[k]);
-                let get = |nb: [usize; 3]| match lat.get(&id_of(nb)) {
+                let b = g.coords(BlockId(blocks[k] as u64));
+                let get = |nb: [usize; 3]| match lat.get(&(g.id(nb).0 as usize)) {
                     Some(Ok(Some((t, _)))) => Some(&t.y_hat[..]),
                     _ => None,
                 };
@@ -371,7 +368,7 @@ impl Codec {
                 // work by batch shape, so batching blocks together changed their
                 // low bits (issue 22, item 7). A fixed shape gives fixed bytes.
                 let out = self.engine().synthesise(&win[j * wlen..(j + 1) * wlen], 1);
-                let (_, s) = block_extent(dims, core, coords(blocks[k]));
+                let (_, s) = g.extent(BlockId(blocks[k] as u64));
                 let mut v = crop_core(&out, core, s);
                 for x in &mut v {
                     *x = norm.inverse(*x);
@@ -393,13 +390,14 @@ impl Codec {
     }
 }
 
-/// Ids of the blocks within `halo` blocks of `b` (itself included), inside the grid.
-fn ring(b: [usize; 3], counts: [usize; 3], halo: usize) -> impl Iterator<Item = usize> {
+/// Ids of the blocks within `halo` blocks of block `id` (itself included), inside the grid.
+fn ring(g: BlockGrid, id: usize, halo: usize) -> impl Iterator<Item = usize> {
+    let (b, counts) = (g.coords(BlockId(id as u64)), g.counts());
     let h = halo as isize;
     let r = -h..=h;
     r.clone().flat_map(move |dz| r.clone().flat_map(move |dy| (-h..=h).map(move |dx| [dx, dy, dz]))).filter_map(move |d| {
         let n = [0, 1, 2].map(|a| b[a] as isize + d[a]);
-        (0..3).all(|a| n[a] >= 0 && (n[a] as usize) < counts[a]).then(|| (n[2] as usize * counts[1] + n[1] as usize) * counts[0] + n[0] as usize)
+        (0..3).all(|a| n[a] >= 0 && (n[a] as usize) < counts[a]).then(|| g.id(n.map(|v| v as usize)).0 as usize)
     })
 }
 
@@ -420,9 +418,7 @@ mod tests {
             self.blocks.get(b).map(|d| d.streams()).ok_or_else(|| "no such block".into())
         }
         fn simple_block(&self, b: usize) -> Result<Vec<f32>, String> {
-            let counts = block_counts(self.dims, self.core);
-            let c = [b % counts[0], (b / counts[0]) % counts[1], b / (counts[0] * counts[1])];
-            let (_, s) = block_extent(self.dims, self.core, c);
+            let (_, s) = BlockGrid::cubic(self.dims, self.core).extent(BlockId(b as u64));
             match &self.blocks[b] {
                 BlockData::Constant(v) => Ok(vec![*v; s[0] * s[1] * s[2]]),
                 BlockData::Lossless(v) => Ok(v.clone()),

@@ -3,9 +3,10 @@
 //! estimated importance-weighted PSNR meets the user's target; the full pack
 //! then runs once with that scale.
 
-use super::blocks::{block_counts, block_extent, gather, Norm};
+use super::blocks::{gather, Norm};
 use super::bound::BoundSpec;
 use super::pipeline::{BlockData, Codec, EncodeOptions, MemStore};
+use crate::format::{BlockGrid, BlockId};
 use crate::volume::Dims;
 use std::collections::HashMap;
 
@@ -41,19 +42,18 @@ pub fn subsample(nblocks: usize, n: usize) -> Vec<usize> {
 /// uses only sampled neighbours, a slight pessimism. With an error bound the
 /// residual streams are coded too (they need the prediction, so quality is
 /// then always measured).
-#[allow(clippy::too_many_arguments, reason = "the inputs of one rate-control probe; a Plan type is issue 20's library API, not yet done")]
+#[allow(clippy::too_many_arguments, reason = "the inputs of one rate-control probe, each used directly; `pack::Plan` checks them above the codec")]
 pub fn probe(codec: &Codec, data: &[f32], dims: Dims, imp: &[f32], norm: Norm, opts: EncodeOptions, sample: &[usize], s: f32, with_quality: bool, bound: Option<&BoundSpec>) -> (f64, f64) {
     let scaled: Vec<f32> = imp.iter().map(|&v| (v * s).clamp(0.0, 1.0)).collect();
     let mut blocks = HashMap::new();
     let mut bytes = 0usize;
     let mut voxels = 0usize;
     let core = codec.core();
-    let counts = block_counts(dims, core);
-    let coords = |id: usize| [id % counts[0], (id / counts[0]) % counts[1], id / (counts[0] * counts[1])];
+    let g = BlockGrid::cubic(dims, core);
     codec
         .encode_blocks(data, dims, &scaled, norm, opts, sample, |id, d| {
             bytes += d.stored_len() + 24; // plus the index entry
-            let (_, sz) = block_extent(dims, core, coords(id));
+            let (_, sz) = g.extent(BlockId(id as u64));
             voxels += sz[0] * sz[1] * sz[2];
             blocks.insert(id, d);
             Ok::<_, ()>(())
@@ -68,7 +68,7 @@ pub fn probe(codec: &Codec, data: &[f32], dims: Dims, imp: &[f32], norm: Norm, o
     for (k, &id) in neural.iter().enumerate() {
         let Ok(rec) = &dec[k] else { continue };
         let mut rec = rec.clone();
-        let (o, sz) = block_extent(dims, core, coords(id));
+        let (o, sz) = g.extent(BlockId(id as u64));
         let mut orig = vec![0f32; rec.len()];
         let mut w = vec![0f32; rec.len()];
         gather(data, dims, o, sz, &mut orig);
@@ -97,7 +97,7 @@ pub fn probe(codec: &Codec, data: &[f32], dims: Dims, imp: &[f32], norm: Norm, o
 }
 
 /// Bisection over log2(s) in [-6, 3] (ratio falls and wPSNR rises with s).
-#[allow(clippy::too_many_arguments, reason = "the inputs of one rate-control probe; a Plan type is issue 20's library API, not yet done")]
+#[allow(clippy::too_many_arguments, reason = "the inputs of one rate-control probe, each used directly; `pack::Plan` checks them above the codec")]
 pub fn search(codec: &Codec, data: &[f32], dims: Dims, imp: &[f32], norm: Norm, opts: EncodeOptions, target: Target, sample: &[usize], bound: Option<&BoundSpec>) -> Choice {
     let quality = matches!(target, Target::WPsnr(_));
     let eval = |ls: f64| {

@@ -134,7 +134,7 @@ impl VolumePlan {
         let Some(target) = self.target else {
             return Ok(s.step.unwrap_or(wavelet::DEFAULT_STEP));
         };
-        let c = wavelet::search(ps, &self.grid, self.norm, data, imp, None, target, self.overhead, red)?;
+        let c = wavelet::search(ps, &wavelet::Searched { grid: &self.grid, norm: self.norm, data, imp, valid: None, overhead: self.overhead }, target, red)?;
         if let Some(p) = speak {
             p.event(Event::Target { volume: &self.meta.info.name, target, step: c.step, achieved: c.achieved, met: c.met });
         }

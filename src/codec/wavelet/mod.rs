@@ -374,6 +374,20 @@ impl Proxy {
     }
 }
 
+/// What a step search needs of the volume besides its prepared tiles.
+#[derive(Clone, Copy)]
+pub struct Searched<'a> {
+    pub grid: &'a BlockGrid,
+    pub norm: Norm,
+    /// The volume's values and importance (empty when only a ratio is searched on a share or a stream).
+    pub data: &'a [f32],
+    pub imp: &'a [f32],
+    /// Voxels that count in quality targets (missing ones excluded).
+    pub valid: Option<&'a [bool]>,
+    /// Container bytes besides the blocks.
+    pub overhead: u64,
+}
+
 /// Searches the base step for `target` over the whole volume on log2 Δ0 (ratio and
 /// PSNR are close to linear in it): a bracket found by jumps of the expected distance,
 /// then regula falsi; a ratio target starts where a proxy of the size predicts it (measured
@@ -386,18 +400,8 @@ impl Proxy {
 /// across ranks by `red` (integers: every rank takes the same steps, and the same
 /// as one process), or a `Stream`. Quality targets need every tile in memory here
 /// (`data`, `imp`: the volume).
-#[allow(clippy::too_many_arguments, reason = "the inputs of one rate-control search, each used directly; a Plan type is issue 20's library API, not yet done")]
-pub fn search<T: Tiles + ?Sized>(
-    ps: &T,
-    g: &BlockGrid,
-    norm: Norm,
-    data: &[f32],
-    imp: &[f32],
-    valid: Option<&[bool]>,
-    target: Target,
-    overhead: u64,
-    red: &dyn crate::dist::Reduce,
-) -> Result<Choice, String> {
+pub fn search<T: Tiles + ?Sized>(ps: &T, volume: &Searched<'_>, target: Target, red: &dyn crate::dist::Reduce) -> Result<Choice, String> {
+    let Searched { grid: g, norm, data, imp, valid, overhead } = *volume;
     let f32_bytes = (g.dims.iter().product::<usize>() * 4) as f64;
     let mut bounded = [ps.bounded() as u64];
     red.sum_u64(&mut bounded);
@@ -582,7 +586,7 @@ mod tests {
         let g = BlockGrid::cubic(dims, 32);
         let norm = Norm::from_range(-3.0, 3.0);
         let ps = prepare(&data, &imp, &g, norm, None, None);
-        let c = search(&ps[..], &g, norm, &data, &imp, None, Target::Ratio(60.0), 0, &crate::dist::Local).unwrap();
+        let c = search(&ps[..], &Searched { grid: &g, norm, data: &data, imp: &imp, valid: None, overhead: 0 }, Target::Ratio(60.0), &crate::dist::Local).unwrap();
         assert!(c.met);
         let got = (n * 4) as f64 / stored_bytes(&code_all(&ps, c.step, norm).unwrap()) as f64;
         assert!((got / 60.0 - 1.0).abs() < 0.02, "ratio {got}");

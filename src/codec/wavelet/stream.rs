@@ -122,7 +122,7 @@ impl Tiles for Stream<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{code_all, prepare, search, Target};
+    use super::super::{code_all, prepare, search, Searched, Target};
     use super::*;
 
     /// Streaming gives what the in-memory path gives: the same step from a ratio search
@@ -148,8 +148,8 @@ mod tests {
             };
             let s = Stream::new(g, norm, bound, None, &load, |_| {}).unwrap();
             let find = |t: &dyn Fn() -> Result<super::super::Choice, String>| t().unwrap().step;
-            let a = find(&|| search(&ps[..], &g, norm, &data, &imp, None, Target::Ratio(40.0), 0, &crate::dist::Local));
-            let b = find(&|| search(&s, &g, norm, &[], &[], None, Target::Ratio(40.0), 0, &crate::dist::Local));
+            let a = find(&|| search(&ps[..], &Searched { grid: &g, norm, data: &data, imp: &imp, valid: None, overhead: 0 }, Target::Ratio(40.0), &crate::dist::Local));
+            let b = find(&|| search(&s, &Searched { grid: &g, norm, data: &[], imp: &[], valid: None, overhead: 0 }, Target::Ratio(40.0), &crate::dist::Local));
             assert_eq!(a.to_bits(), b.to_bits(), "bound {bound:?}");
             let want: Vec<Vec<u8>> = code_all(&ps, a, norm).unwrap().into_iter().map(|c| c.payload).collect();
             let mut got = Vec::new();
