@@ -10,7 +10,6 @@
 //! fail with EIO; everything else keeps working. Read-only always.
 
 use crate::format::{BlockGrid, Container, VolumeId};
-use crate::reader::cache::BlockCache;
 use crate::reader::PIECE_BLOCKS;
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, INodeNo, LockOwner, OpenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, Request,
@@ -65,7 +64,6 @@ pub struct IdlatFs {
     container: Arc<Container>,
     /// Reads go through the library reader; its cache is this mount's.
     reader: crate::reader::Container,
-    cache: Arc<BlockCache>,
     nodes: Vec<Node>, // inode = index + 3
     by_name: HashMap<String, u64>,
     grids: Vec<BlockGrid>,
@@ -115,10 +113,9 @@ impl IdlatFs {
             );
         }
         let reader = crate::reader::Container::with_source(container.clone(), source, capacity);
-        let cache = reader.cache().clone();
         // Decode-ahead worker: a bounded queue, so a fast reader cannot pile up work.
         let (tx, rx) = sync_channel::<(VolumeId, Vec<crate::format::BlockId>)>(4);
-        let c2 = cache.clone();
+        let c2 = reader.cache().clone();
         let stopping = Arc::new(AtomicBool::new(false));
         let stop2 = stopping.clone();
         let handle = std::thread::Builder::new()
@@ -140,7 +137,6 @@ impl IdlatFs {
         IdlatFs {
             container,
             reader,
-            cache,
             nodes,
             by_name,
             grids,
@@ -195,11 +191,12 @@ impl IdlatFs {
     }
 
     pub fn stats_json(&self) -> String {
-        let s = &self.cache.stats;
+        let cache = self.reader.cache();
+        let s = &cache.stats;
         serde_json::to_string_pretty(&serde_json::json!({
-            "device": self.cache.device(),
-            "cache_bytes": self.cache.used_bytes(),
-            "cache_capacity_bytes": self.cache.capacity,
+            "device": cache.device(),
+            "cache_bytes": cache.used_bytes(),
+            "cache_capacity_bytes": cache.capacity,
             "hits": s.hits.load(Ordering::Relaxed),
             "misses": s.misses.load(Ordering::Relaxed),
             "blocks_decoded": s.blocks_decoded.load(Ordering::Relaxed),
@@ -217,9 +214,8 @@ impl IdlatFs {
     /// the blocks held at once to `PIECE_BLOCKS`); a block that fails is EIO.
     fn raw_bytes(&self, vol: VolumeId, off: u64, len: u64) -> Result<Vec<u8>, Errno> {
         let (v0, v1) = (off / 4, (off + len).div_ceil(4));
-        let voxels = self.reader.volume_by_id(vol).and_then(|v| v.read_span(v0, v1)).map_err(|_| Errno::EIO)?;
-        let mut out = Vec::with_capacity(voxels.len() * 4);
-        extend_le(&mut out, &voxels);
+        let mut out = Vec::with_capacity(((v1 - v0) * 4) as usize);
+        self.reader.volume_by_id(vol).and_then(|v| v.visit_span(v0, v1, |run| extend_le(&mut out, run))).map_err(|_| Errno::EIO)?;
         let skip = (off - v0 * 4) as usize;
         if skip > 0 {
             out.drain(..skip);
@@ -235,7 +231,7 @@ impl IdlatFs {
         if stop <= end {
             return;
         }
-        let ids: Vec<_> = g.blocks_in_voxel_range(end / 4, stop.div_ceil(4)).into_iter().filter(|&b| !self.cache.contains(vol, b)).collect();
+        let ids: Vec<_> = g.blocks_in_voxel_range(end / 4, stop.div_ceil(4)).into_iter().filter(|&b| !self.reader.cache().contains(vol, b)).collect();
         if ids.is_empty() {
             return;
         }

@@ -201,7 +201,7 @@ impl VolumeReader<'_> {
         }
         let mut out = vec![0f32; size[0] * size[1] * size[2]];
         for piece in ids.chunks(PIECE_BLOCKS) {
-            for (&id, block) in piece.iter().zip(self.blocks(piece)?) {
+            for (&id, block) in piece.iter().zip(self.read_blocks(piece)?) {
                 let (bo, bs) = g.extent(id);
                 // The overlap of block and region, copied row by row.
                 let lo = [0, 1, 2].map(|a| bo[a].max(origin[a]));
@@ -224,10 +224,18 @@ impl VolumeReader<'_> {
         Ok(Volume::new(info, out))
     }
 
-    /// Voxels `first..end` in file order (x fastest), as the mount serves a
-    /// byte range of the raw file: cut into x-runs (one block's part of a row),
-    /// fetched in pieces of at most `PIECE_BLOCKS` blocks.
+    /// Voxels `first..end` in file order (x fastest).
     pub fn read_span(&self, first: u64, end: u64) -> Result<Vec<f32>, ReadError> {
+        let mut out = Vec::with_capacity(end.saturating_sub(first).min(1 << 28) as usize);
+        self.visit_span(first, end, |run| out.extend_from_slice(run))?;
+        Ok(out)
+    }
+
+    /// Hands `f` the voxels `first..end` in file order, one x-run (one block's
+    /// part of a row) at a time, as the mount serves a byte range of the raw
+    /// file without another copy; blocks are fetched in pieces of at most
+    /// `PIECE_BLOCKS`.
+    pub fn visit_span(&self, first: u64, end: u64, mut f: impl FnMut(&[f32])) -> Result<(), ReadError> {
         let g = self.grid;
         let [nx, ny, nz] = g.dims;
         let total = (nx * ny * nz) as u64;
@@ -245,7 +253,6 @@ impl VolumeReader<'_> {
             runs.push((id, ((z - o[2]) * s[1] + (y - o[1])) * s[0] + (x - o[0]), run));
             v += run as u64;
         }
-        let mut out = Vec::with_capacity((end - first) as usize);
         let mut at = 0;
         while at < runs.len() {
             let mut ids: Vec<BlockId> = Vec::new();
@@ -260,17 +267,18 @@ impl VolumeReader<'_> {
                 }
                 stop += 1;
             }
-            let map: HashMap<u64, cache::Block> = ids.iter().map(|b| b.0).zip(self.blocks(&ids)?).collect();
+            let map: HashMap<u64, cache::Block> = ids.iter().map(|b| b.0).zip(self.read_blocks(&ids)?).collect();
             for &(id, o, n) in &runs[at..stop] {
-                out.extend_from_slice(&map[&id.0][o..o + n]);
+                f(&map[&id.0][o..o + n]);
             }
             at = stop;
         }
-        Ok(out)
+        Ok(())
     }
 
-    /// Blocks through the cache (missing ones decode as one batch); the first failure names its block.
-    fn blocks(&self, ids: &[BlockId]) -> Result<Vec<cache::Block>, ReadError> {
+    /// Decoded blocks (each its clipped extent, x fastest) through the cache;
+    /// missing ones decode as one batch. The first failure names its block.
+    pub fn read_blocks(&self, ids: &[BlockId]) -> Result<Vec<cache::Block>, ReadError> {
         self.c.cache.get(self.id, ids, false).into_iter().zip(ids).map(|(r, b)| r.map_err(|msg| ReadError::Block { volume: self.meta.info.name.clone(), block: b.0, msg })).collect()
     }
 
