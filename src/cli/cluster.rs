@@ -157,7 +157,9 @@ pub fn run(args: Args) -> CmdResult {
 /// minimum elsewhere, so isosurfaces and renderings show the cluster only).
 fn write_selection(args: &Args, meta: &LatentsMeta, members: &[[u32; 3]], path: &Path) -> anyhow::Result<()> {
     let cpath = args.container.clone().unwrap_or_else(|| meta.container.clone());
-    let c = crate::format::Container::open(&cpath).with_context(|| format!("--select decodes the cluster's blocks from the container (pass --container if {} moved)", cpath.display()))?;
+    let c = std::sync::Arc::new(
+        crate::format::Container::open(&cpath).with_context(|| format!("--select decodes the cluster's blocks from the container (pass --container if {} moved)", cpath.display()))?,
+    );
     let v = c.find_volume(&meta.volume).with_context(|| format!("{}: no volume '{}'", cpath.display(), meta.volume))?;
     let vm = c.volume(v)?;
     // The latents' blocks are the container's (neural) or tile the container's (wavelet
@@ -178,12 +180,14 @@ fn write_selection(args: &Args, meta: &LatentsMeta, members: &[[u32; 3]], path: 
     let mut ids: Vec<usize> = members.iter().map(|m| grid.id([0, 1, 2].map(|a| m[a] as usize * edge[a] / vm.block[a])).0 as usize).collect();
     ids.sort_unstable();
     ids.dedup();
-    let codec = super::common::codec_for(&c, args.model.as_deref(), super::common::DeviceArg::Auto)?;
-    let blocks = decode_blocks(codec.as_ref(), &c, v, &ids)?;
+    let reader = super::common::reader(&c, args.model.as_deref(), super::common::DeviceArg::Auto, super::common::DECODE_BATCH)?;
+    let ids: Vec<crate::format::BlockId> = ids.into_iter().map(|b| crate::format::BlockId(b as u64)).collect();
     let mut full = vec![meta.value_range.0; meta.dims.iter().product()];
-    for (&id, b) in ids.iter().zip(blocks) {
-        let (o, s) = grid.extent(crate::format::BlockId(id as u64));
-        crate::format::grid::scatter(&mut full, meta.dims, o, s, &b);
+    for piece in ids.chunks(crate::reader::PIECE_BLOCKS) {
+        for (&id, b) in piece.iter().zip(reader.volume_by_id(v)?.read_blocks(piece)?) {
+            let (o, s) = grid.extent(id);
+            crate::format::grid::scatter(&mut full, meta.dims, o, s, &b);
+        }
     }
     // Keep only the members' voxels (cells are smaller than the decoded blocks).
     let mask = table::paint(meta, args.unit, members, &vec![1.0; members.len()], 0.0);
@@ -196,23 +200,4 @@ fn write_selection(args: &Args, meta: &LatentsMeta, members: &[[u32; 3]], path: 
     info.name = format!("cluster{}", args.select.unwrap_or(0));
     crate::io::write_volume(path, &crate::volume::Volume::new(info, full), None, true)?;
     Ok(())
-}
-
-#[cfg(feature = "torch")]
-fn decode_blocks(codec: Option<&crate::codec::pipeline::Codec>, c: &crate::format::Container, v: crate::format::VolumeId, ids: &[usize]) -> anyhow::Result<Vec<Vec<f32>>> {
-    use crate::codec::pipeline::BlockStore;
-    let store = crate::codec::store::ContainerStore::new(c, v).map_err(anyhow::Error::msg)?;
-    let res = match codec {
-        Some(codec) => {
-            let norm = crate::codec::store::norm_of(c, v).map_err(anyhow::Error::msg)?;
-            codec.decode_blocks(&store, store.grid.dims, norm, ids, super::common::DECODE_BATCH)
-        }
-        None => ids.iter().map(|&b| store.simple_block(b)).collect(),
-    };
-    res.into_iter().map(|r| r.map_err(anyhow::Error::msg)).collect()
-}
-
-#[cfg(not(feature = "torch"))]
-fn decode_blocks(_: Option<&()>, _: &crate::format::Container, _: crate::format::VolumeId, _: &[usize]) -> anyhow::Result<Vec<Vec<f32>>> {
-    bail!("--select decodes blocks: this build has no decoder (built without the `torch` feature)")
 }

@@ -156,12 +156,6 @@ pub fn load_training_volumes(inputs: &[String], input: &InputArgs, samples: &[St
     Ok(vols)
 }
 
-/// The codec a container needs (None when no block is neural).
-#[cfg(feature = "torch")]
-pub type MaybeCodec = Option<crate::codec::pipeline::Codec>;
-#[cfg(not(feature = "torch"))]
-pub type MaybeCodec = Option<()>;
-
 /// Before libtorch's OpenMP starts: without `OMP_WAIT_POLICY`, libgomp spin-waits
 /// between the many small parallel regions of per-block synthesis, which on shared
 /// CPUs made neural decodes 3-7x slower (docs/MOUNT.md). The variable is read when
@@ -186,25 +180,9 @@ pub fn passive_openmp() {
     std::env::set_var("OMP_WAIT_POLICY", "ACTIVE");
 }
 
-pub fn codec_for(c: &crate::format::Container, model: Option<&std::path::Path>, dev: DeviceArg) -> anyhow::Result<MaybeCodec> {
-    #[cfg(feature = "torch")]
-    {
-        if !crate::codec::store::needs_codec(c) {
-            return Ok(None);
-        }
-        let mf = crate::codec::store::resolve_model(c, model).map_err(anyhow::Error::msg)?;
-        Ok(Some(crate::codec::pipeline::Codec::load(mf, device(dev)?).map_err(anyhow::Error::msg)?))
-    }
-    #[cfg(not(feature = "torch"))]
-    {
-        let _ = (c, model, dev);
-        Ok(None)
-    }
-}
-
 /// The library reader over an opened container, with the decoder its blocks
-/// need (model resolved, device chosen). Whole-volume reads bypass the cache,
-/// so commands that only read whole volumes give it none.
+/// need (model resolved, device chosen). It keeps no decoded blocks: these
+/// commands read whole volumes (which bypass the cache) or each block once.
 pub fn reader(c: &std::sync::Arc<crate::format::Container>, model: Option<&std::path::Path>, device: DeviceArg, batch: usize) -> anyhow::Result<crate::reader::Container> {
     let opts = crate::reader::Options { model: model.map(Into::into), device: device.into(), batch, cache_bytes: 0 };
     Ok(crate::reader::Container::with_source(c.clone(), crate::reader::decoder(c, &opts)?, 0))
@@ -212,26 +190,6 @@ pub fn reader(c: &std::sync::Arc<crate::format::Container>, model: Option<&std::
 
 /// Synthesis batch of whole-volume decodes (memory, not results, depends on it).
 pub const DECODE_BATCH: usize = 16;
-
-/// Decodes a whole volume with whatever codec is available, `batch` blocks per synthesis call.
-pub fn decode(codec: Option<&MaybeCodecInner>, c: &crate::format::Container, v: crate::format::VolumeId, batch: usize, progress: impl FnMut(usize, usize)) -> anyhow::Result<Vec<f32>> {
-    #[cfg(feature = "torch")]
-    if let Some(codec) = codec {
-        return crate::codec::store::decode_volume(Some(codec), c, v, batch.max(1), progress).map_err(anyhow::Error::msg);
-    }
-    #[cfg(not(feature = "torch"))]
-    if crate::codec::needs_neural(c) {
-        let _ = (codec, batch);
-        anyhow::bail!("this container holds neural blocks, which need the full build (the `torch` feature); this build decodes constant, raw, lossless and wavelet blocks");
-    }
-    let _ = batch;
-    crate::codec::wavelet::decode_volume(c, v, progress).map_err(anyhow::Error::msg)
-}
-
-#[cfg(feature = "torch")]
-pub type MaybeCodecInner = crate::codec::pipeline::Codec;
-#[cfg(not(feature = "torch"))]
-pub type MaybeCodecInner = ();
 
 /// Bytes of memory this process may still use: MemAvailable + SwapFree from
 /// /proc/meminfo, lowered to the cgroup's remaining memory.max when one is
